@@ -1,0 +1,80 @@
+//! Command-line interface: argument parsing and dispatch; the work happens in the modules
+//! each command calls.
+
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Override;
+
+/// Hyperparameter sweeps of MNIST MLPs with candle: describe a sweep in TOML, run every trial
+/// on the CPU or GPUs, read the ranked leaderboard, rerun the winner.
+#[derive(Debug, Parser)]
+#[command(name = "sweep", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Compute threads for training and evaluation (default: every core).
+    #[arg(long, global = true, value_name = "N", env = "SWEEP_THREADS")]
+    pub threads: Option<usize>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train one fully specified configuration (a TrialConfig TOML file).
+    Train(train::TrainArgs),
+    /// Evaluate a run's best checkpoint on the test set: accuracy and confusion matrix.
+    Eval(train::EvalArgs),
+}
+
+/// Exit code of a command that ran into an error.
+const EXIT_ERROR: u8 = 1;
+
+/// Entry point of the `sweep` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::threads::init(cli.threads);
+    let result = match cli.command {
+        Command::Train(args) => train::train(args),
+        Command::Eval(args) => train::eval(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Parses `--set key=value`.
+fn parse_override(s: &str) -> Result<Override, String> {
+    s.parse()
+}
+
+/// Parses `--device`: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+pub fn parse_device(s: &str) -> anyhow::Result<candle_core::Device> {
+    let index = match s {
+        "cpu" => return Ok(candle_core::Device::Cpu),
+        "cuda" => 0,
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| anyhow::anyhow!("unknown device `{s}`: use cpu, cuda or cuda:N"))?,
+    };
+    if !candle_core::utils::cuda_is_available() {
+        anyhow::bail!(
+            "device `{s}`: this binary was built without CUDA (see scripts/build-cuda.sh)"
+        );
+    }
+    candle_core::Device::new_cuda(index).map_err(|e| anyhow::anyhow!("device `{s}`: {e}"))
+}
+
+/// A default output directory under `results/runs/` named by the current time.
+fn timestamped_run_dir() -> PathBuf {
+    PathBuf::from("results/runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
+}

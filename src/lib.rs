@@ -1,0 +1,18 @@
+//! `sweep`: a hyperparameter sweep orchestrator for training MLPs on MNIST with candle.
+//!
+//! Data flows one way: `spec` (TOML sweep spec) → trials (`TrialConfig`s) → `executor`
+//! (local devices or Slurm) → `trainer` (one process per trial) → `results` (journal,
+//! leaderboard, best checkpoint).
+
+pub mod augment;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod events;
+pub mod model;
+pub mod optim;
+pub mod results;
+pub mod rng;
+pub mod threads;
+pub mod trainer;

@@ -15,8 +15,8 @@ const EVAL_CHUNK: usize = 500;
 
 /// The normalised test images, resident on the training device, and their labels.
 pub struct TestSet {
-    inputs: Tensor,
-    labels: Vec<u32>,
+    pub(super) inputs: Tensor,
+    pub(super) labels: Vec<u32>,
 }
 
 impl TestSet {

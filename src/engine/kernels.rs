@@ -274,12 +274,12 @@ pub fn softmax_cross_entropy(
     let mut loss = 0.0f64;
     let mut correct = 0;
     for (i, (row, &label)) in logits.chunks_exact(classes).zip(labels).enumerate() {
-        let (argmax, max) = row
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| {
-                if v > bv { (j, v) } else { (bi, bv) }
-            });
+        let (argmax, max) =
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| {
+                    if v > bv { (j, v) } else { (bi, bv) }
+                });
         let sum_exp: f32 = row.iter().map(|&v| (v - max).exp()).sum();
         let log_z = max + sum_exp.ln();
         loss += f64::from(log_z - row[label as usize]);

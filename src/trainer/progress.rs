@@ -63,7 +63,7 @@ impl Observer for Bar {
             bar.set_prefix(format!("epoch {epoch}/{epochs}"));
         }
         bar.set_position(step as u64);
-        if step % 20 == 0 {
+        if step.is_multiple_of(20) {
             bar.set_message(format!("loss {loss:.4} acc {acc:.2}%"));
         }
     }

@@ -1,0 +1,79 @@
+//! Helpers shared by the end-to-end tests: run the real binary on slices of MNIST.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (where `data/mnist` lives).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sweep-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `sweep` with the given arguments, one compute thread, run from the repository root.
+pub fn sweep(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sweep"));
+    c.current_dir(root()).env("SWEEP_THREADS", "1").args(args);
+    c
+}
+
+/// Runs a command and returns its output, panicking with its stderr if it cannot start.
+pub fn run(mut c: Command) -> Output {
+    c.output().expect("cannot run sweep")
+}
+
+/// Output as text: stdout, then stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A small BN trial config on a slice of MNIST, written to `dir/trial.toml`.
+pub fn small_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("trial.toml");
+    let text = format!(
+        r#"seed = 0
+epochs = 1
+batch_size = 100
+[data]
+dir = "{}"
+train_limit = 2000
+test_limit = 1000
+[model]
+hidden = [128, 128]
+batch_norm = true
+[optimizer]
+lr = 0.01
+momentum = 0.9
+weight_decay = 1e-6
+{extra}
+"#,
+        root().join("data/mnist").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The metrics.csv of a run without its `seconds` column (wall time differs run to run).
+pub fn metrics_without_time(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+/// Parses a run's summary.json.
+pub fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+}

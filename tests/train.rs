@@ -1,0 +1,213 @@
+//! End-to-end tests of `sweep train` and `sweep eval` on slices of the real MNIST.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn one_epoch_of_the_bn_model_on_10000_images_exceeds_90_percent() {
+    let dir = scratch("bn-10k");
+    let out = dir.join("run");
+    let o = run(sweep(&[
+        "train",
+        "sweeps/examples/bn.toml",
+        "--set",
+        "epochs=1",
+        "--set",
+        "data.train_limit=10000",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let s = summary(&out);
+    assert_eq!(s["status"], "completed");
+    let acc = s["best_test_acc"].as_f64().unwrap();
+    assert!(acc > 90.0, "test accuracy {acc}");
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "best.safetensors",
+        "summary.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let header = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        header.starts_with("epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds\n1,0.01,")
+    );
+}
+
+#[test]
+fn the_same_config_and_seed_give_the_same_metrics_twice() {
+    let dir = scratch("determinism");
+    let config = small_config(
+        &dir,
+        "[augment]\nrotation = 10.0\n[augment.affine]\ndegrees = 20.0\ntranslate = [0.1, 0.1]\nscale = [0.9, 1.1]",
+    );
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let out = dir.join(name);
+            let o = run(sweep(&[
+                "train",
+                config.to_str().unwrap(),
+                "--set",
+                "epochs=2",
+                "--out",
+                out.to_str().unwrap(),
+            ]));
+            assert!(o.status.success(), "{}", text(&o));
+            metrics_without_time(&out)
+        })
+        .collect();
+    assert_eq!(runs[0].len(), 3, "header and two epochs");
+    assert_eq!(runs[0], runs[1]);
+    // A different seed gives a different run.
+    let out = dir.join("c");
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        "epochs=2",
+        "--set",
+        "seed=1",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_ne!(metrics_without_time(&out), runs[0]);
+}
+
+#[test]
+fn eval_reproduces_the_recorded_best_accuracy() {
+    let dir = scratch("eval");
+    let config = small_config(&dir, "");
+    let out = dir.join("run");
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        "epochs=2",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(sweep(&["eval", out.to_str().unwrap(), "--json"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["accuracy"], summary(&out)["best_test_acc"]);
+    assert_eq!(
+        report["recorded_best_test_acc"],
+        summary(&out)["best_test_acc"]
+    );
+    let confusion = report["confusion"].as_array().unwrap();
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1000);
+    // The text form prints the matrix.
+    let o = run(sweep(&["eval", out.to_str().unwrap()]));
+    assert!(text(&o).contains("confusion matrix"));
+}
+
+#[test]
+fn a_diverging_run_stops_with_status_diverged_and_a_nonzero_exit() {
+    let dir = scratch("diverge");
+    let config = small_config(&dir, "");
+    let out = dir.join("run");
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        "optimizer.lr=1e9",
+        "--set",
+        "model.batch_norm=false",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let s = summary(&out);
+    assert_eq!(s["status"], "diverged");
+    assert!(s["message"].as_str().unwrap().contains("non-finite"));
+}
+
+#[test]
+fn events_mode_prints_one_json_object_per_line() {
+    let dir = scratch("events");
+    let config = small_config(&dir, "");
+    let out = dir.join("run");
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        "epochs=2",
+        "--events",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let events: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["start", "epoch", "epoch", "end"]);
+    assert_eq!(events[2]["epoch"], 2);
+    assert_eq!(events[3]["status"], "completed");
+}
+
+#[test]
+fn a_corrupt_data_file_is_a_clear_error_naming_it() {
+    let dir = scratch("corrupt");
+    let data = dir.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::copy(root().join("data/mnist").join(f), data.join(f)).unwrap();
+    }
+    // A truncated raw training-images file.
+    std::fs::write(
+        data.join("train-images-idx3-ubyte"),
+        [0u8, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3],
+    )
+    .unwrap();
+    let config = small_config(&dir, "");
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        &format!("data.dir={}", data.display()),
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]));
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(msg.contains("train-images-idx3-ubyte: truncated"), "{msg}");
+    assert_eq!(summary(&dir.join("run"))["status"], "failed");
+}
+
+#[test]
+fn an_existing_run_is_not_overwritten_by_accident() {
+    let dir = scratch("exists");
+    let config = small_config(&dir, "");
+    let out = dir.join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("summary.json"), "{}").unwrap();
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--overwrite"), "{}", text(&o));
+}

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and dispatch; the work happens in the modules
 //! each command calls.
 
+mod sweep;
 mod train;
 
 use std::path::PathBuf;
@@ -29,6 +30,16 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a run's best checkpoint on the test set: accuracy and confusion matrix.
     Eval(train::EvalArgs),
+    /// Validate a sweep spec and print its trials, without running anything.
+    Plan(sweep::PlanArgs),
+    /// Run (or resume) a sweep: every trial, ranked leaderboard, best checkpoint.
+    Run(sweep::RunArgs),
+    /// Show where a sweep stands: trial counts, running and failed trials, the best so far.
+    Status(sweep::StatusArgs),
+    /// Print a sweep's ranked leaderboard.
+    Leaderboard(sweep::LeaderboardArgs),
+    /// Retrain a sweep's trial (the winner by default) from its exact configuration.
+    Rerun(sweep::RerunArgs),
 }
 
 /// Exit code of a command that ran into an error.
@@ -41,6 +52,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train::train(args),
         Command::Eval(args) => train::eval(args),
+        Command::Plan(args) => sweep::plan(args),
+        Command::Run(args) => sweep::run(args),
+        Command::Status(args) => sweep::status(args),
+        Command::Leaderboard(args) => sweep::leaderboard(args),
+        Command::Rerun(args) => sweep::rerun(args),
     };
     match result {
         Ok(code) => code,

@@ -386,6 +386,13 @@ impl TrialConfig {
                     format!("must be [lo, hi] with 0 < lo <= hi, got {:?}", af.scale),
                 );
             }
+            check(
+                a.rotation != 0.0 || a.affine.is_some(),
+                "augment",
+                "enables no transform: set augment.rotation or [augment.affine] \
+                 (augment.strength only scales them)"
+                    .into(),
+            );
             let eff = a.effective();
             if let Some(af) = &eff.affine {
                 check(

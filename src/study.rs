@@ -1,0 +1,233 @@
+//! A study ties a sweep together: spec → plan → results directory → executor, recording every
+//! state change in the journal and keeping the leaderboard and `best/` current.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+use crate::events::TrialEvent;
+use crate::executor::progress::SweepProgress;
+use crate::executor::{RunEnd, TrialJob, TrialOutcome, TrialSink, local, retry_decision};
+use crate::results::atomic;
+use crate::results::journal::{Event, Journal, TrialRecord, TrialStatus};
+use crate::results::leaderboard::{Csv, Exporter, Leaderboard};
+use crate::results::sweep_dir::SweepDir;
+use crate::spec::{Plan, SweepSpec};
+
+/// Where trials run.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Child processes on this machine's CPU or GPUs.
+    Local(local::LocalOptions),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Local(_) => "local",
+        }
+    }
+
+    fn retries(&self) -> u32 {
+        match self {
+            Backend::Local(o) => o.retries,
+        }
+    }
+}
+
+/// Options of `sweep run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The results root (the sweep goes in `<results>/<name>/`).
+    pub results: PathBuf,
+    /// Where trials run.
+    pub backend: Backend,
+    /// Run at most this many of the unfinished trials.
+    pub max_trials: Option<usize>,
+    /// Draw live progress bars (stderr is a terminal).
+    pub terminal: bool,
+}
+
+/// What a `sweep run` did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The sweep directory.
+    pub dir: SweepDir,
+    /// How the executor ended.
+    pub end: RunEnd,
+    /// The leaderboard at the end.
+    pub leaderboard: Leaderboard,
+    /// Trials that ran (attempts, not counting retries) in this invocation.
+    pub ran: usize,
+    /// Trials already finished before this invocation.
+    pub kept: usize,
+}
+
+/// Loads and expands a spec, failing on any invalid trial before anything is written.
+pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
+    let spec = SweepSpec::load(spec_path)?;
+    let plan = spec.plan()?;
+    let missing: BTreeSet<String> = plan
+        .trials
+        .iter()
+        .map(|t| &t.config.data.dir)
+        .filter(|d| !d.is_dir())
+        .map(|d| d.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        let cwd = std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        bail!(
+            "{}: data.dir {} does not exist (relative paths are taken from the current directory, {cwd})",
+            spec_path.display(),
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok((spec, plan))
+}
+
+/// Runs (or resumes) the sweep in `spec_path`.
+pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
+    let (spec, plan) = plan(spec_path)?;
+    let dir = SweepDir::new(&opts.results, &plan.name);
+    let _lock = dir.lock()?;
+    dir.prepare(&plan, spec.source.text())?;
+    let states = dir.trial_states(&plan, false)?;
+    let kept = plan
+        .trials
+        .iter()
+        .filter(|t| states[&t.id].status.is_some_and(TrialStatus::is_final))
+        .count();
+    let mut todo: Vec<TrialJob> = plan
+        .trials
+        .iter()
+        .filter(|t| !states[&t.id].status.is_some_and(TrialStatus::is_final))
+        .map(|t| TrialJob {
+            id: t.id.clone(),
+            index: t.index,
+            dir: dir.trial_dir(&t.id),
+            attempt: states[&t.id].attempts + 1,
+            cap: usize::MAX,
+        })
+        .collect();
+    if let Some(n) = opts.max_trials {
+        todo.truncate(n);
+    }
+    let mut journal = Journal::open(&dir.journal_file())?;
+    journal.append(Event::Sweep {
+        trials: plan.trials.len(),
+        pending: todo.len(),
+        backend: opts.backend.name().into(),
+        pid: std::process::id(),
+    })?;
+    let ran = todo.len();
+    let mut recorder = Recorder {
+        progress: SweepProgress::new(todo.len(), opts.terminal),
+        dir: dir.clone(),
+        plan: plan.clone(),
+        journal,
+        states,
+        retries: opts.backend.retries(),
+    };
+    if kept > 0 {
+        recorder.progress.println(&format!(
+            "resuming {}: {kept} trials already finished, {ran} to run",
+            plan.name
+        ));
+    }
+    recorder.publish()?;
+    let end = match &opts.backend {
+        Backend::Local(o) => local::run(todo, o, &mut recorder)?,
+    };
+    if end == RunEnd::Interrupted {
+        recorder.journal.append(Event::Stopped {
+            reason: "interrupted (Ctrl-C or SIGTERM); run the same command again to resume".into(),
+        })?;
+    }
+    let leaderboard = recorder.publish()?;
+    recorder.progress.finish();
+    Ok(RunReport {
+        dir,
+        end,
+        leaderboard,
+        ran,
+        kept,
+    })
+}
+
+/// The current leaderboard of a sweep directory (safe while a run is in progress).
+pub fn leaderboard(
+    dir: &SweepDir,
+) -> anyhow::Result<(Plan, HashMap<String, TrialRecord>, Leaderboard)> {
+    let plan = dir.read_plan()?;
+    let states = dir.trial_states(&plan, dir.is_locked())?;
+    let board = Leaderboard::build(dir, &plan, &states);
+    Ok((plan, states, board))
+}
+
+/// Journals, displays and publishes what the executor reports.
+struct Recorder {
+    progress: SweepProgress,
+    dir: SweepDir,
+    plan: Plan,
+    journal: Journal,
+    states: HashMap<String, TrialRecord>,
+    retries: u32,
+}
+
+impl Recorder {
+    /// Rewrites leaderboard.csv and, when the winner changed, best/.
+    fn publish(&self) -> anyhow::Result<Leaderboard> {
+        let board = Leaderboard::build(&self.dir, &self.plan, &self.states);
+        atomic::write(&self.dir.leaderboard_file(), Csv.serialize(&board)?)?;
+        if let Some(best) = board.best()
+            && self.dir.best_trial().as_deref() != Some(best.trial.as_str())
+        {
+            self.dir.publish_best(&best.trial)?;
+        }
+        Ok(board)
+    }
+}
+
+impl TrialSink for Recorder {
+    fn started(&mut self, job: &TrialJob, device: &str) -> anyhow::Result<()> {
+        self.journal.append(Event::Started {
+            trial: job.id.clone(),
+            attempt: job.attempt,
+            device: device.to_string(),
+        })?;
+        let r = self.states.entry(job.id.clone()).or_default();
+        r.status = Some(TrialStatus::Running);
+        r.attempts = job.attempt;
+        r.device = Some(device.to_string());
+        self.progress.started(&job.id, device, job.attempt);
+        Ok(())
+    }
+
+    fn event(&mut self, job: &TrialJob, event: &TrialEvent) {
+        self.progress.event(&job.id, event);
+    }
+
+    fn finished(&mut self, job: &TrialJob, outcome: &TrialOutcome) -> anyhow::Result<()> {
+        self.journal.append(Event::Finished {
+            trial: job.id.clone(),
+            attempt: job.attempt,
+            status: outcome.status,
+            message: outcome.message.clone(),
+            best_test_acc: outcome.best_test_acc,
+            seconds: crate::trainer::round_ms(outcome.seconds),
+        })?;
+        let r = self.states.entry(job.id.clone()).or_default();
+        r.status = Some(outcome.status);
+        r.message = outcome.message.clone();
+        let board = self.publish()?;
+        let best = board
+            .best()
+            .and_then(|b| b.metric.map(|m| (b.trial.clone(), m)));
+        let will_retry = retry_decision(job, outcome, self.retries).is_some();
+        self.progress.finished(&job.id, outcome, will_retry, best);
+        Ok(())
+    }
+}

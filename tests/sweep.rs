@@ -1,0 +1,499 @@
+//! End-to-end tests of the sweep engine: plan, run, resume, kill -9, leaderboard, rerun.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Writes a sweep spec whose trials train on a small slice of MNIST.
+fn spec(dir: &Path, name: &str, search: &str, extra_base: &str) -> PathBuf {
+    let base = small_config(dir, &format!("{extra_base}\n"));
+    let text = format!(
+        "name = \"{name}\"\nmetric = \"test_acc\"\nbase = \"{}\"\n{search}\n",
+        base.file_name().unwrap().to_str().unwrap()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(sweep(&args))
+}
+
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let mut rows = vec![header];
+    rows.extend(
+        r.records()
+            .map(|rec| rec.unwrap().iter().map(String::from).collect()),
+    );
+    rows
+}
+
+fn journal(sweep_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(sweep_dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn count(journal: &[serde_json::Value], event: &str, trial: &str) -> usize {
+    journal
+        .iter()
+        .filter(|e| e["event"] == event && e["trial"] == trial)
+        .count()
+}
+
+#[test]
+fn grid_and_random_specs_expand_as_specified() {
+    let dir = scratch("expand");
+    let grid = spec(
+        &dir,
+        "g",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.1]\n\"epochs,schedule.milestones\" = [[2, []], [3, [1]]]\n\"schedule.name\" = [\"multistep\"]",
+        "",
+    );
+    let o = run(sweep(&["plan", grid.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("4 trials"), "{out}");
+    let random = spec(
+        &dir,
+        "r",
+        "[search]\nmethod = \"random\"\nsamples = 6\nseed = 1\n[search.params]\n\"optimizer.lr\" = { log_uniform = [0.001, 0.1] }\n\"optimizer.momentum\" = [0.0, 0.9]",
+        "",
+    );
+    let plan =
+        |p: &Path| String::from_utf8(run(sweep(&["plan", p.to_str().unwrap()])).stdout).unwrap();
+    let first = plan(&random);
+    assert!(first.contains("6 trials"), "{first}");
+    assert_eq!(first, plan(&random), "the same spec gives the same trials");
+}
+
+#[test]
+fn a_sweep_ranks_its_trials_keeps_the_best_and_marks_divergence() {
+    let dir = scratch("ranked");
+    let s = spec(
+        &dir,
+        "ranked",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.001, 0.05, 1e9]",
+        "",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--per-device", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("ranked");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(
+        rows[0],
+        [
+            "rank",
+            "trial",
+            "status",
+            "test_acc",
+            "best_epoch",
+            "optimizer.lr",
+            "seconds",
+            "device"
+        ]
+    );
+    assert_eq!(rows.len(), 4);
+    assert_eq!((rows[1][0].as_str(), rows[2][0].as_str()), ("1", "2"));
+    let acc = |r: &Vec<String>| r[3].parse::<f64>().unwrap();
+    assert!(acc(&rows[1]) >= acc(&rows[2]), "ranked best first");
+    assert_eq!(rows[3][2], "diverged");
+    assert_eq!(rows[3][0], "", "a diverged trial has no rank");
+    // best/ holds the winner.
+    let best_id = std::fs::read_to_string(root.join("best/trial.txt")).unwrap();
+    assert_eq!(best_id.trim(), rows[1][1]);
+    let trial_config =
+        std::fs::read(root.join("trials").join(&rows[1][1]).join("config.toml")).unwrap();
+    assert_eq!(
+        std::fs::read(root.join("best/config.toml")).unwrap(),
+        trial_config
+    );
+    assert!(root.join("best/best.safetensors").is_file());
+    // The other formats agree on the order.
+    let o = run(sweep(&[
+        "leaderboard",
+        root.to_str().unwrap(),
+        "--format",
+        "json",
+        "--top",
+        "1",
+    ]));
+    let board: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(board["rows"][0]["trial"], rows[1][1].as_str());
+    let o = run(sweep(&[
+        "leaderboard",
+        root.to_str().unwrap(),
+        "--format",
+        "markdown",
+    ]));
+    assert!(
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .starts_with("| rank | trial |")
+    );
+    // Running it again keeps everything.
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("3 trials already finished, 0 to run"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn rerun_retrains_the_winner_exactly() {
+    let dir = scratch("rerun");
+    let s = spec(
+        &dir,
+        "rr",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.02, 0.05]",
+        "",
+    );
+    let results = dir.join("results");
+    assert!(run_sweep(&s, &results, &[]).status.success());
+    let root = results.join("rr");
+    let o = run(sweep(&["rerun", root.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    let reruns: Vec<PathBuf> = std::fs::read_dir(root.join("reruns"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(reruns.len(), 1);
+    let best = std::fs::read_to_string(root.join("best/trial.txt")).unwrap();
+    let original = root.join("trials").join(best.trim());
+    assert_eq!(
+        metrics_without_time(&reruns[0]),
+        metrics_without_time(&original)
+    );
+    let o = run(sweep(&["rerun", root.to_str().unwrap(), "--rank", "9"]));
+    assert!(text(&o).contains("no trial has rank 9"), "{}", text(&o));
+}
+
+#[test]
+fn concurrency_never_exceeds_the_slots() {
+    let dir = scratch("slots");
+    let s = spec(
+        &dir,
+        "slots",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.02, 0.03, 0.04, 0.05]",
+        "",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--per-device", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut running = 0i32;
+    let mut peak = 0;
+    for e in journal(&results.join("slots")) {
+        match e["event"].as_str().unwrap() {
+            "started" => running += 1,
+            "finished" => running -= 1,
+            _ => {}
+        }
+        peak = peak.max(running);
+    }
+    assert_eq!(peak, 2, "two slots are used, never more");
+}
+
+#[test]
+fn kill_9_mid_sweep_then_rerun_finishes_without_rerunning_finished_trials() {
+    let dir = scratch("kill9");
+    let s = spec(
+        &dir,
+        "k9",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.02, 0.03, 0.04]",
+        "",
+    );
+    // Slower trials so that the kill lands mid-sweep.
+    std::fs::write(
+        dir.join("trial.toml"),
+        std::fs::read_to_string(dir.join("trial.toml"))
+            .unwrap()
+            .replace("epochs = 1", "epochs = 4"),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let root = results.join("k9");
+    let mut child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--per-device",
+        "1",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    let finished_first = loop {
+        let j = journal(&root);
+        let done: Vec<String> = j
+            .iter()
+            .filter(|e| e["event"] == "finished")
+            .map(|e| e["trial"].as_str().unwrap().to_string())
+            .collect();
+        if !done.is_empty() && j.iter().filter(|e| e["event"] == "started").count() > done.len() {
+            break done;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "sweep made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let o = run_sweep(&s, &results, &["--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&root);
+    for id in &finished_first {
+        assert_eq!(
+            count(&j, "started", id),
+            1,
+            "finished trial {id} was not run again"
+        );
+    }
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(rows.len(), 5);
+    assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
+}
+
+#[test]
+fn a_changed_spec_under_the_same_name_is_refused() {
+    let dir = scratch("changed");
+    let s = spec(
+        &dir,
+        "ch",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01]",
+        "",
+    );
+    let results = dir.join("results");
+    assert!(run_sweep(&s, &results, &[]).status.success());
+    std::fs::write(
+        &s,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("[0.01]", "[0.01, 0.02]"),
+    )
+    .unwrap();
+    let o = run_sweep(&s, &results, &[]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("already holds a different sweep named `ch` (1 trials added, 0 removed)"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn an_invalid_spec_writes_nothing() {
+    let dir = scratch("invalid");
+    let s = spec(
+        &dir,
+        "inv",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, -1.0]",
+        "",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("inv.toml:7"), "{}", text(&o));
+    assert!(!results.exists(), "nothing is written for an invalid spec");
+}
+
+#[test]
+fn repeats_add_mean_and_std_columns() {
+    let dir = scratch("repeats");
+    let s = spec(
+        &dir,
+        "rep",
+        "repeats = 2\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.05]",
+        "",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = csv_rows(&results.join("rep/leaderboard.csv"));
+    assert_eq!(rows.len(), 5, "2 configurations x 2 seeds");
+    let h = &rows[0];
+    assert!(
+        h.ends_with(&[
+            "test_acc_mean".to_string(),
+            "test_acc_std".to_string(),
+            "n".to_string()
+        ]),
+        "{h:?}"
+    );
+    assert!(h.contains(&"seed".to_string()));
+    // The two rows of the best configuration come first and share its mean.
+    assert_eq!(rows[1][h.len() - 3], rows[2][h.len() - 3]);
+    assert_eq!(rows[1][h.len() - 1], "2");
+}
+
+#[test]
+fn a_second_run_on_the_same_directory_is_refused_while_the_first_runs() {
+    let dir = scratch("lock");
+    let s = spec(
+        &dir,
+        "lk",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.02]",
+        "",
+    );
+    std::fs::write(
+        dir.join("trial.toml"),
+        std::fs::read_to_string(dir.join("trial.toml"))
+            .unwrap()
+            .replace("epochs = 1", "epochs = 6"),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let mut first = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    while journal(&results.join("lk")).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = run_sweep(&s, &results, &[]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("in use by another `sweep run`"),
+        "{}",
+        text(&o)
+    );
+    let status = run(sweep(&["status", results.join("lk").to_str().unwrap()]));
+    assert!(
+        text(&status).contains("orchestrator running"),
+        "{}",
+        text(&status)
+    );
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn the_bad_spec_corpus_reports_file_line_and_key() {
+    let corpus = root().join("tests/bad-specs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10);
+    for f in files {
+        let text_of_spec = std::fs::read_to_string(&f).unwrap();
+        let expect = text_of_spec
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} lacks an `# expect:` line", f.display()));
+        let (location, message) = expect.split_once(": ").unwrap();
+        let o = run(sweep(&["plan", f.to_str().unwrap()]));
+        assert!(!o.status.success(), "{} was accepted", f.display());
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(
+            err.contains(&format!("{location}:")),
+            "{}: expected {location} in {err}",
+            f.display()
+        );
+        assert!(
+            err.contains(message),
+            "{}: expected `{message}` in {err}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_children_and_leaves_a_resumable_sweep() {
+    let dir = scratch("sigint");
+    let s = spec(
+        &dir,
+        "ci",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.02, 0.03]",
+        "",
+    );
+    std::fs::write(
+        dir.join("trial.toml"),
+        std::fs::read_to_string(dir.join("trial.toml"))
+            .unwrap()
+            .replace("epochs = 1", "epochs = 30"),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let root = results.join("ci");
+    let child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--per-device",
+        "2",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    // Wait until both first trials have written an epoch.
+    while std::fs::read_dir(root.join("trials"))
+        .map(|d| {
+            d.filter(|e| {
+                let p = e.as_ref().unwrap().path().join("metrics.csv");
+                std::fs::read_to_string(p)
+                    .map(|t| t.lines().count() > 1)
+                    .unwrap_or(false)
+            })
+            .count()
+        })
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = journal(&root);
+    assert_eq!(
+        j.iter().filter(|e| e["status"] == "interrupted").count(),
+        2,
+        "{j:?}"
+    );
+    assert!(j.iter().any(|e| e["event"] == "stopped"));
+    let status = run(sweep(&["status", root.to_str().unwrap()]));
+    assert!(text(&status).contains("interrupted 2"), "{}", text(&status));
+    assert!(text(&status).contains("orchestrator not running"));
+}

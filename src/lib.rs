@@ -5,6 +5,7 @@
 //! leaderboard, best checkpoint).
 
 pub mod augment;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

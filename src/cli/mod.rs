@@ -40,6 +40,38 @@ enum Command {
     Leaderboard(sweep::LeaderboardArgs),
     /// Retrain a sweep's trial (the winner by default) from its exact configuration.
     Rerun(sweep::RerunArgs),
+    /// Measure training speed against the step's matrix products, augmentation, evaluation, memory.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Timed training steps.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    steps: usize,
+    /// Directory with the MNIST IDX files.
+    #[arg(long, default_value = "data/mnist", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Also time one full epoch without and with strong augmentation.
+    #[arg(long)]
+    epoch: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let report = crate::bench::run(&crate::bench::BenchOptions {
+        steps: args.steps.max(1),
+        data_dir: args.data_dir,
+        epoch: args.epoch,
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit code of a command that ran into an error.
@@ -57,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => sweep::status(args),
         Command::Leaderboard(args) => sweep::leaderboard(args),
         Command::Rerun(args) => sweep::rerun(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(code) => code,

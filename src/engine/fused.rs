@@ -6,6 +6,8 @@
 //! the SGD update of each parameter right after its gradient is known, while it is still in
 //! cache. Parameters stay candle `Var`s of the model and are updated in place.
 
+use std::time::{Duration, Instant};
+
 use anyhow::ensure;
 use candle_core::Tensor;
 
@@ -151,8 +153,9 @@ impl HiddenLayer {
         Ok(())
     }
 
-    /// Accumulates the weight gradient into momentum and updates every parameter of the layer.
-    fn update(&mut self, input: &[f32], b: usize, sgd: SgdStep) -> anyhow::Result<()> {
+    /// Accumulates the weight gradient into momentum and updates every parameter of the layer;
+    /// returns the time spent in the SGD update itself.
+    fn update(&mut self, input: &[f32], b: usize, sgd: SgdStep) -> anyhow::Result<Duration> {
         let (k, n) = (self.inputs, self.width);
         kernels::accumulate_dztx(
             &mut self.m_weight.0,
@@ -163,13 +166,14 @@ impl HiddenLayer {
             n,
             k,
         );
+        let t = Instant::now();
         sgd.finish(&self.linear.weight, &mut self.m_weight)?;
         sgd.update(&self.linear.bias, &mut self.m_bias, &self.g_bias)?;
         if let Some(bn) = &self.bn {
             sgd.update(&bn.weight, &mut self.m_gamma, &self.g_gamma)?;
             sgd.update(&bn.bias, &mut self.m_beta, &self.g_beta)?;
         }
-        Ok(())
+        Ok(t.elapsed())
     }
 }
 
@@ -185,6 +189,20 @@ pub struct FusedCpuStep {
     momentum: f32,
     weight_decay: f32,
     capacity: usize,
+    timings: StepTimings,
+}
+
+/// Where the fused step's time went, summed over the steps so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimings {
+    /// Steps timed.
+    pub steps: u64,
+    /// Forward pass and loss.
+    pub forward: Duration,
+    /// Backward pass (gradient products included), SGD update excluded.
+    pub backward: Duration,
+    /// SGD updates.
+    pub update: Duration,
 }
 
 impl FusedCpuStep {
@@ -211,7 +229,13 @@ impl FusedCpuStep {
             momentum: optimizer.momentum as f32,
             weight_decay: optimizer.weight_decay as f32,
             capacity,
+            timings: StepTimings::default(),
         })
+    }
+
+    /// Time spent so far, by phase.
+    pub fn timings(&self) -> StepTimings {
+        self.timings
     }
 
     /// The input of hidden layer `l` (the batch for the first one).
@@ -231,6 +255,7 @@ impl TrainStep for FusedCpuStep {
             "batch of {b} exceeds the fused engine's capacity {}",
             self.capacity
         );
+        let started = Instant::now();
         let sgd = SgdStep {
             lr: lr as f32,
             momentum: self.momentum,
@@ -268,6 +293,8 @@ impl TrainStep for FusedCpuStep {
             // Diverged: leave the parameters as they are; the trainer stops.
             return Ok(StepOutcome { loss_sum, correct });
         }
+        let forward_done = Instant::now();
+        let mut update = Duration::ZERO;
 
         // Backward: the output layer first. Its input gradient uses the weights before update.
         if let Some(top) = self.hidden.last_mut() {
@@ -291,9 +318,11 @@ impl TrainStep for FusedCpuStep {
             CLASSES,
             k_out,
         );
-        sgd.finish(&self.output.weight, &mut self.m_out_weight)?;
         kernels::column_sums(&mut self.g_out_bias, d_logits);
+        let t = Instant::now();
+        sgd.finish(&self.output.weight, &mut self.m_out_weight)?;
         sgd.update(&self.output.bias, &mut self.m_out_bias, &self.g_out_bias)?;
+        update += t.elapsed();
 
         // Then each hidden layer, top to bottom.
         for l in (0..self.hidden.len()).rev() {
@@ -306,8 +335,13 @@ impl TrainStep for FusedCpuStep {
                 kernels::matmul_dzw(&mut prev.grad[..b * k], &layer.grad[..b * n], &w, b, n, k);
             }
             let input = Self::layer_input(done, &batch.inputs, b);
-            layer.update(input, b, sgd)?;
+            update += layer.update(input, b, sgd)?;
         }
+        let t = &mut self.timings;
+        t.steps += 1;
+        t.forward += forward_done - started;
+        t.backward += forward_done.elapsed() - update;
+        t.update += update;
         Ok(StepOutcome { loss_sum, correct })
     }
 }

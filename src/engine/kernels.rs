@@ -184,10 +184,17 @@ pub fn bn_relu_train(
     }
     let inv_std = var;
     for (zr, ar) in z.chunks_exact_mut(n).zip(a.chunks_exact_mut(n)) {
-        for j in 0..n {
-            let xhat = (zr[j] - mean[j]) * inv_std[j];
-            zr[j] = xhat;
-            ar[j] = (gamma[j] * xhat + beta[j]).max(0.0);
+        for (((((z, a), &m), &s), &g), &b) in zr
+            .iter_mut()
+            .zip(ar.iter_mut())
+            .zip(mean.iter())
+            .zip(inv_std.iter())
+            .zip(gamma)
+            .zip(beta)
+        {
+            let xhat = (*z - m) * s;
+            *z = xhat;
+            *a = (g * xhat + b).max(0.0);
         }
     }
 }
@@ -214,23 +221,37 @@ pub fn bn_relu_backward(
         .zip(xhat.chunks_exact(n))
         .zip(a.chunks_exact(n))
     {
-        for j in 0..n {
-            let dy = if ar[j] > 0.0 { dr[j] } else { 0.0 };
-            dr[j] = dy;
-            d_beta[j] += dy;
-            d_gamma[j] += dy * xr[j];
+        for ((((d, &x), &a), sb), sg) in dr
+            .iter_mut()
+            .zip(xr)
+            .zip(ar)
+            .zip(d_beta.iter_mut())
+            .zip(d_gamma.iter_mut())
+        {
+            let dy = if a > 0.0 { *d } else { 0.0 };
+            *d = dy;
+            *sb += dy;
+            *sg += dy * x;
         }
     }
-    // dz = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂))
+    // dz = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), with per-unit factors hoisted out.
     let inv_rows = 1.0 / rows as f32;
+    let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
+    let mean_dy: Vec<f32> = d_beta.iter().map(|b| b * inv_rows).collect();
+    let mean_dyx: Vec<f32> = d_gamma.iter().map(|g| g * inv_rows).collect();
     d_bias.fill(0.0);
     for (dr, xr) in da.chunks_exact_mut(n).zip(xhat.chunks_exact(n)) {
-        for j in 0..n {
-            let dz = gamma[j]
-                * inv_std[j]
-                * (dr[j] - d_beta[j] * inv_rows - xr[j] * d_gamma[j] * inv_rows);
-            dr[j] = dz;
-            d_bias[j] += dz;
+        for (((((d, &x), &c), &my), &mx), sb) in dr
+            .iter_mut()
+            .zip(xr)
+            .zip(&scale)
+            .zip(&mean_dy)
+            .zip(&mean_dyx)
+            .zip(d_bias.iter_mut())
+        {
+            let dz = c * (*d - my - x * mx);
+            *d = dz;
+            *sb += dz;
         }
     }
 }

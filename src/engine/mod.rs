@@ -15,7 +15,7 @@ use candle_core::Device;
 
 pub use autograd::AutogradStep;
 pub use eval::{EvalOutcome, TestSet, evaluate};
-pub use fused::FusedCpuStep;
+pub use fused::{FusedCpuStep, StepTimings};
 
 use crate::config::{Engine, TrialConfig};
 use crate::data::batches::Batch;

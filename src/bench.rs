@@ -1,0 +1,339 @@
+//! `sweep bench`: training-step speed against the step's own matrix products measured in the
+//! same run, plus augmentation throughput, evaluation time and peak memory.
+
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::augment::{Augmenter, PIXELS};
+use crate::config::{AffineConfig, EffectiveAugment, ModelConfig, OptimizerConfig};
+use crate::data::batches::Batch;
+use crate::data::{Mnist, Normalizer};
+use crate::engine::{self, AutogradStep, FusedCpuStep, TestSet, TrainStep, kernels};
+use crate::model::{CLASSES, Mlp};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Timed training steps (after warm-up).
+    pub steps: usize,
+    /// MNIST directory (augmentation and evaluation use the real images).
+    pub data_dir: std::path::PathBuf,
+    /// Also time one full epoch with and without strong augmentation.
+    pub epoch: bool,
+}
+
+/// Everything `sweep bench` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Compute threads.
+    pub threads: usize,
+    /// ms per step of the step's matrix products alone.
+    pub gemm_ms: f64,
+    /// GFLOP/s of those products.
+    pub gemm_gflops: f64,
+    /// ms per full fused training step.
+    pub step_ms: f64,
+    /// step_ms / gemm_ms.
+    pub ratio: f64,
+    /// Forward + loss share of a step (ms).
+    pub forward_ms: f64,
+    /// Backward share (ms), the weight-gradient products included.
+    pub backward_ms: f64,
+    /// SGD update share (ms).
+    pub update_ms: f64,
+    /// ms per step of the straightforward candle-autograd step, for comparison.
+    pub autograd_step_ms: f64,
+    /// Strong augmentation, images per second on one thread.
+    pub augment_images_per_s: f64,
+    /// Seconds to evaluate the 10000 test images.
+    pub eval_s: f64,
+    /// One epoch without / with strong augmentation (seconds), when asked for.
+    pub epoch_s: Option<(f64, f64)>,
+    /// Peak resident memory of this process (MB).
+    pub peak_rss_mb: f64,
+}
+
+/// The study's model: 784-(1024 BN ReLU)x3-10, batch 100.
+const HIDDEN: [usize; 3] = [1024, 1024, 1024];
+const BATCH: usize = 100;
+
+/// The products of one training step, as (m, n, k) with their role, in step order.
+fn step_products() -> Vec<(&'static str, usize, usize, usize)> {
+    let widths: Vec<usize> = std::iter::once(PIXELS)
+        .chain(HIDDEN)
+        .chain([CLASSES])
+        .collect();
+    let mut p = Vec::new();
+    for w in widths.windows(2) {
+        p.push(("forward", BATCH, w[1], w[0]));
+    }
+    for (l, w) in widths.windows(2).enumerate().rev() {
+        p.push(("weight grad", w[1], w[0], BATCH));
+        if l > 0 {
+            p.push(("input grad", BATCH, w[0], w[1]));
+        }
+    }
+    p
+}
+
+fn flops() -> f64 {
+    step_products()
+        .iter()
+        .map(|&(_, m, n, k)| 2.0 * (m * n * k) as f64)
+        .sum()
+}
+
+fn random_batch(rng: &mut impl Rng) -> Batch {
+    Batch {
+        inputs: (0..BATCH * PIXELS)
+            .map(|_| rng.random_range(-0.4..2.8))
+            .collect(),
+        labels: (0..BATCH)
+            .map(|_| rng.random_range(0..CLASSES as u32))
+            .collect(),
+    }
+}
+
+/// Times `f` over `n` repetitions after `warmup` untimed ones; returns ms per repetition.
+fn time_ms(warmup: usize, n: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e3 / n as f64
+}
+
+/// The step's products with the same kernels and layouts as the fused engine.
+fn gemm_only(steps: usize, rng: &mut impl Rng) -> f64 {
+    let products = step_products();
+    let mut bufs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = products
+        .iter()
+        .map(|&(_, m, n, k)| {
+            let mut r = |len: usize| {
+                (0..len)
+                    .map(|_| rng.random_range(-0.1f32..0.1))
+                    .collect::<Vec<_>>()
+            };
+            (vec![0.0; m * n], r(m * k), r(n * k))
+        })
+        .collect();
+    time_ms(5, steps, || {
+        for (&(role, m, n, k), (out, a, b)) in products.iter().zip(bufs.iter_mut()) {
+            match role {
+                "forward" => kernels::matmul_xwt(out, a, b, m, k, n),
+                "input grad" => kernels::matmul_dzw(out, a, b, m, k, n),
+                // weight gradient: out [m x n] = aᵀ [m x k] · b [k x n], a stored [k x m]
+                _ => kernels::accumulate_dztx(out, 0.0, a, b, k, m, n),
+            }
+        }
+    })
+}
+
+/// Peak resident set size of this process, in MB (from /proc/self/status).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn strong_augment() -> EffectiveAugment {
+    EffectiveAugment {
+        rotation: 10.0,
+        affine: Some(AffineConfig {
+            degrees: 20.0,
+            translate: [0.1, 0.1],
+            scale: [0.9, 1.1],
+        }),
+    }
+}
+
+/// Runs every measurement.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let device = Device::Cpu;
+    let model_config = ModelConfig {
+        hidden: HIDDEN.to_vec(),
+        batch_norm: true,
+        activation: Default::default(),
+    };
+    let optimizer = OptimizerConfig {
+        name: Default::default(),
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 1e-6,
+    };
+    let batch = random_batch(&mut rng);
+
+    let gemm_ms = gemm_only(opts.steps, &mut rng);
+
+    let model = Mlp::new(&model_config, 0, &device)?;
+    let mut fused = FusedCpuStep::new(&model, &optimizer, BATCH)?;
+    let mut failed = None;
+    let step_ms = time_ms(10, opts.steps, || {
+        if let Err(e) = fused.step(&batch, 0.01) {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let timings = fused.timings();
+    let per_step = |d: Duration| d.as_secs_f64() * 1e3 / timings.steps as f64;
+
+    let autograd_model = Mlp::new(&model_config, 0, &device)?;
+    let mut autograd = AutogradStep::new(&autograd_model, &optimizer)?;
+    let autograd_step_ms = time_ms(3, (opts.steps / 5).max(5), || {
+        let _ = autograd.step(&batch, 0.01);
+    });
+
+    let mnist = Mnist::load(&opts.data_dir, 0, 0)?;
+    let augmenter = Augmenter::new(strong_augment());
+    let mut out = [0u8; PIXELS];
+    let n_aug = 60_000;
+    let t = Instant::now();
+    for i in 0..n_aug {
+        augmenter.augment(&mut rng, mnist.train.image(i % mnist.train.len()), &mut out);
+    }
+    let augment_images_per_s = n_aug as f64 / t.elapsed().as_secs_f64();
+
+    let normalizer = Normalizer::new(0.1307, 0.3081);
+    let test = TestSet::new(&mnist.test, &normalizer, &device)?;
+    let mut eval_error = None;
+    let eval_ms = time_ms(1, 3, || {
+        if let Err(e) = engine::evaluate(&model, &test) {
+            eval_error = Some(e);
+        }
+    });
+    if let Some(e) = eval_error {
+        return Err(e);
+    }
+
+    let epoch_s = if opts.epoch {
+        Some((
+            epoch_seconds(&mnist, None)?,
+            epoch_seconds(&mnist, Some(&augmenter))?,
+        ))
+    } else {
+        None
+    };
+
+    Ok(BenchReport {
+        threads: crate::threads::get(),
+        gemm_ms,
+        gemm_gflops: flops() / (gemm_ms * 1e6),
+        step_ms,
+        ratio: step_ms / gemm_ms,
+        forward_ms: per_step(timings.forward),
+        backward_ms: per_step(timings.backward),
+        update_ms: per_step(timings.update),
+        autograd_step_ms,
+        augment_images_per_s,
+        eval_s: eval_ms / 1e3,
+        epoch_s,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// One training epoch of the BN model on all of MNIST (batches prepared in the background).
+fn epoch_seconds(mnist: &Mnist, augmenter: Option<&Augmenter>) -> anyhow::Result<f64> {
+    let model = Mlp::new(
+        &ModelConfig {
+            hidden: HIDDEN.to_vec(),
+            batch_norm: true,
+            activation: Default::default(),
+        },
+        0,
+        &Device::Cpu,
+    )?;
+    let optimizer = OptimizerConfig {
+        name: Default::default(),
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 1e-6,
+    };
+    let mut step = FusedCpuStep::new(&model, &optimizer, BATCH)?;
+    let normalizer = Normalizer::new(0.1307, 0.3081);
+    let batches = crate::data::batches::EpochBatches {
+        split: &mnist.train,
+        batch_size: BATCH,
+        normalizer: &normalizer,
+        augmenter,
+        seed: 0,
+        epoch: 0,
+        drop_single_sample_batch: true,
+    };
+    let t = Instant::now();
+    let failed = batches.for_each(|b| match step.step(b, 0.01) {
+        Ok(_) => std::ops::ControlFlow::Continue(()),
+        Err(e) => std::ops::ControlFlow::Break(e),
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+impl BenchReport {
+    /// The report as text, one measurement per line.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "sweep bench: BN model 784-1024x3-10, batch {BATCH}, {} thread{}\n",
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
+        );
+        s += &format!(
+            "  GEMM only (the step's {:.2} GFLOP)   {:>8.2} ms/step  ({:.0} GFLOP/s)\n",
+            flops() / 1e9,
+            self.gemm_ms,
+            self.gemm_gflops
+        );
+        s += &format!(
+            "  fused training step                {:>8.2} ms/step\n",
+            self.step_ms
+        );
+        s += &format!(
+            "  ratio step / GEMM                  {:>8.2}x\n",
+            self.ratio
+        );
+        s += &format!(
+            "    forward + loss {:.2} ms, backward {:.2} ms, SGD update {:.2} ms\n",
+            self.forward_ms, self.backward_ms, self.update_ms
+        );
+        s += &format!(
+            "  candle autograd step (baseline)    {:>8.2} ms/step  ({:.2}x the fused step)\n",
+            self.autograd_step_ms,
+            self.autograd_step_ms / self.step_ms
+        );
+        s += &format!(
+            "  strong augmentation, 1 thread      {:>8.0} images/s\n",
+            self.augment_images_per_s
+        );
+        s += &format!(
+            "  evaluation, 10000 test images      {:>8.3} s\n",
+            self.eval_s
+        );
+        if let Some((plain, aug)) = self.epoch_s {
+            s += &format!(
+                "  epoch: {plain:.2} s without augmentation, {aug:.2} s with strong augmentation ({:+.1}%)\n",
+                100.0 * (aug / plain - 1.0)
+            );
+        }
+        s += &format!(
+            "  peak RSS                           {:>8.0} MB\n",
+            self.peak_rss_mb
+        );
+        s
+    }
+}

@@ -8,10 +8,11 @@ use anyhow::bail;
 
 use crate::events::TrialEvent;
 use crate::executor::progress::SweepProgress;
-use crate::executor::{RunEnd, TrialJob, TrialOutcome, TrialSink, local, retry_decision};
+use crate::executor::{RunEnd, TrialJob, TrialOutcome, TrialSink, local, retry_decision, slurm};
 use crate::results::atomic;
-use crate::results::journal::{Event, Journal, TrialRecord, TrialStatus};
+use crate::results::journal::{self, Event, Journal, TrialRecord, TrialStatus};
 use crate::results::leaderboard::{Csv, Exporter, Leaderboard};
+use crate::results::run_dir::RunStatus;
 use crate::results::sweep_dir::SweepDir;
 use crate::spec::{Plan, SweepSpec};
 
@@ -20,18 +21,23 @@ use crate::spec::{Plan, SweepSpec};
 pub enum Backend {
     /// Child processes on this machine's CPU or GPUs.
     Local(local::LocalOptions),
+    /// One Slurm job array.
+    Slurm(slurm::SlurmOptions),
 }
 
 impl Backend {
     fn name(&self) -> &'static str {
         match self {
             Backend::Local(_) => "local",
+            Backend::Slurm(_) => "slurm",
         }
     }
 
+    /// Attempts after the first (a Slurm sweep is retried by running it again).
     fn retries(&self) -> u32 {
         match self {
             Backend::Local(o) => o.retries,
+            Backend::Slurm(_) => 0,
         }
     }
 }
@@ -112,6 +118,12 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             cap: usize::MAX,
         })
         .collect();
+    // Trials of an earlier Slurm job that are still queued or running are followed, not
+    // submitted again.
+    let attach = match &opts.backend {
+        Backend::Slurm(_) => still_queued(&dir, &mut todo)?,
+        Backend::Local(_) => None,
+    };
     if let Some(n) = opts.max_trials {
         todo.truncate(n);
     }
@@ -122,9 +134,9 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         backend: opts.backend.name().into(),
         pid: std::process::id(),
     })?;
-    let ran = todo.len();
+    let ran = todo.len() + attach.as_ref().map_or(0, |(_, a)| a.len());
     let mut recorder = Recorder {
-        progress: SweepProgress::new(todo.len(), opts.terminal),
+        progress: SweepProgress::new(ran, opts.terminal),
         dir: dir.clone(),
         plan: plan.clone(),
         journal,
@@ -140,6 +152,10 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     recorder.publish()?;
     let end = match &opts.backend {
         Backend::Local(o) => local::run(todo, o, &mut recorder)?,
+        Backend::Slurm(o) => {
+            let root = std::path::absolute(dir.root())?;
+            slurm::run(&plan.name, &root, todo, attach, o, &mut recorder)?
+        }
     };
     if end == RunEnd::Interrupted {
         recorder.journal.append(Event::Stopped {
@@ -157,6 +173,62 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     })
 }
 
+/// The sbatch script `sweep run --backend slurm` would submit for this spec now (the trials
+/// not yet finished), without writing or submitting anything.
+pub fn slurm_script(
+    spec_path: &Path,
+    results: &Path,
+    opts: &slurm::SlurmOptions,
+) -> anyhow::Result<String> {
+    let (_, plan) = plan(spec_path)?;
+    let dir = SweepDir::new(results, &plan.name);
+    let indices: Vec<usize> = if dir.plan_file().is_file() {
+        let states = dir.trial_states(&plan, dir.is_locked())?;
+        plan.trials
+            .iter()
+            .filter(|t| {
+                !states
+                    .get(&t.id)
+                    .and_then(|r| r.status)
+                    .is_some_and(TrialStatus::is_final)
+            })
+            .map(|t| t.index)
+            .collect()
+    } else {
+        plan.trials.iter().map(|t| t.index).collect()
+    };
+    let root = std::path::absolute(dir.root())?;
+    Ok(slurm::script(&plan.name, &root, &indices, opts))
+}
+
+/// Removes from `todo` the trials that an earlier Slurm job of this sweep still has queued or
+/// running, and returns that job with them.
+fn still_queued(
+    dir: &SweepDir,
+    todo: &mut Vec<TrialJob>,
+) -> anyhow::Result<Option<(String, Vec<TrialJob>)>> {
+    let entries = journal::read(&dir.journal_file())?;
+    for (job, trials) in journal::submissions(&entries).into_iter().take(3) {
+        // An unknown (long finished) job id makes squeue fail: nothing to follow there.
+        let Ok(states) = slurm::task_states(&job) else {
+            continue;
+        };
+        let active: Vec<usize> = states
+            .iter()
+            .filter(|(_, (state, _))| slurm::is_active(state))
+            .map(|(task, _)| *task)
+            .collect();
+        let (attached, rest): (Vec<TrialJob>, Vec<TrialJob>) = std::mem::take(todo)
+            .into_iter()
+            .partition(|j| active.contains(&j.index) && trials.contains(&j.id));
+        *todo = rest;
+        if !attached.is_empty() {
+            return Ok(Some((job, attached)));
+        }
+    }
+    Ok(None)
+}
+
 /// The current leaderboard of a sweep directory (safe while a run is in progress).
 pub fn leaderboard(
     dir: &SweepDir,
@@ -165,6 +237,58 @@ pub fn leaderboard(
     let states = dir.trial_states(&plan, dir.is_locked())?;
     let board = Leaderboard::build(dir, &plan, &states);
     Ok((plan, states, board))
+}
+
+/// Rebuilds a sweep's journal state, leaderboard and `best/` from its trial directories
+/// (after trials ran detached on Slurm, or were copied in from elsewhere). Returns the
+/// leaderboard and how many trials' states the journal learnt.
+pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
+    let _lock = dir.lock()?;
+    let plan = dir.read_plan()?;
+    let recorded = journal::replay(&journal::read(&dir.journal_file())?);
+    let mut journal = Journal::open(&dir.journal_file())?;
+    let mut learnt = 0;
+    for t in &plan.trials {
+        let Some(summary) = dir.trial_summary(&t.id) else {
+            continue;
+        };
+        let status = match summary.status {
+            RunStatus::Completed => TrialStatus::Completed,
+            RunStatus::Diverged => TrialStatus::Diverged,
+            RunStatus::Failed => TrialStatus::Failed,
+            RunStatus::Interrupted => TrialStatus::Interrupted,
+            // A run that never wrote its end: it died (or still runs, elsewhere).
+            RunStatus::Running => continue,
+        };
+        let known = recorded.get(&t.id);
+        if known.and_then(|r| r.status) == Some(status) {
+            continue;
+        }
+        journal.append(Event::Finished {
+            trial: t.id.clone(),
+            attempt: known.map_or(1, |r| r.attempts.max(1)),
+            status,
+            message: Some(
+                summary
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "collected from the trial directory".into()),
+            ),
+            best_test_acc: (summary.best_epoch > 0).then_some(summary.best_test_acc),
+            seconds: summary.seconds,
+        })?;
+        learnt += 1;
+    }
+    let states = dir.trial_states(&plan, false)?;
+    let recorder = Recorder {
+        progress: SweepProgress::new(0, false),
+        dir: dir.clone(),
+        plan,
+        journal,
+        states,
+        retries: 0,
+    };
+    Ok((recorder.publish()?, learnt))
 }
 
 /// Journals, displays and publishes what the executor reports.
@@ -192,6 +316,17 @@ impl Recorder {
 }
 
 impl TrialSink for Recorder {
+    fn submitted(&mut self, id: &str, jobs: &[TrialJob]) -> anyhow::Result<()> {
+        self.journal.append(Event::Submitted {
+            job: id.to_string(),
+            trials: jobs.iter().map(|j| j.id.clone()).collect(),
+        })
+    }
+
+    fn message(&mut self, text: &str) {
+        self.progress.println(text);
+    }
+
     fn started(&mut self, job: &TrialJob, device: &str) -> anyhow::Result<()> {
         self.journal.append(Event::Started {
             trial: job.id.clone(),

@@ -40,6 +40,10 @@ enum Command {
     Leaderboard(sweep::LeaderboardArgs),
     /// Retrain a sweep's trial (the winner by default) from its exact configuration.
     Rerun(sweep::RerunArgs),
+    /// Rebuild a sweep's journal state, leaderboard and best/ from its trial directories.
+    Collect(sweep::CollectArgs),
+    /// Train trial I of a prepared sweep directory (what each Slurm array task runs).
+    Trial(sweep::TrialArgs),
     /// Measure training speed against the step's matrix products, augmentation, evaluation, memory.
     Bench(BenchArgs),
 }
@@ -89,6 +93,8 @@ pub fn main() -> ExitCode {
         Command::Status(args) => sweep::status(args),
         Command::Leaderboard(args) => sweep::leaderboard(args),
         Command::Rerun(args) => sweep::rerun(args),
+        Command::Collect(args) => sweep::collect(args),
+        Command::Trial(args) => sweep::trial(args),
         Command::Bench(args) => bench(args),
     };
     match result {

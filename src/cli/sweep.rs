@@ -16,6 +16,7 @@ use crate::executor::RunEnd;
 use crate::executor::local::LocalOptions;
 use crate::executor::progress::human_duration;
 use crate::executor::slots::{DeviceSpec, parse_device_list};
+use crate::executor::slurm::{SlurmOptions, TaskRecord};
 use crate::results::journal::TrialStatus;
 use crate::results::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
 use crate::results::run_dir::RunDir;
@@ -75,16 +76,68 @@ pub struct RunArgs {
     /// Stop a trial that runs longer than this (e.g. 90s, 30m, 2h, 1h30m) and record a timeout.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout_per_trial: Option<Duration>,
-    /// Extra attempts for a trial that crashes or times out.
+    /// Extra attempts for a trial that crashes or times out (local backend).
     #[arg(long, default_value_t = 1, value_name = "N")]
     retries: u32,
+    /// Where trials run: local child processes, or one Slurm job array.
+    #[arg(long, value_enum, default_value = "local")]
+    backend: BackendName,
+    #[command(flatten)]
+    slurm: SlurmArgs,
 }
 
-/// Parses "90", "90s", "30m", "2h", "1h30m".
+/// Backends of `sweep run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendName {
+    /// Child processes on this machine (CPU or GPUs).
+    Local,
+    /// One Slurm job array (`sbatch --array`); trials run on the cluster.
+    Slurm,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Slurm backend (--backend slurm)")]
+struct SlurmArgs {
+    /// At most P array tasks at once (--array=...%P).
+    #[arg(long, value_name = "P")]
+    array_parallelism: Option<usize>,
+    /// GPUs per trial (--gres=gpu:N).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    gpus_per_trial: usize,
+    /// CPUs per trial (--cpus-per-task), also its compute threads.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    cpus_per_trial: usize,
+    /// Memory per trial (--mem), e.g. 4G.
+    #[arg(long, value_name = "SIZE")]
+    mem: Option<String>,
+    /// Time limit per trial (--time), e.g. 2:00:00.
+    #[arg(long, value_name = "LIMIT")]
+    time: Option<String>,
+    /// Partition (--partition).
+    #[arg(long, value_name = "NAME")]
+    partition: Option<String>,
+    /// An extra #SBATCH argument, verbatim (repeatable), e.g. --sbatch-arg=--qos=high.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+    /// Print the generated sbatch script and submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// On Ctrl-C, cancel the job (scancel) without asking.
+    #[arg(long)]
+    cancel_on_exit: bool,
+    /// How often to poll squeue (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
+    poll: Duration,
+}
+
+/// Parses "90", "90s", "30m", "2h", "1h30m", "500ms".
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("`{s}` is not a duration like 90s, 30m, 2h or 1h30m");
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
+    }
+    if let Some(ms) = s.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(Duration::from_millis(ms));
     }
     let mut total = 0u64;
     let mut number = String::new();
@@ -158,9 +211,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, DeviceSpec::Cuda(_)) => 1,
     };
     let exe = std::env::current_exe().context("cannot find the sweep binary")?;
-    let opts = RunOptions {
-        results: args.results,
-        backend: Backend::Local(LocalOptions {
+    let backend = match args.backend {
+        BackendName::Local => Backend::Local(LocalOptions {
             devices: devices.clone(),
             per_device,
             threads_per_trial: args.threads_per_trial,
@@ -168,17 +220,49 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             retries: args.retries,
             exe,
         }),
+        BackendName::Slurm => {
+            let s = args.slurm;
+            if s.cpus_per_trial == 0 {
+                bail!("--cpus-per-trial must be at least 1");
+            }
+            let slurm = SlurmOptions {
+                array_parallelism: s.array_parallelism,
+                gpus_per_trial: s.gpus_per_trial,
+                cpus_per_trial: s.cpus_per_trial,
+                mem: s.mem,
+                time: s.time,
+                partition: s.partition,
+                sbatch_args: s.sbatch_args,
+                cancel_on_exit: s.cancel_on_exit,
+                poll: s.poll,
+                exe,
+            };
+            if s.dry_run {
+                print!(
+                    "{}",
+                    study::slurm_script(&args.spec, &args.results, &slurm)?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Backend::Slurm(slurm)
+        }
+    };
+    let opts = RunOptions {
+        results: args.results,
+        backend,
         max_trials: args.max_trials,
         terminal: std::io::stderr().is_terminal(),
     };
-    let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
-    eprintln!(
-        "running on {} ({per_device} trial{} per device, {} thread{} each)",
-        names.join(", "),
-        if per_device == 1 { "" } else { "s" },
-        args.threads_per_trial,
-        if args.threads_per_trial == 1 { "" } else { "s" },
-    );
+    if matches!(opts.backend, Backend::Local(_)) {
+        let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "running on {} ({per_device} trial{} per device, {} thread{} each)",
+            names.join(", "),
+            if per_device == 1 { "" } else { "s" },
+            args.threads_per_trial,
+            if args.threads_per_trial == 1 { "" } else { "s" },
+        );
+    }
     let report = study::run(&args.spec, &opts)?;
     finish_report(&report.dir, &report.leaderboard, report.end)
 }
@@ -204,6 +288,7 @@ fn finish_report(dir: &SweepDir, board: &Leaderboard, end: RunEnd) -> anyhow::Re
         );
     }
     Ok(match end {
+        RunEnd::Detached => ExitCode::from(EXIT_INTERRUPTED),
         RunEnd::Interrupted => {
             eprintln!(
                 "interrupted: {unfinished} trials unfinished; run the same command again to resume"
@@ -424,6 +509,106 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// A sweep directory (results/<name>).
+    dir: PathBuf,
+}
+
+/// `sweep collect`.
+pub fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
+    let dir = SweepDir::open(&args.dir)?;
+    let (board, learnt) = study::collect(&dir)?;
+    eprintln!(
+        "collected {learnt} trial result{} into the journal",
+        if learnt == 1 { "" } else { "s" }
+    );
+    finish_report(&dir, &board, RunEnd::Drained)
+}
+
+#[derive(Debug, Args)]
+pub struct TrialArgs {
+    /// A sweep directory (results/<name>) prepared by `sweep run`.
+    dir: PathBuf,
+    /// The trial's index in the plan (a Slurm array task id).
+    #[arg(long, value_name = "I")]
+    index: usize,
+}
+
+/// `sweep trial`: trains trial `index` of a sweep, as a Slurm array task does.
+pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
+    let dir = SweepDir::open(&args.dir)?;
+    let plan = dir.read_plan()?;
+    let trial = plan.trials.get(args.index).with_context(|| {
+        format!(
+            "{}: the plan has {} trials, no index {}",
+            dir.root().display(),
+            plan.trials.len(),
+            args.index
+        )
+    })?;
+    let trial_dir = dir.trial_dir(&trial.id);
+    let run = RunDir::create(&trial_dir, true)?;
+    let _ = std::fs::remove_file(trial_dir.join(crate::executor::slurm::TASK_FILE));
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (visible, job_gpus) = (env("CUDA_VISIBLE_DEVICES"), env("SLURM_JOB_GPUS"));
+    // Slurm exports the GPUs it assigned; without a device cgroup only SLURM_JOB_GPUS may be set.
+    let assigned = visible
+        .clone()
+        .or(job_gpus.clone())
+        .filter(|v| v != "NoDevFiles");
+    let device = match &assigned {
+        Some(ids) if candle_core::utils::cuda_is_available() => {
+            if visible.is_none() {
+                // SAFETY: single-threaded at this point; CUDA is not initialised yet.
+                unsafe { std::env::set_var("CUDA_VISIBLE_DEVICES", ids) };
+            }
+            super::parse_device("cuda:0")?
+        }
+        Some(ids) => {
+            eprintln!(
+                "GPU {ids} assigned, but this binary was built without CUDA: training on the CPU"
+            );
+            candle_core::Device::Cpu
+        }
+        None => candle_core::Device::Cpu,
+    };
+    let config = TrialConfig::load(
+        &trial_dir.join(crate::results::sweep_dir::TRIAL_INPUT_FILE),
+        &[],
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+    }
+    let mut observer =
+        progress::EventLog::create(&trial_dir.join(crate::results::sweep_dir::EVENTS_FILE))?;
+    let ctx = TrainContext {
+        device: &device,
+        stop: &stop,
+        run: &run,
+    };
+    let result = trainer::train(&config, &ctx, &mut observer);
+    let (status, code) = match &result {
+        Ok(s) => (s.status.to_string(), super::train::exit_code(s.status)),
+        Err(_) => ("failed".to_string(), 1),
+    };
+    TaskRecord {
+        job: env("SLURM_ARRAY_JOB_ID").unwrap_or_default(),
+        task: env("SLURM_ARRAY_TASK_ID").unwrap_or_default(),
+        node: env("SLURMD_NODENAME").unwrap_or_default(),
+        cuda_visible_devices: visible,
+        slurm_job_gpus: job_gpus,
+        device: crate::trainer::device_name(&device),
+        exit_code: i32::from(code),
+        status,
+    }
+    .write(&trial_dir)?;
+    result?;
+    Ok(ExitCode::from(code))
 }
 
 #[cfg(test)]

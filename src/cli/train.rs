@@ -70,12 +70,17 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         run: &run,
     };
     let summary = trainer::train(&config, &ctx, observer.as_mut())?;
-    Ok(match summary.status {
-        RunStatus::Completed => ExitCode::SUCCESS,
-        RunStatus::Diverged => ExitCode::from(EXIT_DIVERGED),
-        RunStatus::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
-        RunStatus::Running | RunStatus::Failed => ExitCode::FAILURE,
-    })
+    Ok(ExitCode::from(exit_code(summary.status)))
+}
+
+/// The exit code of a run that ended with `status`.
+pub fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Completed => 0,
+        RunStatus::Diverged => EXIT_DIVERGED,
+        RunStatus::Interrupted => EXIT_INTERRUPTED,
+        RunStatus::Running | RunStatus::Failed => 1,
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 pub mod local;
 pub mod progress;
 pub mod slots;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,12 @@ pub trait TrialSink {
     fn event(&mut self, job: &TrialJob, event: &TrialEvent);
     /// An attempt ended.
     fn finished(&mut self, job: &TrialJob, outcome: &TrialOutcome) -> anyhow::Result<()>;
+    /// The jobs went to a batch system as job `id` (Slurm).
+    fn submitted(&mut self, _id: &str, _jobs: &[TrialJob]) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Something worth telling the user.
+    fn message(&mut self, _text: &str) {}
 }
 
 /// How the executor run ended.
@@ -59,6 +66,8 @@ pub enum RunEnd {
     Drained,
     /// Stopped by Ctrl-C or SIGTERM; unfinished trials are left for a resume.
     Interrupted,
+    /// The orchestrator stopped following; the trials keep running elsewhere (Slurm).
+    Detached,
 }
 
 /// What the executor should do with a job after an attempt.

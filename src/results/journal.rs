@@ -110,6 +110,13 @@ pub enum Event {
         /// Wall time of the attempt.
         seconds: f64,
     },
+    /// Trials went to a batch system as one job (Slurm job array).
+    Submitted {
+        /// The batch system's job id.
+        job: String,
+        /// The trials, in array-task order.
+        trials: Vec<String>,
+    },
     /// The orchestrator stopped before every trial ran (Ctrl-C, SIGTERM).
     Stopped {
         /// Why.
@@ -171,6 +178,18 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Every batch job the journal records, newest first, with its trials.
+pub fn submissions(entries: &[Entry]) -> Vec<(String, Vec<String>)> {
+    entries
+        .iter()
+        .rev()
+        .filter_map(|e| match &e.event {
+            Event::Submitted { job, trials } => Some((job.clone(), trials.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What the journal says of one trial.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrialRecord {
@@ -210,7 +229,7 @@ pub fn replay(entries: &[Entry]) -> HashMap<String, TrialRecord> {
                 r.status = Some(*status);
                 r.message = message.clone();
             }
-            Event::Sweep { .. } | Event::Stopped { .. } => {}
+            Event::Sweep { .. } | Event::Submitted { .. } | Event::Stopped { .. } => {}
         }
     }
     records

@@ -29,6 +29,8 @@ use crate::spec::Plan;
 pub const TRIAL_INPUT_FILE: &str = "trial.toml";
 /// A trial's captured stderr.
 pub const TRIAL_LOG_FILE: &str = "train.log";
+/// The event stream of a trial run as a batch job (the local executor reads stdout instead).
+pub const EVENTS_FILE: &str = "events.jsonl";
 
 /// The directory of one sweep.
 #[derive(Debug, Clone)]

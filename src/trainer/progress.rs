@@ -138,6 +138,56 @@ impl Observer for Events {
     }
 }
 
+/// The event stream appended to a file (for batch jobs, whose stdout nobody reads live),
+/// plus one line per epoch on stderr for the job's log.
+pub struct EventLog {
+    file: std::fs::File,
+}
+
+impl EventLog {
+    /// Appends to `path` (created if missing).
+    pub fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { file })
+    }
+
+    fn emit(&mut self, event: TrialEvent) {
+        // Progress reporting must never stop training.
+        let _ = writeln!(self.file, "{}", event.to_line());
+        let _ = self.file.flush();
+    }
+}
+
+impl Observer for EventLog {
+    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &RunSummary) {
+        Lines.started(epochs, steps_per_epoch, s);
+        self.emit(TrialEvent::Start {
+            epochs,
+            steps_per_epoch,
+            device: s.device.clone(),
+            engine: s.engine.clone(),
+            threads: s.threads,
+        });
+    }
+
+    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
+        Lines.epoch(epochs, m, s);
+        self.emit(TrialEvent::Epoch {
+            epochs,
+            metrics: m.clone(),
+            best_test_acc: s.best_test_acc,
+            best_epoch: s.best_epoch,
+        });
+    }
+
+    fn finished(&mut self, s: &RunSummary) {
+        Lines.finished(s);
+        self.emit(TrialEvent::End { summary: s.clone() });
+    }
+}
+
 fn epoch_line(epochs: usize, m: &EpochMetrics, s: &RunSummary) -> String {
     format!(
         "epoch {:>3}/{epochs}  lr {:<8}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  best {:.2}% (epoch {})  {:.1}s",

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test suite: unit tests, end-to-end runs on slices of MNIST, and the Slurm backend against
+# a real one-node Slurm cluster (installed and started here if this machine can, stopped after).
+#
+#   scripts/test.sh            everything (needs root for the Slurm cluster)
+#   SWEEP_SKIP_SLURM=1 scripts/test.sh   without the Slurm cluster (its tests then say SKIPPED)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started_cluster=0
+cleanup() { [ "$started_cluster" = 1 ] && scripts/slurm-test-cluster.sh down || true; }
+trap cleanup EXIT
+
+if [ "${SWEEP_SKIP_SLURM:-0}" != 1 ]; then
+  scripts/slurm-test-cluster.sh up
+  started_cluster=1
+  export SWEEP_REQUIRE_SLURM=1
+fi
+
+cargo test --release --locked

@@ -15,6 +15,7 @@ pub mod events;
 pub mod executor;
 pub mod model;
 pub mod optim;
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod spec;

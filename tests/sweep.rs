@@ -147,6 +147,26 @@ fn a_sweep_ranks_its_trials_keeps_the_best_and_marks_divergence() {
             .unwrap()
             .starts_with("| rank | trial |")
     );
+    // `sweep run` wrote the report: the leaderboard, charts and the winner's confusion matrix.
+    let html = std::fs::read_to_string(root.join("report.html")).unwrap();
+    for r in &rows[1..] {
+        assert!(html.contains(&r[1]), "report lists trial {}", r[1]);
+    }
+    assert!(
+        html.matches("<svg").count() >= 4,
+        "curves and a parameter scatter"
+    );
+    assert!(
+        html.contains("confusion matrix") && !html.contains("src=\"http"),
+        "self-contained"
+    );
+    assert!(
+        std::fs::read_to_string(root.join("curves.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    let o = run(sweep(&["report", root.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
     // Running it again keeps everything.
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));

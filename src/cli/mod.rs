@@ -42,6 +42,8 @@ enum Command {
     Rerun(sweep::RerunArgs),
     /// Rebuild a sweep's journal state, leaderboard and best/ from its trial directories.
     Collect(sweep::CollectArgs),
+    /// Write a sweep's report.html (leaderboard, curves, parameters, confusion matrix) and curves.svg.
+    Report(sweep::ReportArgs),
     /// Train trial I of a prepared sweep directory (what each Slurm array task runs).
     Trial(sweep::TrialArgs),
     /// Measure training speed against the step's matrix products, augmentation, evaluation, memory.
@@ -94,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Leaderboard(args) => sweep::leaderboard(args),
         Command::Rerun(args) => sweep::rerun(args),
         Command::Collect(args) => sweep::collect(args),
+        Command::Report(args) => sweep::report(args),
         Command::Trial(args) => sweep::trial(args),
         Command::Bench(args) => bench(args),
     };

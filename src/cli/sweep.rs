@@ -267,8 +267,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     finish_report(&report.dir, &report.leaderboard, report.end)
 }
 
-/// Prints the end-of-run summary and chooses the exit code.
+/// Prints the end-of-run summary (and writes the HTML report) and chooses the exit code.
 fn finish_report(dir: &SweepDir, board: &Leaderboard, end: RunEnd) -> anyhow::Result<ExitCode> {
+    match crate::report::write(dir) {
+        Ok(files) => println!("report: {}", files.html.display()),
+        Err(e) => eprintln!("warning: no report: {e:#}"),
+    }
     let mut top = board.clone();
     top.truncate(10);
     println!(
@@ -509,6 +513,20 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A sweep directory (results/<name>); it may still be running.
+    dir: PathBuf,
+}
+
+/// `sweep report`.
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let dir = SweepDir::open(&args.dir)?;
+    let files = crate::report::write(&dir)?;
+    println!("{}\n{}", files.html.display(), files.curves.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]

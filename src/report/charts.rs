@@ -1,0 +1,395 @@
+//! SVG charts of a sweep (plotters' SVG backend): learning curves and parameter scatters.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::TrialCurves;
+
+/// Chart size in pixels.
+const SIZE: (u32, u32) = (640, 380);
+
+/// Colour of a trial's line: the palette, by position in the leaderboard.
+fn colour(i: usize) -> RGBColor {
+    let c = Palette99::pick(i).to_rgba();
+    RGBColor(c.0, c.1, c.2)
+}
+
+/// Colour used to highlight the best trial.
+pub const BEST: RGBColor = RGBColor(0, 0, 0);
+
+/// How the accuracy chart shows test accuracy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccuracyAxis {
+    /// Test accuracy in percent, linear.
+    Linear,
+    /// Test error (100 − accuracy) on a log axis, which separates 98.5 % from 99.4 %.
+    LogError,
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("cannot draw chart: {e}")
+}
+
+/// Test accuracy (or error) per epoch, one line per trial, the best one thick and black.
+pub fn accuracy(trials: &[TrialCurves], axis: AccuracyAxis) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw_accuracy(&root, trials, axis)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+/// Training loss per epoch (log axis), one line per trial.
+pub fn loss(trials: &[TrialCurves]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw_loss(&root, trials)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+/// The learning curves side by side (test error and train loss) as one SVG, for READMEs.
+pub fn curves(trials: &[TrialCurves]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0 * 2, SIZE.1)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let panels = root.split_evenly((1, 2));
+        draw_accuracy(&panels[0], trials, AccuracyAxis::LogError)?;
+        draw_loss(&panels[1], trials)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+fn max_epoch(trials: &[TrialCurves]) -> f64 {
+    trials
+        .iter()
+        .flat_map(|t| t.metrics.last().map(|m| m.epoch))
+        .max()
+        .unwrap_or(1)
+        .max(2) as f64
+}
+
+/// Trials with data, the best last so that it is drawn on top.
+fn drawing_order(trials: &[TrialCurves]) -> Vec<(usize, &TrialCurves)> {
+    let mut order: Vec<(usize, &TrialCurves)> = trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.metrics.is_empty())
+        .collect();
+    order.sort_by_key(|(_, t)| t.best);
+    order
+}
+
+fn style(i: usize, t: &TrialCurves) -> ShapeStyle {
+    if t.best {
+        BEST.stroke_width(3)
+    } else {
+        colour(i).stroke_width(1)
+    }
+}
+
+fn draw_accuracy(area: &Area, trials: &[TrialCurves], axis: AccuracyAxis) -> anyhow::Result<()> {
+    area.fill(&WHITE).map_err(plot_error)?;
+    let x_max = max_epoch(trials);
+    let points = |t: &TrialCurves| -> Vec<(f64, f64)> {
+        t.metrics
+            .iter()
+            .map(|m| {
+                let y = match axis {
+                    AccuracyAxis::Linear => m.test_acc,
+                    AccuracyAxis::LogError => (100.0 - m.test_acc).max(0.01),
+                };
+                (m.epoch as f64, y)
+            })
+            .collect()
+    };
+    let ys: Vec<f64> = trials
+        .iter()
+        .flat_map(|t| points(t).into_iter().map(|p| p.1))
+        .collect();
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+    let (lo, hi) = if ys.is_empty() { (1.0, 10.0) } else { (lo, hi) };
+    let legend = trials.iter().filter(|t| !t.metrics.is_empty()).count() <= 10;
+    match axis {
+        AccuracyAxis::Linear => {
+            // Leave out the first epochs' low accuracies when they would flatten the rest.
+            let lo = (hi - 4.0 * (hi - ys.iter().copied().fold(f64::MAX, f64::min).max(hi - 5.0)))
+                .max(lo);
+            let mut chart = ChartBuilder::on(area)
+                .caption("test accuracy (%)", ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(34)
+                .y_label_area_size(50)
+                .build_cartesian_2d(
+                    1f64..x_max,
+                    lo.floor()..hi.min(100.0).ceil().max(lo.floor() + 0.5),
+                )
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .light_line_style(WHITE.mix(0.0))
+                .x_desc("epoch")
+                .y_desc("test accuracy %")
+                .draw()
+                .map_err(plot_error)?;
+            for (i, t) in drawing_order(trials) {
+                let s = chart
+                    .draw_series(LineSeries::new(points(t), style(i, t)))
+                    .map_err(plot_error)?;
+                if legend {
+                    let st = style(i, t);
+                    s.label(t.name.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], st));
+                }
+            }
+            if legend {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::LowerRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK.mix(0.3))
+                    .draw()
+                    .map_err(plot_error)?;
+            }
+        }
+        AccuracyAxis::LogError => {
+            // A linear chart of ln(error) with labels mapped back: plotters' own log axis labels
+            // only powers of ten, which a 0.5-2 % range does not contain.
+            let mut chart = ChartBuilder::on(area)
+                .caption("test error (%, log scale)", ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(34)
+                .y_label_area_size(50)
+                .build_cartesian_2d(1f64..x_max, log_range(lo, hi))
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .light_line_style(WHITE.mix(0.0))
+                .y_labels(8)
+                .y_label_formatter(&|y| significant(y.exp()))
+                .x_desc("epoch")
+                .y_desc("test error %")
+                .draw()
+                .map_err(plot_error)?;
+            for (i, t) in drawing_order(trials) {
+                let pts = points(t).into_iter().map(|(x, y)| (x, y.ln()));
+                let s = chart
+                    .draw_series(LineSeries::new(pts, style(i, t)))
+                    .map_err(plot_error)?;
+                if legend {
+                    let st = style(i, t);
+                    s.label(t.name.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], st));
+                }
+            }
+            if legend {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK.mix(0.3))
+                    .draw()
+                    .map_err(plot_error)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn draw_loss(area: &Area, trials: &[TrialCurves]) -> anyhow::Result<()> {
+    area.fill(&WHITE).map_err(plot_error)?;
+    let ys: Vec<f64> = trials
+        .iter()
+        .flat_map(|t| t.metrics.iter().map(|m| m.train_loss))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+    let (lo, hi) = if ys.is_empty() { (0.01, 1.0) } else { (lo, hi) };
+    let mut chart = ChartBuilder::on(area)
+        .caption("training loss (log scale)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(34)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1f64..max_epoch(trials), log_range(lo, hi))
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .y_labels(8)
+        .y_label_formatter(&|y| significant(y.exp()))
+        .x_desc("epoch")
+        .y_desc("train loss")
+        .draw()
+        .map_err(plot_error)?;
+    for (i, t) in drawing_order(trials) {
+        let pts = t
+            .metrics
+            .iter()
+            .filter(|m| m.train_loss.is_finite() && m.train_loss > 0.0)
+            .map(|m| (m.epoch as f64, m.train_loss.ln()));
+        chart
+            .draw_series(LineSeries::new(pts, style(i, t)))
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+/// The ln-space range showing [lo, hi] with a little room.
+fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let (a, b) = (lo.max(1e-6).ln(), hi.max(lo * 1.01).max(1e-6).ln());
+    let pad = ((b - a) * 0.05).max(0.02);
+    (a - pad)..(b + pad)
+}
+
+/// About two significant digits: 0.0012, 0.45, 1.3, 27.5.
+fn significant(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        let decimals = (1 - v.abs().log10().floor() as i32).max(0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+/// One searched parameter against the metric: a scatter, log x when the values span more than
+/// a factor of 20; non-numeric values are spread over equally spaced categories.
+/// `values` holds (parameter value, metric, leaderboard row, is best).
+pub fn scatter(
+    column: &str,
+    values: &[(String, f64, usize, bool)],
+    metric: &str,
+) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (420, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let ys: Vec<f64> = values.iter().map(|v| v.1).collect();
+        let (lo, hi) = ys
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+        let pad = ((hi - lo) * 0.1).max(0.05);
+        let y_range = (lo - pad)..(hi + pad);
+        let numbers: Option<Vec<f64>> = values.iter().map(|v| v.0.parse::<f64>().ok()).collect();
+        let dot = |x: f64, v: &(String, f64, usize, bool)| {
+            let style = if v.3 {
+                BEST.filled()
+            } else {
+                colour(v.2).filled()
+            };
+            Circle::new((x, v.1), if v.3 { 6 } else { 4 }, style)
+        };
+        match numbers {
+            Some(xs) if !xs.is_empty() => {
+                let (xlo, xhi) = xs
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+                let log = xlo > 0.0 && xhi / xlo > 20.0;
+                let xpad = if xhi > xlo {
+                    (xhi - xlo) * 0.08
+                } else {
+                    xlo.abs().max(1.0) * 0.5
+                };
+                if log {
+                    let mut chart = ChartBuilder::on(&root)
+                        .caption(column, ("sans-serif", 16))
+                        .margin(10)
+                        .x_label_area_size(30)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d((xlo / 1.5..xhi * 1.5).log_scale(), y_range)
+                        .map_err(plot_error)?;
+                    chart
+                        .configure_mesh()
+                        .light_line_style(WHITE.mix(0.0))
+                        .x_desc(column)
+                        .y_desc(metric)
+                        .draw()
+                        .map_err(plot_error)?;
+                    chart
+                        .draw_series(xs.iter().zip(values).map(|(&x, v)| dot(x, v)))
+                        .map_err(plot_error)?;
+                } else {
+                    let mut chart = ChartBuilder::on(&root)
+                        .caption(column, ("sans-serif", 16))
+                        .margin(10)
+                        .x_label_area_size(30)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d(xlo - xpad..xhi + xpad, y_range)
+                        .map_err(plot_error)?;
+                    chart
+                        .configure_mesh()
+                        .light_line_style(WHITE.mix(0.0))
+                        .x_desc(column)
+                        .y_desc(metric)
+                        .draw()
+                        .map_err(plot_error)?;
+                    chart
+                        .draw_series(xs.iter().zip(values).map(|(&x, v)| dot(x, v)))
+                        .map_err(plot_error)?;
+                }
+            }
+            _ => {
+                let mut categories: Vec<&str> = Vec::new();
+                for v in values {
+                    if !categories.contains(&v.0.as_str()) {
+                        categories.push(&v.0);
+                    }
+                }
+                let n = categories.len();
+                let mut chart = ChartBuilder::on(&root)
+                    .caption(column, ("sans-serif", 16))
+                    .margin(10)
+                    .x_label_area_size(40)
+                    .y_label_area_size(50)
+                    .build_cartesian_2d(-0.5f64..n as f64 - 0.5, y_range)
+                    .map_err(plot_error)?;
+                let labels = categories.clone();
+                chart
+                    .configure_mesh()
+                    .light_line_style(WHITE.mix(0.0))
+                    .x_labels(n)
+                    .x_label_formatter(&move |x| {
+                        let i = x.round();
+                        if (x - i).abs() < 1e-6 && i >= 0.0 {
+                            labels
+                                .get(i as usize)
+                                .map(|s| s.to_string())
+                                .unwrap_or_default()
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .y_desc(metric)
+                    .draw()
+                    .map_err(plot_error)?;
+                chart
+                    .draw_series(values.iter().map(|v| {
+                        let x = categories.iter().position(|c| *c == v.0).unwrap_or(0) as f64;
+                        dot(x, v)
+                    }))
+                    .map_err(plot_error)?;
+            }
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+/// The hex colour of a trial's line, for the leaderboard's legend swatches.
+pub fn colour_hex(i: usize, best: bool) -> String {
+    let c = if best { BEST } else { colour(i) };
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}

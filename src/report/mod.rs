@@ -1,0 +1,293 @@
+//! `sweep report`: one self-contained HTML page per sweep (leaderboard, learning curves,
+//! parameters against the metric, the best trial's confusion matrix) and `curves.svg`.
+
+mod charts;
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use candle_core::Device;
+
+pub use charts::AccuracyAxis;
+
+use crate::engine::{self, EvalOutcome};
+use crate::results::atomic;
+use crate::results::leaderboard::Leaderboard;
+use crate::results::run_dir::{CHECKPOINT_FILE, EpochMetrics, RunDir};
+use crate::results::sweep_dir::SweepDir;
+use crate::spec::Plan;
+use crate::trainer;
+
+/// One trial's curves, as charts draw them.
+#[derive(Debug, Clone)]
+pub struct TrialCurves {
+    /// Legend name: the label if the trial has one, else its id.
+    pub name: String,
+    /// True for the leaderboard's winner.
+    pub best: bool,
+    /// Its metrics so far.
+    pub metrics: Vec<EpochMetrics>,
+}
+
+/// Where the report went.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    /// `report.html`.
+    pub html: PathBuf,
+    /// `curves.svg`.
+    pub curves: PathBuf,
+}
+
+/// Writes `report.html` and `curves.svg` into the sweep directory (atomically); safe while
+/// the sweep is still running.
+pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
+    let (plan, _, board) = crate::study::leaderboard(dir)?;
+    let curves: Vec<TrialCurves> = board
+        .rows
+        .iter()
+        .map(|r| TrialCurves {
+            name: label(&plan, &r.trial),
+            best: r.rank == Some(1),
+            metrics: RunDir::open(&dir.trial_dir(&r.trial))
+                .and_then(|d| d.read_metrics())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let confusion = board
+        .best()
+        .and_then(|best| best_confusion(dir, &best.trial).ok());
+    let html = html(dir, &plan, &board, &curves, confusion.as_ref())?;
+    let files = ReportFiles {
+        html: dir.root().join("report.html"),
+        curves: dir.root().join("curves.svg"),
+    };
+    atomic::write(&files.curves, charts::curves(&curves)?)?;
+    atomic::write(&files.html, html)?;
+    Ok(files)
+}
+
+fn label(plan: &Plan, id: &str) -> String {
+    plan.trial(id)
+        .and_then(|t| t.label.clone())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The confusion matrix of the best trial's checkpoint on the test set (CPU).
+fn best_confusion(dir: &SweepDir, id: &str) -> anyhow::Result<EvalOutcome> {
+    let run = RunDir::open(&dir.trial_dir(id))?;
+    let config = run.read_config()?;
+    let model = trainer::load_model(&config.model, &run.file(CHECKPOINT_FILE), &Device::Cpu)?;
+    let test = trainer::load_test_set(&config, &Device::Cpu)?;
+    engine::evaluate(&model, &test)
+}
+
+/// Escapes text for HTML.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Drops the XML prologue-free SVG's fixed size so it scales with the page.
+fn inline_svg(svg: &str) -> String {
+    svg.replacen("<svg width=", "<svg class=\"chart\" width=", 1)
+}
+
+const STYLE: &str = r#"
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1340px; color: #222; padding: 0 1rem; }
+h1 { margin-bottom: .2rem; } .sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; font-size: .9rem; margin: .5rem 0 1.5rem; }
+th, td { padding: .25rem .6rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+th { background: #f4f4f4; position: sticky; top: 0; } td.l, th.l { text-align: left; }
+tr.best td { font-weight: 600; background: #fff8d6; }
+.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 4px; vertical-align: middle; }
+.charts { display: flex; flex-wrap: wrap; gap: 1rem; } svg.chart { max-width: 100%; height: auto; border: 1px solid #eee; }
+#logerr:checked ~ .charts .linear { display: none; } #logerr:not(:checked) ~ .charts .logerror { display: none; }
+.wide { overflow-x: auto; } .confusion td { text-align: center; min-width: 2.6rem; } .note { color: #666; font-size: .9rem; }
+"#;
+
+fn html(
+    dir: &SweepDir,
+    plan: &Plan,
+    board: &Leaderboard,
+    curves: &[TrialCurves],
+    confusion: Option<&EvalOutcome>,
+) -> anyhow::Result<String> {
+    let mut h = String::new();
+    let name = escape(&plan.name);
+    let metric = board.metric.name();
+    let finished = board.rows.iter().filter(|r| r.status.is_final()).count();
+    writeln!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    )?;
+    writeln!(
+        h,
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+    )?;
+    writeln!(
+        h,
+        "<title>sweep report: {name}</title><style>{STYLE}</style></head><body>"
+    )?;
+    writeln!(h, "<h1>Sweep <code>{name}</code></h1>")?;
+    writeln!(
+        h,
+        "<p class=\"sub\">{} trials, {finished} finished &middot; ranked by {metric} &middot; {} &middot; generated {}</p>",
+        plan.trials.len(),
+        escape(&dir.root().display().to_string()),
+        chrono::Local::now().format("%Y-%m-%d %H:%M")
+    )?;
+
+    // Leaderboard.
+    writeln!(
+        h,
+        "<h2>Leaderboard</h2><div class=\"wide\"><table><thead><tr>"
+    )?;
+    let header = board.header();
+    for (i, c) in header.iter().enumerate() {
+        let class = if (1..3).contains(&i) || board.columns.contains(c) {
+            " class=\"l\""
+        } else {
+            ""
+        };
+        write!(h, "<th{class}>{}</th>", escape(c))?;
+    }
+    writeln!(h, "</tr></thead><tbody>")?;
+    for (i, (row, cells)) in board.rows.iter().zip(board.cells()).enumerate() {
+        let best = row.rank == Some(1);
+        write!(h, "<tr{}>", if best { " class=\"best\"" } else { "" })?;
+        for (j, c) in cells.iter().enumerate() {
+            let class = if (1..3).contains(&j) || board.columns.contains(&header[j]) {
+                " class=\"l\""
+            } else {
+                ""
+            };
+            if j == 1 {
+                let colour = charts::colour_hex(i, best);
+                write!(
+                    h,
+                    "<td{class}><span class=\"swatch\" style=\"background:{colour}\"></span>{}</td>",
+                    escape(c)
+                )?;
+            } else {
+                write!(h, "<td{class}>{}</td>", escape(c))?;
+            }
+        }
+        writeln!(h, "</tr>")?;
+    }
+    writeln!(h, "</tbody></table></div>")?;
+
+    // Learning curves.
+    writeln!(h, "<h2>Learning curves</h2>")?;
+    writeln!(
+        h,
+        "<input type=\"checkbox\" id=\"logerr\" checked> <label for=\"logerr\">test error on a log scale (separates the last tenths of a percent)</label>"
+    )?;
+    writeln!(h, "<div class=\"charts\">")?;
+    writeln!(
+        h,
+        "<div class=\"logerror\">{}</div>",
+        inline_svg(&charts::accuracy(curves, AccuracyAxis::LogError)?)
+    )?;
+    writeln!(
+        h,
+        "<div class=\"linear\">{}</div>",
+        inline_svg(&charts::accuracy(curves, AccuracyAxis::Linear)?)
+    )?;
+    writeln!(h, "<div>{}</div>", inline_svg(&charts::loss(curves)?))?;
+    writeln!(
+        h,
+        "</div><p class=\"note\">The best trial is the thick black line; colours match the leaderboard's swatches.</p>"
+    )?;
+
+    // Parameters against the metric.
+    let ranked: Vec<(usize, _)> = board
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.rank.is_some() && r.metric.is_some())
+        .collect();
+    if !board.columns.is_empty() && !ranked.is_empty() {
+        writeln!(
+            h,
+            "<h2>Searched parameters against {metric}</h2><div class=\"charts\">"
+        )?;
+        for (c, column) in board.columns.iter().enumerate() {
+            let points: Vec<(String, f64, usize, bool)> = ranked
+                .iter()
+                .filter(|(_, r)| !r.values[c].is_empty() || column == "label")
+                .map(|(i, r)| {
+                    (
+                        r.values[c].clone(),
+                        r.metric.unwrap_or(f64::NAN),
+                        *i,
+                        r.rank == Some(1),
+                    )
+                })
+                .collect();
+            let distinct: std::collections::BTreeSet<&str> =
+                points.iter().map(|p| p.0.as_str()).collect();
+            if distinct.len() < 2 {
+                continue; // a value every ranked trial shares says nothing about the metric
+            }
+            writeln!(
+                h,
+                "<div>{}</div>",
+                inline_svg(&charts::scatter(column, &points, metric)?)
+            )?;
+        }
+        writeln!(h, "</div>")?;
+    }
+
+    // Confusion matrix.
+    if let (Some(best), Some(c)) = (board.best(), confusion) {
+        writeln!(
+            h,
+            "<h2>Best trial <code>{}</code>: confusion matrix</h2><p class=\"sub\">best checkpoint on the test set: {:.2}% ({}/{}); rows are true digits, columns predictions</p>",
+            escape(&label(plan, &best.trial)),
+            c.accuracy,
+            c.correct,
+            c.total
+        )?;
+        let max_off = c
+            .confusion
+            .iter()
+            .enumerate()
+            .flat_map(|(t, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(move |(p, _)| *p != t)
+                    .map(|(_, v)| *v)
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        write!(h, "<table class=\"confusion\"><tr><th></th>")?;
+        for p in 0..c.confusion.len() {
+            write!(h, "<th>{p}</th>")?;
+        }
+        writeln!(h, "</tr>")?;
+        for (t, row) in c.confusion.iter().enumerate() {
+            write!(h, "<tr><th>{t}</th>")?;
+            for (p, v) in row.iter().enumerate() {
+                let bg = if p == t {
+                    "#dff0d8".to_string()
+                } else {
+                    let a = (*v as f64 / max_off as f64).sqrt();
+                    format!("rgba(217,83,79,{a:.2})")
+                };
+                write!(h, "<td style=\"background:{bg}\">{v}</td>")?;
+            }
+            writeln!(h, "</tr>")?;
+        }
+        writeln!(h, "</table>")?;
+    }
+    writeln!(
+        h,
+        "<p class=\"note\">Generated by <code>sweep report</code>; regenerate at any time with <code>sweep report {}</code>.</p>",
+        escape(&dir.root().display().to_string())
+    )?;
+    writeln!(h, "</body></html>")?;
+    Ok(h)
+}

@@ -94,6 +94,7 @@ fn random_batch(rng: &mut impl Rng) -> Batch {
         labels: (0..BATCH)
             .map(|_| rng.random_range(0..CLASSES as u32))
             .collect(),
+        indices: (0..BATCH as u32).collect(),
     }
 }
 
@@ -273,6 +274,7 @@ fn epoch_seconds(mnist: &Mnist, augmenter: Option<&Augmenter>) -> anyhow::Result
         seed: 0,
         epoch: 0,
         drop_single_sample_batch: true,
+        fill_inputs: true,
     };
     let t = Instant::now();
     let failed = batches.for_each(|b| match step.step(b, 0.01) {

@@ -48,6 +48,41 @@ enum Command {
     Trial(sweep::TrialArgs),
     /// Measure training speed against the step's matrix products, augmentation, evaluation, memory.
     Bench(BenchArgs),
+    /// List the devices this binary can train on (CUDA devices, or why there are none).
+    Devices,
+}
+
+fn devices() -> anyhow::Result<ExitCode> {
+    let cpu_name = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    println!(
+        "cpu: {} cores available ({cpu_name})",
+        crate::threads::available()
+    );
+    match crate::devices::cuda() {
+        crate::devices::Cuda::NotBuilt => {
+            println!("cuda: cpu only: built without cuda (see scripts/build-cuda.sh)")
+        }
+        crate::devices::Cuda::NoDevice(why) => println!("cuda: no CUDA device found ({why})"),
+        crate::devices::Cuda::Devices(list) => {
+            for d in list {
+                println!(
+                    "cuda:{}: {} ({:.1} GiB)",
+                    d.index,
+                    d.name,
+                    d.memory_bytes as f64 / (1u64 << 30) as f64
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => sweep::report(args),
         Command::Trial(args) => sweep::trial(args),
         Command::Bench(args) => bench(args),
+        Command::Devices => devices(),
     };
     match result {
         Ok(code) => code,

@@ -13,13 +13,17 @@ use crate::rng::{self, Stream};
 /// How many batches the producer may run ahead of training.
 const PREFETCH: usize = 3;
 
-/// One mini-batch: normalised inputs (`len` x 784, row-major) and labels.
+/// One mini-batch: normalised inputs (`len` x 784, row-major), labels, and which training
+/// samples they are.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    /// Normalised pixels, `len * PIXELS` values.
+    /// Normalised pixels, `len * PIXELS` values (empty when the inputs stay on the device,
+    /// see [`EpochBatches::fill_inputs`]).
     pub inputs: Vec<f32>,
     /// Class labels, `len` values.
     pub labels: Vec<u32>,
+    /// Indices of the samples in the training split.
+    pub indices: Vec<u32>,
 }
 
 impl Batch {
@@ -50,6 +54,9 @@ pub struct EpochBatches<'a> {
     pub epoch: usize,
     /// Drop a final batch of a single sample (BatchNorm cannot normalise it).
     pub drop_single_sample_batch: bool,
+    /// Prepare the inputs; false when the training set already lives on the device and the
+    /// step gathers its batch there by index (no augmentation).
+    pub fill_inputs: bool,
 }
 
 impl EpochBatches<'_> {
@@ -89,11 +96,24 @@ impl EpochBatches<'_> {
                 let mut augmented = [0u8; PIXELS];
                 for chunk in order.chunks(self.batch_size).take(count) {
                     let mut batch = empty_rx.try_recv().unwrap_or_default();
-                    batch.inputs.resize(chunk.len() * PIXELS, 0.0);
                     batch.labels.clear();
+                    batch.labels.extend(
+                        chunk
+                            .iter()
+                            .map(|&i| u32::from(self.split.labels[i as usize])),
+                    );
+                    batch.indices.clear();
+                    batch.indices.extend_from_slice(chunk);
+                    batch.inputs.resize(
+                        if self.fill_inputs {
+                            chunk.len() * PIXELS
+                        } else {
+                            0
+                        },
+                        0.0,
+                    );
                     for (&i, dst) in chunk.iter().zip(batch.inputs.chunks_exact_mut(PIXELS)) {
-                        let i = i as usize;
-                        let src = self.split.image(i);
+                        let src = self.split.image(i as usize);
                         match self.augmenter {
                             Some(aug) => {
                                 aug.augment(&mut aug_rng, src, &mut augmented);
@@ -101,7 +121,6 @@ impl EpochBatches<'_> {
                             }
                             None => self.normalizer.apply(src, dst),
                         }
-                        batch.labels.push(u32::from(self.split.labels[i]));
                     }
                     if full_tx.send(batch).is_err() {
                         return; // training stopped early
@@ -161,6 +180,7 @@ mod tests {
             seed: 5,
             epoch,
             drop_single_sample_batch: true,
+            fill_inputs: true,
         };
         let mut seen = Vec::new();
         let mut sizes = Vec::new();
@@ -195,6 +215,7 @@ mod tests {
             seed: 0,
             epoch: 0,
             drop_single_sample_batch: true,
+            fill_inputs: true,
         };
         assert_eq!(plan.count(), 2);
         plan.drop_single_sample_batch = false;
@@ -213,6 +234,7 @@ mod tests {
             seed: 0,
             epoch: 0,
             drop_single_sample_batch: true,
+            fill_inputs: true,
         };
         let mut n = 0;
         let r = plan.for_each(|_| {

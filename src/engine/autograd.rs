@@ -13,6 +13,9 @@ use crate::optim::Sgd;
 pub struct AutogradStep {
     model: Mlp,
     sgd: Sgd,
+    /// The normalised training set on the model's device, when batches are gathered there by
+    /// index instead of being uploaded step by step.
+    resident: Option<Tensor>,
 }
 
 impl AutogradStep {
@@ -22,7 +25,15 @@ impl AutogradStep {
         Ok(Self {
             model: model.clone(),
             sgd: Sgd::new(params, optimizer)?,
+            resident: None,
         })
+    }
+
+    /// Keeps the normalised training set (`[n x 784]`) on the device: each step then gathers
+    /// its batch there from [`Batch::indices`] and ignores [`Batch::inputs`].
+    pub fn with_resident_inputs(mut self, inputs: Tensor) -> Self {
+        self.resident = Some(inputs);
+        self
     }
 }
 
@@ -30,7 +41,10 @@ impl TrainStep for AutogradStep {
     fn step(&mut self, batch: &Batch, lr: f64) -> anyhow::Result<StepOutcome> {
         let n = batch.len();
         let device = self.model.device();
-        let x = Tensor::from_slice(&batch.inputs, (n, PIXELS), device)?;
+        let x = match &self.resident {
+            Some(all) => all.index_select(&Tensor::from_slice(&batch.indices, n, device)?, 0)?,
+            None => Tensor::from_slice(&batch.inputs, (n, PIXELS), device)?,
+        };
         let y = Tensor::from_slice(&batch.labels, n, device)?;
         let logits = self.model.forward_t(&x, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;

@@ -11,7 +11,7 @@ mod fused;
 pub mod kernels;
 pub mod storage;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
 pub use autograd::AutogradStep;
 pub use eval::{EvalOutcome, TestSet, evaluate};
@@ -49,10 +49,14 @@ pub fn resolve(requested: Engine, device: &Device) -> anyhow::Result<Engine> {
 }
 
 /// Builds the training step for `model` as `config` asks (`engine` already resolved).
+///
+/// `resident` is the normalised training set already on the model's device (GPU training
+/// without augmentation); the step then gathers batches there by index.
 pub fn build(
     engine: Engine,
     model: &Mlp,
     config: &TrialConfig,
+    resident: Option<Tensor>,
 ) -> anyhow::Result<Box<dyn TrainStep>> {
     Ok(match engine {
         Engine::Fused => Box::new(FusedCpuStep::new(
@@ -60,7 +64,13 @@ pub fn build(
             &config.optimizer,
             config.batch_size,
         )?),
-        Engine::Autograd | Engine::Auto => Box::new(AutogradStep::new(model, &config.optimizer)?),
+        Engine::Autograd | Engine::Auto => {
+            let step = AutogradStep::new(model, &config.optimizer)?;
+            Box::new(match resident {
+                Some(inputs) => step.with_resident_inputs(inputs),
+                None => step,
+            })
+        }
     })
 }
 

@@ -130,7 +130,20 @@ fn train_epochs(
     let test = TestSet::new(&mnist.test, &normalizer, ctx.device)?;
     let augmenter = config.effective_augment().map(Augmenter::new);
     let model = Mlp::new(&config.model, config.seed, ctx.device)?;
-    let mut step = engine::build(engine_kind, &model, config)?;
+    // On a GPU without augmentation the whole normalised training set lives on the device and
+    // batches are gathered there; with augmentation they are prepared on the CPU and uploaded.
+    let resident = if !ctx.device.is_cpu() && augmenter.is_none() {
+        let inputs = normalizer.split(&mnist.train);
+        Some(candle_core::Tensor::from_vec(
+            inputs,
+            (mnist.train.len(), crate::augment::PIXELS),
+            ctx.device,
+        )?)
+    } else {
+        None
+    };
+    let fill_inputs = resident.is_none();
+    let mut step = engine::build(engine_kind, &model, config, resident)?;
     let schedule = MultiStepLr::from_config(config);
     let mut rows: Vec<EpochMetrics> = Vec::new();
     ctx.run.write_metrics(&rows)?;
@@ -146,6 +159,7 @@ fn train_epochs(
             seed: config.seed,
             epoch,
             drop_single_sample_batch: config.model.batch_norm,
+            fill_inputs,
         };
         if epoch == 0 {
             observer.started(config.epochs, batches.count(), summary);

@@ -41,7 +41,7 @@ impl TestSet {
 }
 
 /// The result of evaluating a model on the test set.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct EvalOutcome {
     /// Mean cross-entropy.
     pub loss: f64,

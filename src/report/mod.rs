@@ -13,7 +13,7 @@ pub use charts::AccuracyAxis;
 use crate::engine::{self, EvalOutcome};
 use crate::results::atomic;
 use crate::results::leaderboard::Leaderboard;
-use crate::results::run_dir::{CHECKPOINT_FILE, EpochMetrics, RunDir};
+use crate::results::run_dir::{CHECKPOINT_FILE, EpochMetrics, RunDir, RunStatus};
 use crate::results::sweep_dir::SweepDir;
 use crate::spec::Plan;
 use crate::trainer;
@@ -72,13 +72,42 @@ fn label(plan: &Plan, id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
+/// The evaluation of a finished trial's best checkpoint, kept beside it so that the report can
+/// be regenerated where the checkpoint is not (it is not published with the results).
+const EVAL_FILE: &str = "eval.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedEval {
+    best_epoch: usize,
+    #[serde(flatten)]
+    outcome: EvalOutcome,
+}
+
 /// The confusion matrix of the best trial's checkpoint on the test set (CPU).
 fn best_confusion(dir: &SweepDir, id: &str) -> anyhow::Result<EvalOutcome> {
     let run = RunDir::open(&dir.trial_dir(id))?;
+    let summary = run.read_summary()?;
+    let cache = run.file(EVAL_FILE);
+    if let Some(cached) = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|t| serde_json::from_str::<CachedEval>(&t).ok())
+        .filter(|c| c.best_epoch == summary.best_epoch)
+    {
+        return Ok(cached.outcome);
+    }
     let config = run.read_config()?;
     let model = trainer::load_model(&config.model, &run.file(CHECKPOINT_FILE), &Device::Cpu)?;
     let test = trainer::load_test_set(&config, &Device::Cpu)?;
-    engine::evaluate(&model, &test)
+    let outcome = engine::evaluate(&model, &test)?;
+    if summary.status == RunStatus::Completed {
+        let cached = CachedEval {
+            best_epoch: summary.best_epoch,
+            outcome,
+        };
+        atomic::write(&cache, serde_json::to_string(&cached)? + "\n")?;
+        return Ok(cached.outcome);
+    }
+    Ok(outcome)
 }
 
 /// Escapes text for HTML.

@@ -113,7 +113,8 @@ impl RunDir {
         let dir = Self {
             path: path.to_path_buf(),
         };
-        let existing: Vec<_> = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE]
+        // eval.json caches an evaluation of the old checkpoint (see the report).
+        let existing: Vec<_> = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, "eval.json"]
             .iter()
             .map(|f| path.join(f))
             .filter(|p| p.exists())

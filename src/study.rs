@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub max_trials: Option<usize>,
     /// Draw live progress bars (stderr is a terminal).
     pub terminal: bool,
+    /// A line describing where the trials run, shown once the spec is valid.
+    pub banner: Option<String>,
 }
 
 /// What a `sweep run` did.
@@ -143,6 +145,9 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         states,
         retries: opts.backend.retries(),
     };
+    if let Some(b) = &opts.banner {
+        recorder.progress.println(b);
+    }
     if kept > 0 {
         recorder.progress.println(&format!(
             "resuming {}: {kept} trials already finished, {ran} to run",

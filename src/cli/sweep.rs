@@ -247,32 +247,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Backend::Slurm(slurm)
         }
     };
-    let opts = RunOptions {
-        results: args.results,
-        backend,
-        max_trials: args.max_trials,
-        terminal: std::io::stderr().is_terminal(),
-    };
-    if matches!(opts.backend, Backend::Local(_)) {
+    let banner = matches!(backend, Backend::Local(_)).then(|| {
         let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
-        eprintln!(
+        format!(
             "running on {} ({per_device} trial{} per device, {} thread{} each)",
             names.join(", "),
             if per_device == 1 { "" } else { "s" },
             args.threads_per_trial,
             if args.threads_per_trial == 1 { "" } else { "s" },
-        );
-    }
+        )
+    });
+    let opts = RunOptions {
+        results: args.results,
+        backend,
+        max_trials: args.max_trials,
+        terminal: std::io::stderr().is_terminal(),
+        banner,
+    };
     let report = study::run(&args.spec, &opts)?;
     finish_report(&report.dir, &report.leaderboard, report.end)
 }
 
 /// Prints the end-of-run summary (and writes the HTML report) and chooses the exit code.
 fn finish_report(dir: &SweepDir, board: &Leaderboard, end: RunEnd) -> anyhow::Result<ExitCode> {
-    match crate::report::write(dir) {
-        Ok(files) => println!("report: {}", files.html.display()),
-        Err(e) => eprintln!("warning: no report: {e:#}"),
-    }
     let mut top = board.clone();
     top.truncate(10);
     println!(
@@ -281,6 +278,10 @@ fn finish_report(dir: &SweepDir, board: &Leaderboard, end: RunEnd) -> anyhow::Re
     );
     let unfinished = board.rows.iter().filter(|r| !r.status.is_final()).count();
     println!("\nleaderboard: {}", dir.leaderboard_file().display());
+    match crate::report::write(dir) {
+        Ok(files) => println!("report: {}", files.html.display()),
+        Err(e) => eprintln!("warning: no report: {e:#}"),
+    }
     if let Some(best) = board.best() {
         println!(
             "best: {} ({} {:.2}) -> {}/  (rerun it: sweep rerun {})",

@@ -114,17 +114,16 @@ fn draw_accuracy(area: &Area, trials: &[TrialCurves], axis: AccuracyAxis) -> any
     let ys: Vec<f64> = trials
         .iter()
         .flat_map(|t| points(t).into_iter().map(|p| p.1))
+        .filter(|y| y.is_finite())
         .collect();
-    let (lo, hi) = ys
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
-    let (lo, hi) = if ys.is_empty() { (1.0, 10.0) } else { (lo, hi) };
+    let Some((lo, hi)) = bounds(&ys) else {
+        return no_data(area, "test accuracy: no epoch has finished yet");
+    };
     let legend = trials.iter().filter(|t| !t.metrics.is_empty()).count() <= 10;
     match axis {
         AccuracyAxis::Linear => {
-            // Leave out the first epochs' low accuracies when they would flatten the rest.
-            let lo = (hi - 4.0 * (hi - ys.iter().copied().fold(f64::MAX, f64::min).max(hi - 5.0)))
-                .max(lo);
+            // Show at most 5 points below the best, so that early epochs do not flatten the rest.
+            let lo = lo.max(hi - 5.0);
             let mut chart = ChartBuilder::on(area)
                 .caption("test accuracy (%)", ("sans-serif", 18))
                 .margin(12)
@@ -213,10 +212,9 @@ fn draw_loss(area: &Area, trials: &[TrialCurves]) -> anyhow::Result<()> {
         .flat_map(|t| t.metrics.iter().map(|m| m.train_loss))
         .filter(|v| v.is_finite() && *v > 0.0)
         .collect();
-    let (lo, hi) = ys
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
-    let (lo, hi) = if ys.is_empty() { (0.01, 1.0) } else { (lo, hi) };
+    let Some((lo, hi)) = bounds(&ys) else {
+        return no_data(area, "training loss: no epoch has finished yet");
+    };
     let mut chart = ChartBuilder::on(area)
         .caption("training loss (log scale)", ("sans-serif", 18))
         .margin(12)
@@ -243,6 +241,31 @@ fn draw_loss(area: &Area, trials: &[TrialCurves]) -> anyhow::Result<()> {
             .draw_series(LineSeries::new(pts, style(i, t)))
             .map_err(plot_error)?;
     }
+    Ok(())
+}
+
+/// The smallest and largest value, or None when there is none.
+fn bounds(ys: &[f64]) -> Option<(f64, f64)> {
+    let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+}
+
+/// An empty panel saying why it is empty.
+fn no_data(area: &Area, message: &str) -> anyhow::Result<()> {
+    area.fill(&WHITE).map_err(plot_error)?;
+    let (w, h) = area.dim_in_pixel();
+    area.draw(&Text::new(
+        message.to_string(),
+        (w as i32 / 2, h as i32 / 2),
+        ("sans-serif", 16).into_font().color(&BLACK.mix(0.6)).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            ),
+        ),
+    ))
+    .map_err(plot_error)?;
     Ok(())
 }
 
@@ -277,10 +300,12 @@ pub fn scatter(
     {
         let root = SVGBackend::with_string(&mut svg, (420, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let ys: Vec<f64> = values.iter().map(|v| v.1).collect();
-        let (lo, hi) = ys
+        let ys: Vec<f64> = values
             .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+            .map(|v| v.1)
+            .filter(|y| y.is_finite())
+            .collect();
+        let (lo, hi) = bounds(&ys).unwrap_or((0.0, 1.0));
         let pad = ((hi - lo) * 0.1).max(0.05);
         let y_range = (lo - pad)..(hi + pad);
         let numbers: Option<Vec<f64>> = values.iter().map(|v| v.0.parse::<f64>().ok()).collect();
@@ -294,9 +319,7 @@ pub fn scatter(
         };
         match numbers {
             Some(xs) if !xs.is_empty() => {
-                let (xlo, xhi) = xs
-                    .iter()
-                    .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+                let (xlo, xhi) = bounds(&xs).unwrap_or((0.0, 1.0));
                 let log = xlo > 0.0 && xhi / xlo > 20.0;
                 let xpad = if xhi > xlo {
                     (xhi - xlo) * 0.08
@@ -392,4 +415,69 @@ pub fn scatter(
 pub fn colour_hex(i: usize, best: bool) -> String {
     let c = if best { BEST } else { colour(i) };
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::run_dir::EpochMetrics;
+
+    fn trial(name: &str, accs: &[f64], best: bool) -> TrialCurves {
+        TrialCurves {
+            name: name.into(),
+            best,
+            metrics: accs
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| EpochMetrics {
+                    epoch: i + 1,
+                    lr: 0.01,
+                    train_loss: 0.5 / (i + 1) as f64,
+                    train_acc: a - 1.0,
+                    test_loss: 0.1,
+                    test_acc: a,
+                    seconds: 1.0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn charts_draw_for_empty_single_point_and_normal_sweeps() {
+        let cases = [
+            vec![],
+            vec![trial("a", &[], false)],
+            vec![trial("a", &[97.0], true)],
+            vec![
+                trial("a", &[97.0, 98.0, 98.5], true),
+                trial("b", &[96.0, 97.5, 100.0], false),
+            ],
+        ];
+        for trials in &cases {
+            for axis in [AccuracyAxis::Linear, AccuracyAxis::LogError] {
+                assert!(accuracy(trials, axis).unwrap().starts_with("<svg"));
+            }
+            assert!(loss(trials).unwrap().starts_with("<svg"));
+            assert!(curves(trials).unwrap().starts_with("<svg"));
+        }
+        let empty = accuracy(&cases[0], AccuracyAxis::LogError).unwrap();
+        assert!(empty.contains("no epoch has finished yet"));
+    }
+
+    #[test]
+    fn scatters_draw_numbers_log_ranges_categories_and_single_values() {
+        let v = |x: &str, y: f64, best: bool| (x.to_string(), y, 0, best);
+        for values in [
+            vec![v("0.001", 98.0, false), v("0.1", 98.5, true)],
+            vec![v("0.5", 98.0, true)],
+            vec![v("MLP", 98.4, false), v("+BN", 98.7, true)],
+            vec![v("inf", 98.0, true)],
+        ] {
+            assert!(
+                scatter("k", &values, "test_acc")
+                    .unwrap()
+                    .starts_with("<svg")
+            );
+        }
+    }
 }

@@ -114,11 +114,17 @@ impl RunDir {
             path: path.to_path_buf(),
         };
         // eval.json caches an evaluation of the old checkpoint (see the report).
-        let existing: Vec<_> = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, "eval.json"]
-            .iter()
-            .map(|f| path.join(f))
-            .filter(|p| p.exists())
-            .collect();
+        let existing: Vec<_> = [
+            CONFIG_FILE,
+            METRICS_FILE,
+            CHECKPOINT_FILE,
+            SUMMARY_FILE,
+            "eval.json",
+        ]
+        .iter()
+        .map(|f| path.join(f))
+        .filter(|p| p.exists())
+        .collect();
         if !existing.is_empty() {
             if !overwrite {
                 bail!(

@@ -63,21 +63,6 @@ fn slurm_run(spec: &Path, results: &Path, extra: &[&str]) -> Command {
     sweep(&args)
 }
 
-fn journal(root: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(root.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn leaderboard(root: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(root.join("leaderboard.csv")).unwrap();
-    r.records()
-        .map(|rec| rec.unwrap().iter().map(String::from).collect())
-        .collect()
-}
-
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -147,7 +132,7 @@ fn a_four_trial_sweep_runs_as_one_array_two_at_a_time_and_records_a_failed_task(
     assert!(script.contains("#SBATCH --array=0-3%2"), "{script}");
     assert!(script.contains("#SBATCH --gres=gpu:1"), "{script}");
 
-    let rows = leaderboard(&root);
+    let rows = csv_rows(&root.join("leaderboard.csv"))[1..].to_vec();
     assert_eq!(rows.len(), 4);
     let ranked: Vec<&Vec<String>> = rows.iter().filter(|r| !r[0].is_empty()).collect();
     assert_eq!(ranked.len(), 3);
@@ -256,7 +241,12 @@ fn ctrl_c_cancels_the_job_and_a_rerun_submits_only_unfinished_trials() {
         "only unfinished trials are submitted again"
     );
     assert!(resubmitted.iter().all(|t| !done.iter().any(|d| d == t)));
-    assert!(leaderboard(&root).iter().all(|r| r[2] == "completed"));
+    assert!(
+        csv_rows(&root.join("leaderboard.csv"))[1..]
+            .to_vec()
+            .iter()
+            .all(|r| r[2] == "completed")
+    );
 }
 
 #[test]
@@ -302,7 +292,7 @@ fn a_detached_sweep_is_gathered_by_collect() {
     );
     let o = common::run(sweep(&["collect", root.to_str().unwrap()]));
     assert!(o.status.success(), "{}", text(&o));
-    let rows = leaderboard(&root);
+    let rows = csv_rows(&root.join("leaderboard.csv"))[1..].to_vec();
     assert!(rows.iter().all(|r| r[2] == "completed"), "{rows:?}");
     assert!(root.join("best/best.safetensors").is_file());
 }

@@ -30,25 +30,6 @@ fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> std::process::Outpu
     run(sweep(&args))
 }
 
-fn csv_rows(path: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let mut rows = vec![header];
-    rows.extend(
-        r.records()
-            .map(|rec| rec.unwrap().iter().map(String::from).collect()),
-    );
-    rows
-}
-
-fn journal(sweep_dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(sweep_dir.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn count(journal: &[serde_json::Value], event: &str, trial: &str) -> usize {
     journal
         .iter()

@@ -145,6 +145,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A flag that SIGINT and SIGTERM set, so that training stops after its current step and
+/// saves its state.
+fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use anyhow::Context;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+    }
+    Ok(stop)
+}
+
 /// Parses `--set key=value`.
 fn parse_override(s: &str) -> Result<Override, String> {
     s.parse()

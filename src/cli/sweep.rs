@@ -3,8 +3,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -483,16 +481,8 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
         out.display()
     );
     let device = super::parse_device(&args.device)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
-    let mut observer: Box<dyn trainer::Observer> = if std::io::stderr().is_terminal() {
-        Box::new(progress::Bar::new())
-    } else {
-        Box::new(progress::Lines)
-    };
+    let stop = super::stop_on_signals()?;
+    let mut observer = progress::for_stderr();
     let ctx = TrainContext {
         device: &device,
         stop: &stop,
@@ -598,13 +588,9 @@ pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
         &trial_dir.join(crate::results::sweep_dir::TRIAL_INPUT_FILE),
         &[],
     )?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
+    let stop = super::stop_on_signals()?;
     let mut observer =
-        progress::EventLog::create(&trial_dir.join(crate::results::sweep_dir::EVENTS_FILE))?;
+        progress::Events::file(&trial_dir.join(crate::results::sweep_dir::EVENTS_FILE))?;
     let ctx = TrainContext {
         device: &device,
         stop: &stop,

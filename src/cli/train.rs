@@ -1,12 +1,8 @@
 //! `sweep train` and `sweep eval`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
@@ -49,17 +45,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device)?;
     let out = args.out.unwrap_or_else(timestamped_run_dir);
     let run = RunDir::create(&out, args.overwrite)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
+    let stop = super::stop_on_signals()?;
     let mut observer: Box<dyn Observer> = if args.events {
-        Box::new(progress::Events)
-    } else if std::io::stderr().is_terminal() {
-        Box::new(progress::Bar::new())
+        Box::new(progress::Events::stdout())
     } else {
-        Box::new(progress::Lines)
+        progress::for_stderr()
     };
     if !args.events {
         eprintln!("run directory: {}", out.display());

@@ -20,26 +20,65 @@ fn parallelism() -> gemm::Parallelism {
     }
 }
 
-/// `out [b x n] = x [b x k] · wᵀ`, with `w [n x k]` read in place (no transpose is materialised).
-pub fn matmul_xwt(out: &mut [f32], x: &[f32], w: &[f32], b: usize, k: usize, n: usize) {
-    assert!(out.len() == b * n && x.len() == b * k && w.len() == n * k);
-    // SAFETY: the asserts above keep every index gemm computes from these strides in bounds.
+/// A read-only matrix operand: its data and the strides between rows and between columns.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// A row-major `[rows x cols]` matrix.
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns, read in place.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    /// True when every element of an `[rows x cols]` view lies inside `data`.
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst [m x n] (row-major) = decay · dst + lhs [m x k] · rhs [k x n]`; decay 0 ignores the
+/// old contents of `dst`.
+fn product(dst: &mut [f32], decay: f32, lhs: Operand, rhs: Operand, m: usize, n: usize, k: usize) {
+    assert!(
+        dst.len() == m * n && lhs.covers(m, k) && rhs.covers(k, n),
+        "matrix shapes disagree"
+    );
+    // SAFETY: the assert keeps every element gemm addresses through these strides in bounds.
     unsafe {
         gemm::gemm(
-            b,
+            m,
             n,
             k,
-            out.as_mut_ptr(),
+            dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            0.0,
+            decay != 0.0,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            decay,
             1.0,
             false,
             false,
@@ -49,33 +88,22 @@ pub fn matmul_xwt(out: &mut [f32], x: &[f32], w: &[f32], b: usize, k: usize, n: 
     }
 }
 
+/// `out [b x n] = x [b x k] · wᵀ`, with `w [n x k]` read in place (no transpose is materialised).
+pub fn matmul_xwt(out: &mut [f32], x: &[f32], w: &[f32], b: usize, k: usize, n: usize) {
+    product(
+        out,
+        0.0,
+        Operand::rows(x, k),
+        Operand::transposed(w, k),
+        b,
+        n,
+        k,
+    );
+}
+
 /// `out [b x k] = dz [b x n] · w [n x k]` (the gradient with respect to a layer's input).
 pub fn matmul_dzw(out: &mut [f32], dz: &[f32], w: &[f32], b: usize, n: usize, k: usize) {
-    assert!(out.len() == b * k && dz.len() == b * n && w.len() == n * k);
-    // SAFETY: the asserts above keep every index gemm computes from these strides in bounds.
-    unsafe {
-        gemm::gemm(
-            b,
-            k,
-            n,
-            out.as_mut_ptr(),
-            1,
-            k as isize,
-            false,
-            dz.as_ptr(),
-            1,
-            n as isize,
-            w.as_ptr(),
-            1,
-            k as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
-    }
+    product(out, 0.0, Operand::rows(dz, n), Operand::rows(w, k), b, k, n);
 }
 
 /// `acc [n x k] = decay · acc + dzᵀ · x` with `dz [b x n]`, `x [b x k]`: a weight gradient
@@ -89,31 +117,15 @@ pub fn accumulate_dztx(
     n: usize,
     k: usize,
 ) {
-    assert!(acc.len() == n * k && dz.len() == b * n && x.len() == b * k);
-    // SAFETY: the asserts above keep every index gemm computes from these strides in bounds.
-    unsafe {
-        gemm::gemm(
-            n,
-            k,
-            b,
-            acc.as_mut_ptr(),
-            1,
-            k as isize,
-            decay != 0.0,
-            dz.as_ptr(),
-            n as isize,
-            1,
-            x.as_ptr(),
-            1,
-            k as isize,
-            decay,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
-    }
+    product(
+        acc,
+        decay,
+        Operand::transposed(dz, n),
+        Operand::rows(x, k),
+        n,
+        k,
+        b,
+    );
 }
 
 /// Adds `v [n]` to every row of `m [rows x n]`.

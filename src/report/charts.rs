@@ -4,6 +4,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::TrialCurves;
+use crate::results::run_dir::EpochMetrics;
 
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (640, 380);
@@ -96,149 +97,127 @@ fn style(i: usize, t: &TrialCurves) -> ShapeStyle {
     }
 }
 
+/// What one line chart of per-epoch values shows.
+struct LineChart<'a> {
+    caption: &'a str,
+    y_desc: &'a str,
+    /// The plotted value of an epoch (already transformed, e.g. ln), None to skip it.
+    value: &'a dyn Fn(&EpochMetrics) -> Option<f64>,
+    /// Turns a plotted value back into the label shown (identity for linear axes).
+    label: &'a dyn Fn(f64) -> String,
+    /// The y range from the smallest and largest plotted value.
+    range: &'a dyn Fn(f64, f64) -> std::ops::Range<f64>,
+    legend_at: SeriesLabelPosition,
+}
+
 fn draw_accuracy(area: &Area, trials: &[TrialCurves], axis: AccuracyAxis) -> anyhow::Result<()> {
+    match axis {
+        AccuracyAxis::Linear => draw_lines(
+            area,
+            trials,
+            &LineChart {
+                caption: "test accuracy (%)",
+                y_desc: "test accuracy %",
+                value: &|m| Some(m.test_acc).filter(|v| v.is_finite()),
+                label: &|y| format!("{y:.1}"),
+                // At most 5 points below the best, so that early epochs do not flatten the rest.
+                range: &|lo, hi| {
+                    let lo = lo.max(hi - 5.0).floor();
+                    lo..hi.min(100.0).ceil().max(lo + 0.5)
+                },
+                legend_at: SeriesLabelPosition::LowerRight,
+            },
+        ),
+        // ln(error) on a linear axis with labels mapped back: plotters' own log axis labels
+        // only powers of ten, which a 0.5-2 % range does not contain.
+        AccuracyAxis::LogError => draw_lines(
+            area,
+            trials,
+            &LineChart {
+                caption: "test error (%, log scale)",
+                y_desc: "test error %",
+                value: &|m| Some((100.0 - m.test_acc).max(0.01).ln()).filter(|v| v.is_finite()),
+                label: &|y| significant(y.exp()),
+                range: &log_range,
+                legend_at: SeriesLabelPosition::UpperRight,
+            },
+        ),
+    }
+}
+
+fn draw_loss(area: &Area, trials: &[TrialCurves]) -> anyhow::Result<()> {
+    draw_lines(
+        area,
+        trials,
+        &LineChart {
+            caption: "training loss (log scale)",
+            y_desc: "train loss",
+            value: &|m| {
+                Some(m.train_loss)
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .map(f64::ln)
+            },
+            label: &|y| significant(y.exp()),
+            range: &log_range,
+            legend_at: SeriesLabelPosition::UpperRight,
+        },
+    )
+}
+
+/// One line per trial of a per-epoch value, the best thick and black, a legend for up to 10.
+fn draw_lines(area: &Area, trials: &[TrialCurves], chart_spec: &LineChart) -> anyhow::Result<()> {
     area.fill(&WHITE).map_err(plot_error)?;
-    let x_max = max_epoch(trials);
     let points = |t: &TrialCurves| -> Vec<(f64, f64)> {
         t.metrics
             .iter()
-            .map(|m| {
-                let y = match axis {
-                    AccuracyAxis::Linear => m.test_acc,
-                    AccuracyAxis::LogError => (100.0 - m.test_acc).max(0.01),
-                };
-                (m.epoch as f64, y)
-            })
+            .filter_map(|m| (chart_spec.value)(m).map(|y| (m.epoch as f64, y)))
             .collect()
     };
     let ys: Vec<f64> = trials
         .iter()
         .flat_map(|t| points(t).into_iter().map(|p| p.1))
-        .filter(|y| y.is_finite())
         .collect();
     let Some((lo, hi)) = bounds(&ys) else {
-        return no_data(area, "test accuracy: no epoch has finished yet");
-    };
-    let legend = trials.iter().filter(|t| !t.metrics.is_empty()).count() <= 10;
-    match axis {
-        AccuracyAxis::Linear => {
-            // Show at most 5 points below the best, so that early epochs do not flatten the rest.
-            let lo = lo.max(hi - 5.0);
-            let mut chart = ChartBuilder::on(area)
-                .caption("test accuracy (%)", ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(34)
-                .y_label_area_size(50)
-                .build_cartesian_2d(
-                    1f64..x_max,
-                    lo.floor()..hi.min(100.0).ceil().max(lo.floor() + 0.5),
-                )
-                .map_err(plot_error)?;
-            chart
-                .configure_mesh()
-                .light_line_style(WHITE.mix(0.0))
-                .x_desc("epoch")
-                .y_desc("test accuracy %")
-                .draw()
-                .map_err(plot_error)?;
-            for (i, t) in drawing_order(trials) {
-                let s = chart
-                    .draw_series(LineSeries::new(points(t), style(i, t)))
-                    .map_err(plot_error)?;
-                if legend {
-                    let st = style(i, t);
-                    s.label(t.name.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], st));
-                }
-            }
-            if legend {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.3))
-                    .draw()
-                    .map_err(plot_error)?;
-            }
-        }
-        AccuracyAxis::LogError => {
-            // A linear chart of ln(error) with labels mapped back: plotters' own log axis labels
-            // only powers of ten, which a 0.5-2 % range does not contain.
-            let mut chart = ChartBuilder::on(area)
-                .caption("test error (%, log scale)", ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(34)
-                .y_label_area_size(50)
-                .build_cartesian_2d(1f64..x_max, log_range(lo, hi))
-                .map_err(plot_error)?;
-            chart
-                .configure_mesh()
-                .light_line_style(WHITE.mix(0.0))
-                .y_labels(8)
-                .y_label_formatter(&|y| significant(y.exp()))
-                .x_desc("epoch")
-                .y_desc("test error %")
-                .draw()
-                .map_err(plot_error)?;
-            for (i, t) in drawing_order(trials) {
-                let pts = points(t).into_iter().map(|(x, y)| (x, y.ln()));
-                let s = chart
-                    .draw_series(LineSeries::new(pts, style(i, t)))
-                    .map_err(plot_error)?;
-                if legend {
-                    let st = style(i, t);
-                    s.label(t.name.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], st));
-                }
-            }
-            if legend {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.3))
-                    .draw()
-                    .map_err(plot_error)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn draw_loss(area: &Area, trials: &[TrialCurves]) -> anyhow::Result<()> {
-    area.fill(&WHITE).map_err(plot_error)?;
-    let ys: Vec<f64> = trials
-        .iter()
-        .flat_map(|t| t.metrics.iter().map(|m| m.train_loss))
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .collect();
-    let Some((lo, hi)) = bounds(&ys) else {
-        return no_data(area, "training loss: no epoch has finished yet");
+        return no_data(
+            area,
+            &format!("{}: no epoch has finished yet", chart_spec.caption),
+        );
     };
     let mut chart = ChartBuilder::on(area)
-        .caption("training loss (log scale)", ("sans-serif", 18))
+        .caption(chart_spec.caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(34)
-        .y_label_area_size(60)
-        .build_cartesian_2d(1f64..max_epoch(trials), log_range(lo, hi))
+        .y_label_area_size(56)
+        .build_cartesian_2d(1f64..max_epoch(trials), (chart_spec.range)(lo, hi))
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .light_line_style(WHITE.mix(0.0))
         .y_labels(8)
-        .y_label_formatter(&|y| significant(y.exp()))
+        .y_label_formatter(&|y| (chart_spec.label)(*y))
         .x_desc("epoch")
-        .y_desc("train loss")
+        .y_desc(chart_spec.y_desc)
         .draw()
         .map_err(plot_error)?;
+    let legend = trials.iter().filter(|t| !t.metrics.is_empty()).count() <= 10;
     for (i, t) in drawing_order(trials) {
-        let pts = t
-            .metrics
-            .iter()
-            .filter(|m| m.train_loss.is_finite() && m.train_loss > 0.0)
-            .map(|m| (m.epoch as f64, m.train_loss.ln()));
+        let st = style(i, t);
+        let series = chart
+            .draw_series(LineSeries::new(points(t), st))
+            .map_err(plot_error)?;
+        if legend {
+            series
+                .label(t.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], st));
+        }
+    }
+    if legend {
         chart
-            .draw_series(LineSeries::new(pts, style(i, t)))
+            .configure_series_labels()
+            .position(chart_spec.legend_at.clone())
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
             .map_err(plot_error)?;
     }
     Ok(())
@@ -269,11 +248,10 @@ fn no_data(area: &Area, message: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The ln-space range showing [lo, hi] with a little room.
+/// A range of ln-values [lo, hi] with a little room (never empty).
 fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
-    let (a, b) = (lo.max(1e-6).ln(), hi.max(lo * 1.01).max(1e-6).ln());
-    let pad = ((b - a) * 0.05).max(0.02);
-    (a - pad)..(b + pad)
+    let pad = ((hi - lo) * 0.05).max(0.02);
+    (lo - pad)..(hi + pad)
 }
 
 /// About two significant digits: 0.0012, 0.45, 1.3, 27.5.
@@ -420,7 +398,6 @@ pub fn colour_hex(i: usize, best: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::run_dir::EpochMetrics;
 
     fn trial(name: &str, accs: &[f64], best: bool) -> TrialCurves {
         TrialCurves {

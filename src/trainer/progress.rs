@@ -84,6 +84,15 @@ impl Observer for Bar {
     }
 }
 
+/// A progress bar when stderr is a terminal, else a line per epoch.
+pub fn for_stderr() -> Box<dyn Observer> {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Box::new(Bar::new())
+    } else {
+        Box::new(Lines)
+    }
+}
+
 /// One line per epoch on stderr (for logs and pipes).
 pub struct Lines;
 
@@ -101,68 +110,47 @@ impl Observer for Lines {
     }
 }
 
-/// The JSON event stream on stdout (see [`TrialEvent`]).
-pub struct Events;
+/// The JSON event stream (see [`TrialEvent`]), one object per line: on stdout for the local
+/// executor, or appended to a file for batch jobs, whose stdout nobody reads live (those also
+/// get a line per epoch on stderr, for the job's log).
+pub struct Events<W: Write> {
+    out: W,
+    echo: bool,
+}
 
-impl Events {
-    fn emit(event: TrialEvent) {
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (the executor went away) must not stop training.
-        let _ = writeln!(out, "{}", event.to_line());
-        let _ = out.flush();
+impl Events<std::io::Stdout> {
+    /// Events on stdout.
+    pub fn stdout() -> Self {
+        Self {
+            out: std::io::stdout(),
+            echo: false,
+        }
     }
 }
 
-impl Observer for Events {
-    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &RunSummary) {
-        Self::emit(TrialEvent::Start {
-            epochs,
-            steps_per_epoch,
-            device: s.device.clone(),
-            engine: s.engine.clone(),
-            threads: s.threads,
-        });
-    }
-
-    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
-        Self::emit(TrialEvent::Epoch {
-            epochs,
-            metrics: m.clone(),
-            best_test_acc: s.best_test_acc,
-            best_epoch: s.best_epoch,
-        });
-    }
-
-    fn finished(&mut self, s: &RunSummary) {
-        Self::emit(TrialEvent::End { summary: s.clone() });
-    }
-}
-
-/// The event stream appended to a file (for batch jobs, whose stdout nobody reads live),
-/// plus one line per epoch on stderr for the job's log.
-pub struct EventLog {
-    file: std::fs::File,
-}
-
-impl EventLog {
-    /// Appends to `path` (created if missing).
-    pub fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+impl Events<std::fs::File> {
+    /// Events written to `path` (replaced), with a line per epoch on stderr.
+    pub fn file(path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let file = std::fs::File::create(path)
+        let out = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self { file })
-    }
-
-    fn emit(&mut self, event: TrialEvent) {
-        // Progress reporting must never stop training.
-        let _ = writeln!(self.file, "{}", event.to_line());
-        let _ = self.file.flush();
+        Ok(Self { out, echo: true })
     }
 }
 
-impl Observer for EventLog {
+impl<W: Write> Events<W> {
+    fn emit(&mut self, event: TrialEvent) {
+        // A closed stdout (the executor went away) must not stop training.
+        let _ = writeln!(self.out, "{}", event.to_line());
+        let _ = self.out.flush();
+    }
+}
+
+impl<W: Write> Observer for Events<W> {
     fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &RunSummary) {
-        Lines.started(epochs, steps_per_epoch, s);
+        if self.echo {
+            Lines.started(epochs, steps_per_epoch, s);
+        }
         self.emit(TrialEvent::Start {
             epochs,
             steps_per_epoch,
@@ -173,7 +161,9 @@ impl Observer for EventLog {
     }
 
     fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
-        Lines.epoch(epochs, m, s);
+        if self.echo {
+            Lines.epoch(epochs, m, s);
+        }
         self.emit(TrialEvent::Epoch {
             epochs,
             metrics: m.clone(),
@@ -183,7 +173,9 @@ impl Observer for EventLog {
     }
 
     fn finished(&mut self, s: &RunSummary) {
-        Lines.finished(s);
+        if self.echo {
+            Lines.finished(s);
+        }
         self.emit(TrialEvent::End { summary: s.clone() });
     }
 }

@@ -77,3 +77,24 @@ pub fn metrics_without_time(run: &Path) -> Vec<String> {
 pub fn summary(run: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
 }
+
+/// A CSV file as rows of cells, the header first.
+pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let mut rows = vec![header];
+    rows.extend(
+        r.records()
+            .map(|rec| rec.unwrap().iter().map(String::from).collect()),
+    );
+    rows
+}
+
+/// The entries of a sweep's journal (none if it does not exist yet).
+pub fn journal(sweep_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(sweep_dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

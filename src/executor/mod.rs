@@ -213,6 +213,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cuda_out_of_memory_in_the_log_is_recorded_as_oom() {
+        let dir = std::env::temp_dir().join(format!("sweep-oom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(TRIAL_LOG_FILE),
+            "epoch 1\nError: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")\n",
+        )
+        .unwrap();
+        let o = outcome_from_dir(&dir, "exited with code 1", false, false, 3.0);
+        assert_eq!(o.status, TrialStatus::Oom);
+        assert!(o.message.unwrap().contains("OUT_OF_MEMORY"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_child_that_left_no_summary_is_a_failure_with_its_exit() {
         let o = outcome_from_dir(
             Path::new("/nonexistent"),

@@ -91,7 +91,6 @@ impl EpochBatches<'_> {
         let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
         std::thread::scope(|scope| {
             scope.spawn(move || {
-                lower_priority();
                 let mut aug_rng = rng::stream(self.seed, Stream::Augment, self.epoch as u64);
                 let mut augmented = [0u8; PIXELS];
                 for chunk in order.chunks(self.batch_size).take(count) {
@@ -141,19 +140,6 @@ impl EpochBatches<'_> {
             drop(full_rx);
             result
         })
-    }
-}
-
-/// Lets the batch producer yield to the training threads: it then runs mostly in the gaps
-/// where a core would idle (the single-threaded parts of a step), instead of preempting
-/// the matrix products. Best effort: an error leaves the priority as it was.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority only read and set this thread's scheduling priority.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
-        let param = libc::sched_param { sched_priority: 0 };
-        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
     }
 }
 

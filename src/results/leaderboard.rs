@@ -87,7 +87,7 @@ impl Leaderboard {
                     status,
                     metric: value,
                     best_epoch: epoch,
-                    values: t.values.clone(),
+                    values: plan.columns.iter().map(|c| t.value(c)).collect(),
                     seconds: summary.as_ref().map(|s| s.seconds),
                     device,
                     group: None,

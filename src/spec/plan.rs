@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::search::{self, Method, Point};
 use super::{Metric, SweepSpec};
-use crate::config::overrides::set_path;
+use crate::config::overrides::{get_path, set_path, split_key};
 use crate::config::{KeyError, KeyErrors, TrialConfig};
 
 /// One trial of a sweep.
@@ -20,8 +20,6 @@ pub struct PlannedTrial {
     /// The list trial's label, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// The searched values, one per [`Plan::columns`] entry ("" where this trial sets none).
-    pub values: Vec<String>,
     /// The resolved configuration.
     pub config: TrialConfig,
 }
@@ -108,26 +106,11 @@ impl SweepSpec {
                             }
                             .to_toml(),
                         );
-                        let values = columns
-                            .iter()
-                            .map(|c| match c.as_str() {
-                                "label" => point.label.clone().unwrap_or_default(),
-                                "seed" => config.seed.to_string(),
-                                key => point
-                                    .values
-                                    .iter()
-                                    .rev()
-                                    .find(|a| a.key == key)
-                                    .map(|a| display_value(&a.value))
-                                    .unwrap_or_default(),
-                            })
-                            .collect();
                         trials.push(PlannedTrial {
                             index: trials.len(),
                             id,
                             group,
                             label: point.label.clone(),
-                            values,
                             config,
                         });
                     }
@@ -211,6 +194,19 @@ impl SweepSpec {
     }
 }
 
+impl PlannedTrial {
+    /// The value this trial runs with for a column of the plan: the label, or the key's value
+    /// in the resolved configuration, searched or not (a list trial that does not set a key
+    /// has the base's value); "" where the configuration has no such key.
+    pub fn value(&self, column: &str) -> String {
+        if column == "label" {
+            return self.label.clone().unwrap_or_default();
+        }
+        let resolved: toml::Table = toml::from_str(&self.config.to_toml()).expect("a TrialConfig is valid TOML");
+        get_path(&resolved, &split_key(column)).map(display_value).unwrap_or_default()
+    }
+}
+
 impl Plan {
     /// The trial with `id`.
     pub fn trial(&self, id: &str) -> Option<&PlannedTrial> {
@@ -226,7 +222,7 @@ impl Plan {
             .iter()
             .map(|t| {
                 let mut r = vec![(t.index + 1).to_string(), t.id.clone()];
-                r.extend(t.values.iter().cloned());
+                r.extend(self.columns.iter().map(|c| t.value(c)));
                 r
             })
             .collect();

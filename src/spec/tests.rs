@@ -23,7 +23,10 @@ fn trial_ids_are_stable_hashes_of_the_resolved_config() {
     assert_ne!(a.trials[0].id, a.trials[1].id);
     // The first trial is the base itself (lr 0.1): its config is the inline base.
     assert_eq!(a.trials[0].config.seed, 5);
-    assert_eq!(a.trials[0].values, vec!["0.1"]);
+    assert_eq!(a.trials[0].value("optimizer.lr"), "0.1");
+    // Columns show resolved values, searched or not.
+    assert_eq!(a.trials[1].value("epochs"), "3");
+    assert_eq!(a.trials[1].value("augment.rotation"), "");
 }
 
 #[test]

@@ -202,6 +202,13 @@ pub fn slurm_script(
     } else {
         plan.trials.iter().map(|t| t.index).collect()
     };
+    if indices.is_empty() {
+        anyhow::bail!(
+            "nothing to submit: every trial of {} has finished (see `sweep leaderboard {}`)",
+            plan.name,
+            dir.root().display()
+        );
+    }
     let root = std::path::absolute(dir.root())?;
     Ok(slurm::script(&plan.name, &root, &indices, opts))
 }

@@ -202,8 +202,11 @@ impl PlannedTrial {
         if column == "label" {
             return self.label.clone().unwrap_or_default();
         }
-        let resolved: toml::Table = toml::from_str(&self.config.to_toml()).expect("a TrialConfig is valid TOML");
-        get_path(&resolved, &split_key(column)).map(display_value).unwrap_or_default()
+        let resolved: toml::Table =
+            toml::from_str(&self.config.to_toml()).expect("a TrialConfig is valid TOML");
+        get_path(&resolved, &split_key(column))
+            .map(display_value)
+            .unwrap_or_default()
     }
 }
 

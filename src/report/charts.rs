@@ -298,49 +298,39 @@ pub fn scatter(
         match numbers {
             Some(xs) if !xs.is_empty() => {
                 let (xlo, xhi) = bounds(&xs).unwrap_or((0.0, 1.0));
+                // Values spanning more than a factor of 20 are drawn at ln(x), labelled with x.
                 let log = xlo > 0.0 && xhi / xlo > 20.0;
-                let xpad = if xhi > xlo {
-                    (xhi - xlo) * 0.08
+                let to_axis = |x: f64| if log { x.ln() } else { x };
+                let (alo, ahi) = (to_axis(xlo), to_axis(xhi));
+                let pad = if ahi > alo {
+                    (ahi - alo) * 0.08
                 } else {
-                    xlo.abs().max(1.0) * 0.5
+                    alo.abs().max(1.0) * 0.5
                 };
-                if log {
-                    let mut chart = ChartBuilder::on(&root)
-                        .caption(column, ("sans-serif", 16))
-                        .margin(10)
-                        .x_label_area_size(30)
-                        .y_label_area_size(50)
-                        .build_cartesian_2d((xlo / 1.5..xhi * 1.5).log_scale(), y_range)
-                        .map_err(plot_error)?;
-                    chart
-                        .configure_mesh()
-                        .light_line_style(WHITE.mix(0.0))
-                        .x_desc(column)
-                        .y_desc(metric)
-                        .draw()
-                        .map_err(plot_error)?;
-                    chart
-                        .draw_series(xs.iter().zip(values).map(|(&x, v)| dot(x, v)))
-                        .map_err(plot_error)?;
-                } else {
-                    let mut chart = ChartBuilder::on(&root)
-                        .caption(column, ("sans-serif", 16))
-                        .margin(10)
-                        .x_label_area_size(30)
-                        .y_label_area_size(50)
-                        .build_cartesian_2d(xlo - xpad..xhi + xpad, y_range)
-                        .map_err(plot_error)?;
-                    chart
-                        .configure_mesh()
-                        .light_line_style(WHITE.mix(0.0))
-                        .x_desc(column)
-                        .y_desc(metric)
-                        .draw()
-                        .map_err(plot_error)?;
-                    chart
-                        .draw_series(xs.iter().zip(values).map(|(&x, v)| dot(x, v)))
-                        .map_err(plot_error)?;
-                }
+                let mut chart = ChartBuilder::on(&root)
+                    .caption(column, ("sans-serif", 16))
+                    .margin(10)
+                    .x_label_area_size(30)
+                    .y_label_area_size(50)
+                    .build_cartesian_2d(alo - pad..ahi + pad, y_range)
+                    .map_err(plot_error)?;
+                chart
+                    .configure_mesh()
+                    .light_line_style(WHITE.mix(0.0))
+                    .x_label_formatter(&|x| {
+                        if log {
+                            significant(x.exp())
+                        } else {
+                            format!("{x}")
+                        }
+                    })
+                    .x_desc(column)
+                    .y_desc(metric)
+                    .draw()
+                    .map_err(plot_error)?;
+                chart
+                    .draw_series(xs.iter().zip(values).map(|(&x, v)| dot(to_axis(x), v)))
+                    .map_err(plot_error)?;
             }
             _ => {
                 let mut categories: Vec<&str> = Vec::new();

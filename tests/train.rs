@@ -2,22 +2,35 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Output;
+
 use common::*;
+
+/// `sweep train CONFIG --out OUT` with `--set` overrides and extra flags.
+fn train(config: &Path, out: &Path, sets: &[&str], flags: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args.extend_from_slice(flags);
+    run(sweep(&args))
+}
 
 #[test]
 fn one_epoch_of_the_bn_model_on_10000_images_exceeds_90_percent() {
-    let dir = scratch("bn-10k");
-    let out = dir.join("run");
-    let o = run(sweep(&[
-        "train",
-        "sweeps/examples/bn.toml",
-        "--set",
-        "epochs=1",
-        "--set",
-        "data.train_limit=10000",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let out = scratch("bn-10k").join("run");
+    let o = train(
+        Path::new("sweeps/examples/bn.toml"),
+        &out,
+        &["epochs=1", "data.train_limit=10000"],
+        &[],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let s = summary(&out);
     assert_eq!(s["status"], "completed");
@@ -48,14 +61,7 @@ fn the_same_config_and_seed_give_the_same_metrics_twice() {
         .iter()
         .map(|name| {
             let out = dir.join(name);
-            let o = run(sweep(&[
-                "train",
-                config.to_str().unwrap(),
-                "--set",
-                "epochs=2",
-                "--out",
-                out.to_str().unwrap(),
-            ]));
+            let o = train(&config, &out, &["epochs=2"], &[]);
             assert!(o.status.success(), "{}", text(&o));
             metrics_without_time(&out)
         })
@@ -64,16 +70,7 @@ fn the_same_config_and_seed_give_the_same_metrics_twice() {
     assert_eq!(runs[0], runs[1]);
     // A different seed gives a different run.
     let out = dir.join("c");
-    let o = run(sweep(&[
-        "train",
-        config.to_str().unwrap(),
-        "--set",
-        "epochs=2",
-        "--set",
-        "seed=1",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = train(&config, &out, &["epochs=2", "seed=1"], &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert_ne!(metrics_without_time(&out), runs[0]);
 }
@@ -81,16 +78,8 @@ fn the_same_config_and_seed_give_the_same_metrics_twice() {
 #[test]
 fn eval_reproduces_the_recorded_best_accuracy() {
     let dir = scratch("eval");
-    let config = small_config(&dir, "");
     let out = dir.join("run");
-    let o = run(sweep(&[
-        "train",
-        config.to_str().unwrap(),
-        "--set",
-        "epochs=2",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = train(&small_config(&dir, ""), &out, &["epochs=2"], &[]);
     assert!(o.status.success(), "{}", text(&o));
     let o = run(sweep(&["eval", out.to_str().unwrap(), "--json"]));
     assert!(o.status.success(), "{}", text(&o));
@@ -115,18 +104,13 @@ fn eval_reproduces_the_recorded_best_accuracy() {
 #[test]
 fn a_diverging_run_stops_with_status_diverged_and_a_nonzero_exit() {
     let dir = scratch("diverge");
-    let config = small_config(&dir, "");
     let out = dir.join("run");
-    let o = run(sweep(&[
-        "train",
-        config.to_str().unwrap(),
-        "--set",
-        "optimizer.lr=1e9",
-        "--set",
-        "model.batch_norm=false",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = train(
+        &small_config(&dir, ""),
+        &out,
+        &["optimizer.lr=1e9", "model.batch_norm=false"],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let s = summary(&out);
     assert_eq!(s["status"], "diverged");
@@ -136,17 +120,12 @@ fn a_diverging_run_stops_with_status_diverged_and_a_nonzero_exit() {
 #[test]
 fn events_mode_prints_one_json_object_per_line() {
     let dir = scratch("events");
-    let config = small_config(&dir, "");
-    let out = dir.join("run");
-    let o = run(sweep(&[
-        "train",
-        config.to_str().unwrap(),
-        "--set",
-        "epochs=2",
-        "--events",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = train(
+        &small_config(&dir, ""),
+        &dir.join("run"),
+        &["epochs=2"],
+        &["--events"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let events: Vec<serde_json::Value> = String::from_utf8(o.stdout)
         .unwrap()
@@ -180,15 +159,8 @@ fn a_corrupt_data_file_is_a_clear_error_naming_it() {
         [0u8, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3],
     )
     .unwrap();
-    let config = small_config(&dir, "");
-    let o = run(sweep(&[
-        "train",
-        config.to_str().unwrap(),
-        "--set",
-        &format!("data.dir={}", data.display()),
-        "--out",
-        dir.join("run").to_str().unwrap(),
-    ]));
+    let data_dir = format!("data.dir={}", data.display());
+    let o = train(&small_config(&dir, ""), &dir.join("run"), &[&data_dir], &[]);
     assert!(!o.status.success());
     let msg = text(&o);
     assert!(msg.contains("train-images-idx3-ubyte: truncated"), "{msg}");
@@ -198,16 +170,10 @@ fn a_corrupt_data_file_is_a_clear_error_naming_it() {
 #[test]
 fn an_existing_run_is_not_overwritten_by_accident() {
     let dir = scratch("exists");
-    let config = small_config(&dir, "");
     let out = dir.join("run");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("summary.json"), "{}").unwrap();
-    let o = run(sweep(&[
-        "train",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = train(&small_config(&dir, ""), &out, &[], &[]);
     assert!(!o.status.success());
     assert!(text(&o).contains("--overwrite"), "{}", text(&o));
 }

@@ -66,10 +66,6 @@ pub struct RunReport {
     pub end: RunEnd,
     /// The leaderboard at the end.
     pub leaderboard: Leaderboard,
-    /// Trials that ran (attempts, not counting retries) in this invocation.
-    pub ran: usize,
-    /// Trials already finished before this invocation.
-    pub kept: usize,
 }
 
 /// Loads and expands a spec, failing on any invalid trial before anything is written.
@@ -173,8 +169,6 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         dir,
         end,
         leaderboard,
-        ran,
-        kept,
     })
 }
 

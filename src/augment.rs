@@ -99,11 +99,13 @@ impl Warp {
             }
             for ((out, &xi), &yi) in row.iter_mut().zip(&xs).zip(&ys) {
                 let inside = (xi as u32) < SIDE as u32 && (yi as u32) < SIDE as u32;
-                *out = if inside {
-                    src[(yi * SIDE as i32 + xi) as usize]
+                // Branch-free: read a valid pixel either way, keep it only when inside.
+                let index = if inside {
+                    (yi * SIDE as i32 + xi) as usize
                 } else {
                     0
                 };
+                *out = if inside { src[index] } else { 0 };
             }
         }
     }

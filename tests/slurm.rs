@@ -63,14 +63,6 @@ fn slurm_run(spec: &Path, results: &Path, extra: &[&str]) -> Command {
     sweep(&args)
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn queue_empty(job: &str) -> bool {
     let out = Command::new("squeue")
         .args(["-h", "-j", job, "-o", "%i"])
@@ -201,9 +193,7 @@ fn ctrl_c_cancels_the_job_and_a_rerun_submits_only_unfinished_trials() {
         Duration::from_secs(120),
         || journal(&root).iter().any(|e| e["event"] == "finished"),
     );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -273,9 +263,7 @@ fn a_detached_sweep_is_gathered_by_collect() {
     wait_for("the job to be submitted", Duration::from_secs(60), || {
         journal(&root).iter().any(|e| e["event"] == "submitted")
     });
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("leaving Slurm job"), "{err}");
     let job = journal(&root)

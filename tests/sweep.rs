@@ -3,7 +3,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -243,23 +243,22 @@ fn kill_9_mid_sweep_then_rerun_finishes_without_rerunning_finished_trials() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
-    let start = Instant::now();
-    let finished_first = loop {
-        let j = journal(&root);
-        let done: Vec<String> = j
-            .iter()
+    let finished = |j: &[serde_json::Value]| -> Vec<String> {
+        j.iter()
             .filter(|e| e["event"] == "finished")
             .map(|e| e["trial"].as_str().unwrap().to_string())
-            .collect();
-        if !done.is_empty() && j.iter().filter(|e| e["event"] == "started").count() > done.len() {
-            break done;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "sweep made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+            .collect()
     };
+    wait_for(
+        "a finished trial and a started one",
+        Duration::from_secs(120),
+        || {
+            let j = journal(&root);
+            let done = finished(&j).len();
+            done > 0 && j.iter().filter(|e| e["event"] == "started").count() > done
+        },
+    );
+    let finished_first = finished(&journal(&root));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let o = run_sweep(&s, &results, &["--per-device", "1"]);
@@ -376,11 +375,9 @@ fn a_second_run_on_the_same_directory_is_refused_while_the_first_runs() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
-    let start = Instant::now();
-    while journal(&results.join("lk")).is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the first run to start", Duration::from_secs(60), || {
+        !journal(&results.join("lk")).is_empty()
+    });
     let o = run_sweep(&s, &results, &[]);
     assert!(!o.status.success());
     assert!(
@@ -460,27 +457,20 @@ fn ctrl_c_stops_the_children_and_leaves_a_resumable_sweep() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
-    let start = Instant::now();
-    // Wait until both first trials have written an epoch.
-    while std::fs::read_dir(root.join("trials"))
-        .map(|d| {
-            d.filter(|e| {
+    wait_for(
+        "both first trials to write an epoch",
+        Duration::from_secs(120),
+        || {
+            let with_epoch = |e: &std::io::Result<std::fs::DirEntry>| {
                 let p = e.as_ref().unwrap().path().join("metrics.csv");
-                std::fs::read_to_string(p)
-                    .map(|t| t.lines().count() > 1)
-                    .unwrap_or(false)
-            })
-            .count()
-        })
-        .unwrap_or(0)
-        < 2
-    {
-        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+                std::fs::read_to_string(p).is_ok_and(|t| t.lines().count() > 1)
+            };
+            std::fs::read_dir(root.join("trials"))
+                .map_or(0, |d| d.filter(|e| with_epoch(e)).count())
+                >= 2
+        },
+    );
+    let out = interrupt(child);
     assert_eq!(
         out.status.code(),
         Some(130),

@@ -7,12 +7,12 @@ use candle_core::Device;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::augment::{Augmenter, PIXELS};
-use crate::config::{AffineConfig, EffectiveAugment, ModelConfig, OptimizerConfig};
-use crate::data::batches::Batch;
-use crate::data::{Mnist, Normalizer};
-use crate::engine::{self, AutogradStep, FusedCpuStep, TestSet, TrainStep, kernels};
-use crate::model::{CLASSES, Mlp};
+use crate::train::augment::{Augmenter, PIXELS};
+use crate::train::config::{AffineConfig, EffectiveAugment, ModelConfig, OptimizerConfig};
+use crate::train::data::batches::Batch;
+use crate::train::data::{Mnist, Normalizer};
+use crate::train::engine::{self, AutogradStep, FusedCpuStep, TestSet, TrainStep, kernels};
+use crate::train::model::{CLASSES, Mlp};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -231,7 +231,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
 
     Ok(BenchReport {
-        threads: crate::threads::get(),
+        threads: crate::train::threads::get(),
         gemm_ms,
         gemm_gflops: flops() / (gemm_ms * 1e6),
         step_ms,
@@ -266,7 +266,7 @@ fn epoch_seconds(mnist: &Mnist, augmenter: Option<&Augmenter>) -> anyhow::Result
     };
     let mut step = FusedCpuStep::new(&model, &optimizer, BATCH)?;
     let normalizer = Normalizer::new(0.1307, 0.3081);
-    let batches = crate::data::batches::EpochBatches {
+    let batches = crate::train::data::batches::EpochBatches {
         split: &mnist.train,
         batch_size: BATCH,
         normalizer: &normalizer,

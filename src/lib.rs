@@ -1,24 +1,21 @@
 //! `sweep`: a hyperparameter sweep orchestrator for training MLPs on MNIST with candle.
 //!
-//! Data flows one way: `spec` (TOML sweep spec) → trials (`TrialConfig`s) → `executor`
-//! (local devices or Slurm) → `trainer` (one process per trial) → `results` (journal,
-//! leaderboard, best checkpoint).
+//! Data flows one way, and the modules follow it:
+//!
+//! - [`sweep`]: the spec (TOML) is expanded into a plan of trials; the study runs them.
+//! - [`exec`]: executors run trials somewhere (local CPU/GPU slots, Slurm).
+//! - [`train`]: trains one fully resolved trial; knows nothing about sweeps.
+//! - [`store`]: everything written to disk: journal, run directories, leaderboard.
+//! - [`report`]: the HTML report; [`cli`]: argument parsing and dispatch.
+//!
+//! [`trial`] is the vocabulary every layer shares: a trial's status, its metrics, its events.
 
-pub mod augment;
 pub mod bench;
 pub mod cli;
-pub mod config;
-pub mod data;
 pub mod devices;
-pub mod engine;
-pub mod events;
-pub mod executor;
-pub mod model;
-pub mod optim;
+pub mod exec;
 pub mod report;
-pub mod results;
-pub mod rng;
-pub mod spec;
-pub mod study;
-pub mod threads;
-pub mod trainer;
+pub mod store;
+pub mod sweep;
+pub mod train;
+pub mod trial;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Override;
+use crate::train::config::Override;
 
 /// Hyperparameter sweeps of MNIST MLPs with candle: describe a sweep in TOML, run every trial
 /// on the CPU or GPUs, read the ranked leaderboard, rerun the winner.
@@ -64,7 +64,7 @@ fn devices() -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "unknown CPU".into());
     println!(
         "cpu: {} cores available ({cpu_name})",
-        crate::threads::available()
+        crate::train::threads::available()
     );
     match crate::devices::cuda() {
         crate::devices::Cuda::NotBuilt => {
@@ -121,7 +121,7 @@ const EXIT_ERROR: u8 = 1;
 /// Entry point of the `sweep` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::threads::init(cli.threads);
+    crate::train::threads::init(cli.threads);
     let result = match cli.command {
         Command::Train(args) => train::train(args),
         Command::Eval(args) => train::eval(args),

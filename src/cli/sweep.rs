@@ -9,18 +9,18 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::{parse_override, train::EXIT_INTERRUPTED};
-use crate::config::{Override, TrialConfig};
-use crate::executor::RunEnd;
-use crate::executor::local::LocalOptions;
-use crate::executor::progress::human_duration;
-use crate::executor::slots::{DeviceSpec, parse_device_list};
-use crate::executor::slurm::{SlurmOptions, TaskRecord};
-use crate::results::journal::TrialStatus;
-use crate::results::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
-use crate::results::run_dir::RunDir;
-use crate::results::sweep_dir::SweepDir;
-use crate::study::{self, Backend, RunOptions};
-use crate::trainer::{self, TrainContext, progress};
+use crate::exec::RunEnd;
+use crate::exec::local::LocalOptions;
+use crate::exec::progress::human_duration;
+use crate::exec::slots::{DeviceSpec, parse_device_list};
+use crate::exec::slurm::{SlurmOptions, TaskRecord};
+use crate::store::journal::TrialStatus;
+use crate::store::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
+use crate::store::run_dir::RunDir;
+use crate::store::sweep_dir::SweepDir;
+use crate::sweep::study::{self, Backend, RunOptions};
+use crate::train::config::{Override, TrialConfig};
+use crate::train::{self as trainer, TrainContext, progress};
 
 /// Exit code of a sweep in which some trials failed (after retries).
 const EXIT_TRIALS_FAILED: u8 = 2;
@@ -205,7 +205,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let per_device = match (args.per_device, devices[0]) {
         (Some(0), _) => bail!("--per-device must be at least 1"),
         (Some(n), _) => n,
-        (None, DeviceSpec::Cpu) => (crate::threads::available() / args.threads_per_trial).max(1),
+        (None, DeviceSpec::Cpu) => {
+            (crate::train::threads::available() / args.threads_per_trial).max(1)
+        }
         (None, DeviceSpec::Cuda(_)) => 1,
     };
     let exe = std::env::current_exe().context("cannot find the sweep binary")?;
@@ -270,10 +272,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn finish_report(dir: &SweepDir, board: &Leaderboard, end: RunEnd) -> anyhow::Result<ExitCode> {
     let mut top = board.clone();
     top.truncate(10);
-    println!(
-        "{}",
-        crate::results::text_table(&top.header(), &top.cells())
-    );
+    println!("{}", crate::store::text_table(&top.header(), &top.cells()));
     let unfinished = board.rows.iter().filter(|r| !r.status.is_final()).count();
     println!("\nleaderboard: {}", dir.leaderboard_file().display());
     match crate::report::write(dir) {
@@ -421,7 +420,7 @@ pub fn leaderboard(args: LeaderboardArgs) -> anyhow::Result<ExitCode> {
         board.truncate(n);
     }
     let text = match args.format {
-        Format::Table => crate::results::text_table(&board.header(), &board.cells()) + "\n",
+        Format::Table => crate::store::text_table(&board.header(), &board.cells()) + "\n",
         Format::Csv => Csv.serialize(&board)?,
         Format::Markdown => Markdown.serialize(&board)?,
         Format::Json => Json.serialize(&board)?,
@@ -462,7 +461,7 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
     })?;
     let source = dir
         .trial_dir(&row.trial)
-        .join(crate::results::run_dir::CONFIG_FILE);
+        .join(crate::store::run_dir::CONFIG_FILE);
     let mut overrides = args.overrides.clone();
     if let Some(seed) = args.seed {
         overrides.push(Override::new("seed", toml::Value::Integer(seed as i64)));
@@ -498,7 +497,7 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
         row.best_epoch.unwrap_or(0)
     );
     Ok(
-        if summary.status == crate::results::run_dir::RunStatus::Completed {
+        if summary.status == crate::store::run_dir::RunStatus::Completed {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -560,7 +559,7 @@ pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
     })?;
     let trial_dir = dir.trial_dir(&trial.id);
     let run = RunDir::create(&trial_dir, true)?;
-    let _ = std::fs::remove_file(trial_dir.join(crate::executor::slurm::TASK_FILE));
+    let _ = std::fs::remove_file(trial_dir.join(crate::exec::slurm::TASK_FILE));
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let (visible, job_gpus) = (env("CUDA_VISIBLE_DEVICES"), env("SLURM_JOB_GPUS"));
     // Slurm exports the GPUs it assigned; without a device cgroup only SLURM_JOB_GPUS may be set.
@@ -585,12 +584,12 @@ pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
         None => candle_core::Device::Cpu,
     };
     let config = TrialConfig::load(
-        &trial_dir.join(crate::results::sweep_dir::TRIAL_INPUT_FILE),
+        &trial_dir.join(crate::store::sweep_dir::TRIAL_INPUT_FILE),
         &[],
     )?;
     let stop = super::stop_on_signals()?;
     let mut observer =
-        progress::Events::file(&trial_dir.join(crate::results::sweep_dir::EVENTS_FILE))?;
+        progress::Events::file(&trial_dir.join(crate::store::sweep_dir::EVENTS_FILE))?;
     let ctx = TrainContext {
         device: &device,
         stop: &stop,
@@ -607,7 +606,7 @@ pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
         node: env("SLURMD_NODENAME").unwrap_or_default(),
         cuda_visible_devices: visible,
         slurm_job_gpus: job_gpus,
-        device: crate::trainer::device_name(&device),
+        device: crate::train::device_name(&device),
         exit_code: i32::from(code),
         status,
     }

@@ -7,11 +7,11 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{parse_device, parse_override, timestamped_run_dir};
-use crate::config::{Override, TrialConfig};
-use crate::engine::{self, EvalOutcome};
-use crate::model::CLASSES;
-use crate::results::run_dir::{CHECKPOINT_FILE, RunDir, RunStatus};
-use crate::trainer::{self, Observer, TrainContext, progress};
+use crate::store::run_dir::{CHECKPOINT_FILE, RunDir, RunStatus};
+use crate::train::config::{Override, TrialConfig};
+use crate::train::engine::{self, EvalOutcome};
+use crate::train::model::CLASSES;
+use crate::train::{self as trainer, Observer, TrainContext, progress};
 
 /// Exit code of a diverged run.
 pub const EXIT_DIVERGED: u8 = 3;

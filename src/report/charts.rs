@@ -4,7 +4,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::TrialCurves;
-use crate::results::run_dir::EpochMetrics;
+use crate::store::run_dir::EpochMetrics;
 
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (640, 380);

@@ -10,13 +10,13 @@ use candle_core::Device;
 
 pub use charts::AccuracyAxis;
 
-use crate::engine::{self, EvalOutcome};
-use crate::results::atomic;
-use crate::results::leaderboard::Leaderboard;
-use crate::results::run_dir::{CHECKPOINT_FILE, EpochMetrics, RunDir, RunStatus};
-use crate::results::sweep_dir::SweepDir;
-use crate::spec::Plan;
-use crate::trainer;
+use crate::store::atomic;
+use crate::store::leaderboard::Leaderboard;
+use crate::store::run_dir::{CHECKPOINT_FILE, EpochMetrics, RunDir, RunStatus};
+use crate::store::sweep_dir::SweepDir;
+use crate::sweep::spec::Plan;
+use crate::train as trainer;
+use crate::train::engine::{self, EvalOutcome};
 
 /// One trial's curves, as charts draw them.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub struct ReportFiles {
 /// Writes `report.html` and `curves.svg` into the sweep directory (atomically); safe while
 /// the sweep is still running.
 pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
-    let (plan, _, board) = crate::study::leaderboard(dir)?;
+    let (plan, _, board) = crate::sweep::study::leaderboard(dir)?;
     let curves: Vec<TrialCurves> = board
         .rows
         .iter()

@@ -1,0 +1,236 @@
+//! Live progress of a sweep: on a terminal an overall bar plus one line per running trial
+//! (epoch, accuracy, ETA); otherwise plain timestamped log lines.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::TrialOutcome;
+use crate::store::journal::TrialStatus;
+use crate::trial::TrialEvent;
+
+/// The sweep's progress display.
+pub struct SweepProgress {
+    terminal: Option<(MultiProgress, ProgressBar)>,
+    total: usize,
+    done: usize,
+    failed: usize,
+    best: Option<(String, f64)>,
+    running: HashMap<String, TrialLine>,
+}
+
+struct TrialLine {
+    bar: Option<ProgressBar>,
+    device: String,
+    epochs: usize,
+    epoch: usize,
+    seconds: f64,
+    test_acc: f64,
+    best: f64,
+}
+
+impl TrialLine {
+    fn text(&self, id: &str) -> String {
+        if self.epoch == 0 {
+            return format!("{id} on {:<7} starting", self.device);
+        }
+        let eta = self.seconds / self.epoch as f64 * (self.epochs - self.epoch) as f64;
+        format!(
+            "{id} on {:<7} epoch {}/{}  test {:.2}%  best {:.2}%  eta {}",
+            self.device,
+            self.epoch,
+            self.epochs,
+            self.test_acc,
+            self.best,
+            human_duration(eta)
+        )
+    }
+}
+
+/// "1h02m", "5m30s", "12s".
+pub fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+fn stamp() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+impl SweepProgress {
+    /// A display for `total` trials to run; a terminal display when `terminal`.
+    pub fn new(total: usize, terminal: bool) -> Self {
+        let terminal = terminal.then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(total as u64));
+            overall.set_style(
+                ProgressStyle::with_template("trials [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            overall.enable_steady_tick(Duration::from_millis(500));
+            (multi, overall)
+        });
+        let p = Self {
+            terminal,
+            total,
+            done: 0,
+            failed: 0,
+            best: None,
+            running: HashMap::new(),
+        };
+        p.refresh_overall();
+        p
+    }
+
+    /// Prints a line above the bars (or to stderr).
+    pub fn println(&self, line: &str) {
+        match &self.terminal {
+            Some((multi, _)) => {
+                let _ = multi.println(line);
+            }
+            None => eprintln!("[{}] {line}", stamp()),
+        }
+    }
+
+    fn refresh_overall(&self) {
+        if let Some((_, overall)) = &self.terminal {
+            overall.set_position(self.done as u64);
+            let best = self
+                .best
+                .as_ref()
+                .map_or(String::new(), |(id, v)| format!(", best {v:.2}% ({id})"));
+            overall.set_message(format!(
+                "{} running, {} failed{best}",
+                self.running.len(),
+                self.failed
+            ));
+        }
+    }
+
+    /// An attempt started.
+    pub fn started(&mut self, id: &str, device: &str, attempt: u32) {
+        let bar = self.terminal.as_ref().map(|(multi, _)| {
+            let b = multi.add(ProgressBar::new_spinner());
+            b.set_style(ProgressStyle::with_template("  {spinner} {msg}").expect("valid template"));
+            b.enable_steady_tick(Duration::from_millis(250));
+            b
+        });
+        let line = TrialLine {
+            bar,
+            device: device.to_string(),
+            epochs: 0,
+            epoch: 0,
+            seconds: 0.0,
+            test_acc: 0.0,
+            best: 0.0,
+        };
+        if let Some(b) = &line.bar {
+            b.set_message(line.text(id));
+        }
+        self.running.insert(id.to_string(), line);
+        let again = if attempt > 1 {
+            format!(" (attempt {attempt})")
+        } else {
+            String::new()
+        };
+        if self.terminal.is_none() {
+            self.println(&format!("started {id} on {device}{again}"));
+        }
+        self.refresh_overall();
+    }
+
+    /// A trial reported progress.
+    pub fn event(&mut self, id: &str, event: &TrialEvent) {
+        let Some(line) = self.running.get_mut(id) else {
+            return;
+        };
+        match event {
+            TrialEvent::Start { epochs, .. } => line.epochs = *epochs,
+            TrialEvent::Epoch {
+                epochs,
+                metrics,
+                best_test_acc,
+                ..
+            } => {
+                line.epochs = *epochs;
+                line.epoch = metrics.epoch;
+                line.seconds += metrics.seconds;
+                line.test_acc = metrics.test_acc;
+                line.best = *best_test_acc;
+            }
+            TrialEvent::End { .. } => {}
+        }
+        let text = line.text(id);
+        match &line.bar {
+            Some(b) => b.set_message(text),
+            None if matches!(event, TrialEvent::Epoch { .. }) => self.println(&text),
+            None => {}
+        }
+    }
+
+    /// An attempt ended; `best` is the sweep's best result so far.
+    pub fn finished(
+        &mut self,
+        id: &str,
+        outcome: &TrialOutcome,
+        will_retry: bool,
+        best: Option<(String, f64)>,
+    ) {
+        if let Some(line) = self.running.remove(id)
+            && let (Some((multi, _)), Some(bar)) = (&self.terminal, line.bar)
+        {
+            bar.finish_and_clear();
+            multi.remove(&bar);
+        }
+        if !will_retry {
+            self.done += 1;
+            if !outcome.status.is_final() {
+                self.failed += 1;
+            }
+        }
+        self.best = best;
+        let result = match (outcome.status, outcome.best_test_acc) {
+            (TrialStatus::Completed, Some(acc)) => {
+                format!("completed, best test accuracy {acc:.2}%")
+            }
+            (status, _) => {
+                let why = outcome.message.as_deref().unwrap_or("");
+                format!("{status}{}{why}", if why.is_empty() { "" } else { ": " })
+            }
+        };
+        let retry = if will_retry { " - will retry" } else { "" };
+        self.println(&format!(
+            "finished {id} ({}/{}) {result} in {}{retry}",
+            self.done,
+            self.total,
+            human_duration(outcome.seconds)
+        ));
+        self.refresh_overall();
+    }
+
+    /// Removes the bars.
+    pub fn finish(&mut self) {
+        if let Some((multi, overall)) = &self.terminal {
+            overall.finish_and_clear();
+            let _ = multi.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(12.4), "12s");
+        assert_eq!(human_duration(330.0), "5m30s");
+        assert_eq!(human_duration(3720.0), "1h02m");
+    }
+}

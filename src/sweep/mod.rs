@@ -1,0 +1,7 @@
+//! From a spec to ranked results: the spec (TOML) and its search space, the plan of trials,
+//! and the study that runs them on an executor.
+
+pub mod plan;
+pub mod search;
+pub mod spec;
+pub mod study;

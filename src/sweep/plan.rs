@@ -1,0 +1,234 @@
+//! The plan: a spec expanded into fully resolved, validated, uniquely identified trials.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::search::{self, Method, Point};
+use super::spec::{Metric, SweepSpec};
+use crate::train::config::overrides::{get_path, set_path, split_key};
+use crate::train::config::{KeyError, KeyErrors, TrialConfig};
+
+/// One trial of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedTrial {
+    /// Position in the plan (0-based); a Slurm array task index.
+    pub index: usize,
+    /// Short stable hash of the resolved configuration (seed included).
+    pub id: String,
+    /// Hash of the configuration without its seed: repeats of one configuration share it.
+    pub group: String,
+    /// The list trial's label, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The resolved configuration.
+    pub config: TrialConfig,
+}
+
+/// A spec expanded into trials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The sweep's name.
+    pub name: String,
+    /// What ranks trials.
+    pub metric: Metric,
+    /// Seeds per configuration.
+    pub repeats: usize,
+    /// Searched keys (dotted TrialConfig paths), in order of first appearance; `seed` is added
+    /// when repeats > 1.
+    pub columns: Vec<String>,
+    /// The trials, in run order.
+    pub trials: Vec<PlannedTrial>,
+    /// Draws dropped because they repeated an earlier trial exactly.
+    pub duplicates: usize,
+}
+
+/// Short stable hash of a text (the first 8 hex digits of its SHA-256).
+pub fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A trial configuration's id: the hash of its canonical TOML.
+pub fn trial_id(config: &TrialConfig) -> String {
+    short_hash(&config.to_toml())
+}
+
+/// Renders a TOML value as it would be written in a file (`0.01`, `[20, 35]`, `true`).
+pub fn display_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl SweepSpec {
+    /// Expands the spec into its trials, validating every one; nothing is run or written.
+    pub fn plan(&self) -> anyhow::Result<Plan> {
+        let points = match self.method {
+            Method::Grid => search::grid(&self.axes),
+            Method::Random => search::random(&self.axes, self.samples, self.search_seed),
+            Method::List => {
+                search::list(&self.trials).map_err(|(p, m)| self.source.error_at(&p, m))?
+            }
+        };
+        let base = self.base_table()?;
+        let mut columns: Vec<String> = Vec::new();
+        if points.iter().any(|p| p.label.is_some()) {
+            columns.push("label".into());
+        }
+        for p in &points {
+            for a in &p.values {
+                if !columns.contains(&a.key) {
+                    columns.push(a.key.clone());
+                }
+            }
+        }
+        if self.repeats > 1 && !columns.iter().any(|c| c == "seed") {
+            columns.push("seed".into());
+        }
+
+        let mut trials: Vec<PlannedTrial> = Vec::new();
+        let mut errors: Vec<KeyError> = Vec::new();
+        let mut duplicates = 0;
+        for (point_index, point) in points.iter().enumerate() {
+            for repeat in 0..self.repeats {
+                match self.resolve(&base, point, repeat) {
+                    Ok(config) => {
+                        let id = trial_id(&config);
+                        if trials.iter().any(|t| t.id == id) {
+                            duplicates += 1;
+                            continue;
+                        }
+                        let group = short_hash(
+                            &TrialConfig {
+                                seed: 0,
+                                ..config.clone()
+                            }
+                            .to_toml(),
+                        );
+                        trials.push(PlannedTrial {
+                            index: trials.len(),
+                            id,
+                            group,
+                            label: point.label.clone(),
+                            config,
+                        });
+                    }
+                    Err(mut e) => {
+                        for err in &mut e {
+                            err.message = format!("trial {}: {}", point_index + 1, err.message);
+                        }
+                        for err in e {
+                            // The same bad value recurs in many grid points: report it once.
+                            if !errors
+                                .iter()
+                                .any(|x| x.line == err.line && x.key == err.key)
+                            {
+                                errors.push(err);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(KeyErrors(errors).into());
+        }
+        Ok(Plan {
+            name: self.name.clone(),
+            metric: self.metric,
+            repeats: self.repeats,
+            columns,
+            trials,
+            duplicates,
+        })
+    }
+
+    /// The TrialConfig of one point and repeat, or the errors that stop it (located in the spec
+    /// for searched keys, in the base for the rest).
+    fn resolve(
+        &self,
+        base: &toml::Table,
+        point: &Point,
+        repeat: usize,
+    ) -> Result<TrialConfig, Vec<KeyError>> {
+        let mut table = base.clone();
+        for a in &point.values {
+            set_path(&mut table, &a.path, a.value.clone()).map_err(|(_, msg)| {
+                vec![
+                    self.source
+                        .error_at(&a.origin, format!("`{}` {msg}", a.key)),
+                ]
+            })?;
+        }
+        let seed = match table.get("seed") {
+            None => 0,
+            Some(v) => v.as_integer().filter(|s| *s >= 0).ok_or_else(|| {
+                vec![self.base_error(&["seed".into()], "must be a whole number >= 0".into())]
+            })? as u64,
+        };
+        table.insert(
+            "seed".into(),
+            toml::Value::Integer((seed + repeat as u64) as i64),
+        );
+        let locate = |path: &[String], msg: String| {
+            let searched = point
+                .values
+                .iter()
+                .rev()
+                .find(|a| a.path.starts_with(path) || path.starts_with(&a.path));
+            match searched {
+                Some(a) => self
+                    .source
+                    .error_at(&a.origin, format!("{}: {msg}", path.join("."))),
+                None => self.base_error(path, msg),
+            }
+        };
+        TrialConfig::from_table(table, locate).map_err(|e| match e.downcast::<KeyErrors>() {
+            Ok(list) => list.0,
+            Err(e) => match e.downcast::<KeyError>() {
+                Ok(one) => vec![one],
+                Err(other) => vec![self.source.error_at(&[], format!("{other:#}"))],
+            },
+        })
+    }
+}
+
+impl PlannedTrial {
+    /// The value this trial runs with for a column of the plan: the label, or the key's value
+    /// in the resolved configuration, searched or not (a list trial that does not set a key
+    /// has the base's value); "" where the configuration has no such key.
+    pub fn value(&self, column: &str) -> String {
+        if column == "label" {
+            return self.label.clone().unwrap_or_default();
+        }
+        let resolved: toml::Table =
+            toml::from_str(&self.config.to_toml()).expect("a TrialConfig is valid TOML");
+        get_path(&resolved, &split_key(column))
+            .map(display_value)
+            .unwrap_or_default()
+    }
+}
+
+impl Plan {
+    /// The trial with `id`.
+    pub fn trial(&self, id: &str) -> Option<&PlannedTrial> {
+        self.trials.iter().find(|t| t.id == id)
+    }
+
+    /// The plan as an aligned text table (id, then the searched values).
+    pub fn table(&self) -> String {
+        let mut header = vec!["#".to_string(), "trial".to_string()];
+        header.extend(self.columns.iter().cloned());
+        let rows: Vec<Vec<String>> = self
+            .trials
+            .iter()
+            .map(|t| {
+                let mut r = vec![(t.index + 1).to_string(), t.id.clone()];
+                r.extend(self.columns.iter().map(|c| t.value(c)));
+                r
+            })
+            .collect();
+        crate::store::text_table(&header, &rows)
+    }
+}

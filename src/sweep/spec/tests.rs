@@ -1,0 +1,81 @@
+use std::path::Path;
+
+use super::*;
+use crate::train::config::SourceFile;
+
+fn spec(text: &str) -> SweepSpec {
+    SweepSpec::from_source(SourceFile::parse(Path::new("s.toml"), text.to_string()).unwrap())
+        .unwrap()
+}
+
+const BASE: &str = "[base]\nepochs = 3\nbatch_size = 10\nseed = 5\n[base.model]\nhidden = [8]\n[base.optimizer]\nlr = 0.1\n";
+
+#[test]
+fn trial_ids_are_stable_hashes_of_the_resolved_config() {
+    let s = spec(&format!(
+        "name = \"x\"\n{BASE}[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.1, 0.2]\n"
+    ));
+    let a = s.plan().unwrap();
+    let b = s.plan().unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.trials[0].id.len(), 8);
+    assert_eq!(a.trials[0].id, crate::sweep::plan::trial_id(&a.trials[0].config));
+    assert_ne!(a.trials[0].id, a.trials[1].id);
+    // The first trial is the base itself (lr 0.1): its config is the inline base.
+    assert_eq!(a.trials[0].config.seed, 5);
+    assert_eq!(a.trials[0].value("optimizer.lr"), "0.1");
+    // Columns show resolved values, searched or not.
+    assert_eq!(a.trials[1].value("epochs"), "3");
+    assert_eq!(a.trials[1].value("augment.rotation"), "");
+}
+
+#[test]
+fn repeats_derive_consecutive_seeds_and_share_a_group() {
+    let s = spec(&format!(
+        "name = \"x\"\nrepeats = 3\n{BASE}[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.1]\n"
+    ));
+    let p = s.plan().unwrap();
+    let seeds: Vec<u64> = p.trials.iter().map(|t| t.config.seed).collect();
+    assert_eq!(seeds, vec![5, 6, 7]);
+    assert!(p.trials.iter().all(|t| t.group == p.trials[0].group));
+    assert_eq!(p.columns, vec!["optimizer.lr", "seed"]);
+}
+
+#[test]
+fn duplicate_random_draws_are_dropped() {
+    let s = spec(&format!(
+        "name = \"x\"\n{BASE}[search]\nmethod = \"random\"\nsamples = 20\n[search.params]\n\"optimizer.momentum\" = [0.0, 0.9]\n"
+    ));
+    let p = s.plan().unwrap();
+    assert_eq!(p.trials.len(), 2);
+    assert_eq!(p.duplicates, 18);
+    assert_eq!(
+        p.trials.iter().map(|t| t.index).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+}
+
+#[test]
+fn the_seed_table_spec_has_the_seven_study_rows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let s = SweepSpec::load(&root.join("sweeps/seed-table.toml")).unwrap();
+    let p = s.plan().unwrap();
+    assert_eq!(p.trials.len(), 7);
+    let examples = [
+        "mlp",
+        "bn",
+        "bn-lra",
+        "bn-lra-da-light",
+        "bn-lra-da",
+        "bn-lra-da-60ep",
+        "bn-lra-da-75ep",
+    ];
+    for (t, name) in p.trials.iter().zip(examples) {
+        let example = crate::train::config::TrialConfig::load(
+            &root.join(format!("sweeps/examples/{name}.toml")),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.config, example, "row {} ({name})", t.index + 1);
+    }
+}

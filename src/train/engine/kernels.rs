@@ -1,0 +1,446 @@
+//! CPU kernels of the fused engine: matrix products on the layouts gemm likes, and single-pass
+//! bias + BatchNorm + ReLU, softmax cross-entropy and SGD updates over preallocated buffers.
+//!
+//! Matrices are row-major slices; `[r x c]` in a doc comment gives their shape.
+
+use rayon::prelude::*;
+
+use crate::train::threads;
+
+/// A BatchNorm's numerical constants (PyTorch's defaults).
+pub const BN_EPS: f32 = 1e-5;
+/// Weight of the new batch statistic in the running average.
+pub const BN_MOMENTUM: f32 = 0.1;
+
+/// The gemm crate's parallelism for the configured thread count.
+fn parallelism() -> gemm::Parallelism {
+    match threads::get() {
+        1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
+/// A read-only matrix operand: its data and the strides between rows and between columns.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// A row-major `[rows x cols]` matrix.
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns, read in place.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    /// True when every element of an `[rows x cols]` view lies inside `data`.
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst [m x n] (row-major) = decay · dst + lhs [m x k] · rhs [k x n]`; decay 0 ignores the
+/// old contents of `dst`.
+fn product(dst: &mut [f32], decay: f32, lhs: Operand, rhs: Operand, m: usize, n: usize, k: usize) {
+    assert!(
+        dst.len() == m * n && lhs.covers(m, k) && rhs.covers(k, n),
+        "matrix shapes disagree"
+    );
+    // SAFETY: the assert keeps every element gemm addresses through these strides in bounds.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            decay != 0.0,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            decay,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        );
+    }
+}
+
+/// `out [b x n] = x [b x k] · wᵀ`, with `w [n x k]` read in place (no transpose is materialised).
+pub fn matmul_xwt(out: &mut [f32], x: &[f32], w: &[f32], b: usize, k: usize, n: usize) {
+    product(
+        out,
+        0.0,
+        Operand::rows(x, k),
+        Operand::transposed(w, k),
+        b,
+        n,
+        k,
+    );
+}
+
+/// `out [b x k] = dz [b x n] · w [n x k]` (the gradient with respect to a layer's input).
+pub fn matmul_dzw(out: &mut [f32], dz: &[f32], w: &[f32], b: usize, n: usize, k: usize) {
+    product(out, 0.0, Operand::rows(dz, n), Operand::rows(w, k), b, k, n);
+}
+
+/// `acc [n x k] = decay · acc + dzᵀ · x` with `dz [b x n]`, `x [b x k]`: a weight gradient
+/// accumulated straight into the momentum buffer (decay 0 overwrites it).
+pub fn accumulate_dztx(
+    acc: &mut [f32],
+    decay: f32,
+    dz: &[f32],
+    x: &[f32],
+    b: usize,
+    n: usize,
+    k: usize,
+) {
+    product(
+        acc,
+        decay,
+        Operand::transposed(dz, n),
+        Operand::rows(x, k),
+        n,
+        k,
+        b,
+    );
+}
+
+/// Adds `v [n]` to every row of `m [rows x n]`.
+pub fn add_row_vector(m: &mut [f32], v: &[f32]) {
+    for row in m.chunks_exact_mut(v.len()) {
+        for (x, &b) in row.iter_mut().zip(v) {
+            *x += b;
+        }
+    }
+}
+
+/// Column sums of `m [rows x n]` into `out [n]`.
+pub fn column_sums(out: &mut [f32], m: &[f32]) {
+    out.fill(0.0);
+    for row in m.chunks_exact(out.len()) {
+        for (s, &x) in out.iter_mut().zip(row) {
+            *s += x;
+        }
+    }
+}
+
+/// `a = max(z + bias, 0)` row by row, in place over `z [rows x n]`.
+pub fn bias_relu(z: &mut [f32], bias: &[f32]) {
+    for row in z.chunks_exact_mut(bias.len()) {
+        for (x, &b) in row.iter_mut().zip(bias) {
+            *x = (*x + b).max(0.0);
+        }
+    }
+}
+
+/// Training-mode BatchNorm1d (+ the preceding Linear's bias) + ReLU over `z [rows x n]`.
+///
+/// On return `z` holds x̂ = (z − μ)/σ (kept for the backward pass), `a` holds
+/// relu(γ·x̂ + β), `inv_std` holds 1/σ, and the running statistics are updated as PyTorch
+/// does (the running mean includes the bias; the running variance is unbiased).
+#[allow(clippy::too_many_arguments)]
+pub fn bn_relu_train(
+    z: &mut [f32],
+    a: &mut [f32],
+    bias: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+    mean: &mut [f32],
+    inv_std: &mut [f32],
+) {
+    let n = bias.len();
+    let rows = z.len() / n;
+    let inv_rows = 1.0 / rows as f32;
+    column_sums(mean, z);
+    mean.iter_mut().for_each(|m| *m *= inv_rows);
+    // Two-pass variance (as PyTorch), accumulated in inv_std before it is inverted.
+    let var = inv_std;
+    var.fill(0.0);
+    for row in z.chunks_exact(n) {
+        for ((v, &x), &m) in var.iter_mut().zip(row).zip(mean.iter()) {
+            let d = x - m;
+            *v += d * d;
+        }
+    }
+    let unbias = rows as f32 / (rows as f32 - 1.0).max(1.0);
+    for j in 0..n {
+        let v = var[j] * inv_rows;
+        running_mean[j] = (1.0 - BN_MOMENTUM) * running_mean[j] + BN_MOMENTUM * (mean[j] + bias[j]);
+        running_var[j] = (1.0 - BN_MOMENTUM) * running_var[j] + BN_MOMENTUM * v * unbias;
+        var[j] = 1.0 / (v + BN_EPS).sqrt();
+    }
+    let inv_std = var;
+    for (zr, ar) in z.chunks_exact_mut(n).zip(a.chunks_exact_mut(n)) {
+        for (((((z, a), &m), &s), &g), &b) in zr
+            .iter_mut()
+            .zip(ar.iter_mut())
+            .zip(mean.iter())
+            .zip(inv_std.iter())
+            .zip(gamma)
+            .zip(beta)
+        {
+            let xhat = (*z - m) * s;
+            *z = xhat;
+            *a = (g * xhat + b).max(0.0);
+        }
+    }
+}
+
+/// Backward of [`bn_relu_train`]: turns `da [rows x n]` (gradient at the ReLU output) into the
+/// gradient at the Linear output, in place, and writes the gradients of γ, β and the bias.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_relu_backward(
+    da: &mut [f32],
+    xhat: &[f32],
+    a: &[f32],
+    gamma: &[f32],
+    inv_std: &[f32],
+    d_gamma: &mut [f32],
+    d_beta: &mut [f32],
+    d_bias: &mut [f32],
+) {
+    let n = gamma.len();
+    let rows = da.len() / n;
+    d_gamma.fill(0.0);
+    d_beta.fill(0.0);
+    for ((dr, xr), ar) in da
+        .chunks_exact_mut(n)
+        .zip(xhat.chunks_exact(n))
+        .zip(a.chunks_exact(n))
+    {
+        for ((((d, &x), &a), sb), sg) in dr
+            .iter_mut()
+            .zip(xr)
+            .zip(ar)
+            .zip(d_beta.iter_mut())
+            .zip(d_gamma.iter_mut())
+        {
+            let dy = if a > 0.0 { *d } else { 0.0 };
+            *d = dy;
+            *sb += dy;
+            *sg += dy * x;
+        }
+    }
+    // dz = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), with per-unit factors hoisted out.
+    let inv_rows = 1.0 / rows as f32;
+    let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
+    let mean_dy: Vec<f32> = d_beta.iter().map(|b| b * inv_rows).collect();
+    let mean_dyx: Vec<f32> = d_gamma.iter().map(|g| g * inv_rows).collect();
+    d_bias.fill(0.0);
+    for (dr, xr) in da.chunks_exact_mut(n).zip(xhat.chunks_exact(n)) {
+        for (((((d, &x), &c), &my), &mx), sb) in dr
+            .iter_mut()
+            .zip(xr)
+            .zip(&scale)
+            .zip(&mean_dy)
+            .zip(&mean_dyx)
+            .zip(d_bias.iter_mut())
+        {
+            let dz = c * (*d - my - x * mx);
+            *d = dz;
+            *sb += dz;
+        }
+    }
+}
+
+/// Backward of [`bias_relu`]: zeroes `da` where the unit was inactive and sums the bias gradient.
+pub fn relu_backward(da: &mut [f32], a: &[f32], d_bias: &mut [f32]) {
+    let n = d_bias.len();
+    d_bias.fill(0.0);
+    for (dr, ar) in da.chunks_exact_mut(n).zip(a.chunks_exact(n)) {
+        for ((d, &x), s) in dr.iter_mut().zip(ar).zip(d_bias.iter_mut()) {
+            if x <= 0.0 {
+                *d = 0.0;
+            }
+            *s += *d;
+        }
+    }
+}
+
+/// Evaluation-mode Linear bias + BatchNorm1d + ReLU folded into one affine map and a clamp:
+/// `a = max(z · scale + shift, 0)`.
+pub fn scale_shift_relu(z: &mut [f32], scale: &[f32], shift: &[f32]) {
+    for row in z.chunks_exact_mut(scale.len()) {
+        for ((x, &s), &t) in row.iter_mut().zip(scale).zip(shift) {
+            *x = (*x * s + t).max(0.0);
+        }
+    }
+}
+
+/// Per-sample cross-entropy of `logits [rows x classes]` against `labels`.
+///
+/// Returns (sum of losses, number of correct argmax predictions); when `grad` is given it
+/// receives d(mean loss)/d(logits) = (softmax − onehot) / rows.
+pub fn softmax_cross_entropy(
+    logits: &[f32],
+    labels: &[u32],
+    classes: usize,
+    mut grad: Option<&mut [f32]>,
+    mut on_prediction: impl FnMut(usize, usize),
+) -> (f64, usize) {
+    let rows = labels.len();
+    let mut loss = 0.0f64;
+    let mut correct = 0;
+    for (i, (row, &label)) in logits.chunks_exact(classes).zip(labels).enumerate() {
+        let (argmax, max) =
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| {
+                    if v > bv { (j, v) } else { (bi, bv) }
+                });
+        let sum_exp: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+        let log_z = max + sum_exp.ln();
+        loss += f64::from(log_z - row[label as usize]);
+        correct += usize::from(argmax == label as usize);
+        on_prediction(label as usize, argmax);
+        if let Some(g) = grad.as_deref_mut() {
+            let g = &mut g[i * classes..(i + 1) * classes];
+            let inv_rows = 1.0 / rows as f32;
+            for (gj, &v) in g.iter_mut().zip(row) {
+                *gj = (v - log_z).exp() * inv_rows;
+            }
+            g[label as usize] -= inv_rows;
+        }
+        // A NaN logit makes the whole loss NaN, which the trainer reports as divergence.
+        if row.iter().any(|v| v.is_nan()) {
+            loss = f64::NAN;
+        }
+    }
+    (loss, correct)
+}
+
+/// `m = momentum · m + g`: folds a gradient into its momentum buffer (0 overwrites it).
+pub fn accumulate(m: &mut [f32], momentum: f32, g: &[f32]) {
+    if momentum == 0.0 {
+        m.copy_from_slice(g);
+    } else {
+        for (mi, &gi) in m.iter_mut().zip(g) {
+            *mi = momentum * *mi + gi;
+        }
+    }
+}
+
+/// Finishes PyTorch's SGD step once `m = momentum · m + g` holds: adds the weight decay to the
+/// buffer (`m += wd · p`) and moves the parameter (`p −= lr · m`), in one pass.
+pub fn sgd_finish(p: &mut [f32], m: &mut [f32], lr: f32, weight_decay: f32) {
+    const CHUNK: usize = 1 << 14;
+    let update = |(p, m): (&mut [f32], &mut [f32])| {
+        for (pi, mi) in p.iter_mut().zip(m.iter_mut()) {
+            *mi += weight_decay * *pi;
+            *pi -= lr * *mi;
+        }
+    };
+    if threads::get() > 1 && p.len() >= 4 * CHUNK {
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .for_each(update);
+    } else {
+        update((p, m));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|t| a[i * k + t] * b[t * n + j]).sum();
+            }
+        }
+        out
+    }
+
+    fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut t = vec![0.0; a.len()];
+        for i in 0..rows {
+            for j in 0..cols {
+                t[j * rows + i] = a[i * cols + j];
+            }
+        }
+        t
+    }
+
+    fn seq(n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn matrix_products_match_the_naive_definition() {
+        let (b, k, n) = (5, 7, 3);
+        let x = seq(b * k, 0.01);
+        let w = seq(n * k, 0.02);
+        let mut out = vec![0.0; b * n];
+        matmul_xwt(&mut out, &x, &w, b, k, n);
+        close(&out, &naive_matmul(&x, &transpose(&w, n, k), b, k, n));
+
+        let dz = seq(b * n, 0.03);
+        let mut dx = vec![0.0; b * k];
+        matmul_dzw(&mut dx, &dz, &w, b, n, k);
+        close(&dx, &naive_matmul(&dz, &w, b, n, k));
+
+        let mut acc = vec![1.0; n * k];
+        accumulate_dztx(&mut acc, 0.5, &dz, &x, b, n, k);
+        let expected: Vec<f32> = naive_matmul(&transpose(&dz, b, n), &x, n, b, k)
+            .iter()
+            .map(|v| v + 0.5)
+            .collect();
+        close(&acc, &expected);
+    }
+
+    #[test]
+    fn softmax_cross_entropy_of_uniform_logits_is_ln_classes() {
+        let logits = vec![0.0; 2 * 4];
+        let mut grad = vec![0.0; 8];
+        let (loss, _) = softmax_cross_entropy(&logits, &[1, 3], 4, Some(&mut grad), |_, _| {});
+        assert!((loss / 2.0 - 4f64.ln()).abs() < 1e-6);
+        assert!((grad[1] - (0.25 - 1.0) / 2.0).abs() < 1e-7);
+        assert!((grad[0] - 0.25 / 2.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn sgd_matches_pytorch_for_one_step() {
+        // buf = g + wd·p (first step), p -= lr·buf
+        let mut p = vec![1.0f32, -2.0];
+        let mut m = vec![0.0f32; 2];
+        accumulate(&mut m, 0.9, &[0.5, 0.25]);
+        sgd_finish(&mut p, &mut m, 0.1, 0.01);
+        close(&m, &[0.5 + 0.01, 0.25 - 0.02]);
+        close(&p, &[1.0 - 0.1 * 0.51, -2.0 - 0.1 * 0.23]);
+    }
+}

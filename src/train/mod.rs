@@ -1,0 +1,16 @@
+//! Everything needed to train one fully resolved trial, and nothing about sweeps: the
+//! configuration, MNIST and its augmentation, the model, the optimiser, the training step,
+//! and the trainer that runs the epochs.
+
+pub mod augment;
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod model;
+pub mod optim;
+pub mod progress;
+pub mod rng;
+pub mod threads;
+pub mod trainer;
+
+pub use trainer::*;

@@ -1,0 +1,207 @@
+//! How `sweep train` shows progress: a bar on a terminal, a line per epoch otherwise, or the
+//! JSON event stream for the sweep executor.
+
+use std::io::Write;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Observer;
+use crate::store::run_dir::{EpochMetrics, RunSummary};
+use crate::trial::TrialEvent;
+
+/// A progress bar per epoch on stderr.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+    steps: usize,
+}
+
+impl Bar {
+    /// A bar (drawn only when stderr is a terminal).
+    pub fn new() -> Self {
+        Self {
+            bar: None,
+            epochs: 0,
+            steps: 0,
+        }
+    }
+}
+
+impl Default for Bar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer for Bar {
+    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &RunSummary) {
+        self.epochs = epochs;
+        self.steps = steps_per_epoch;
+        eprintln!(
+            "training {epochs} epochs x {steps_per_epoch} steps on {} ({} engine, {} thread{})",
+            s.device,
+            s.engine,
+            s.threads,
+            if s.threads == 1 { "" } else { "s" }
+        );
+    }
+
+    fn step(&mut self, epoch: usize, step: usize, loss: f64, acc: f64) {
+        let epochs = self.epochs;
+        let steps = self.steps as u64;
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = ProgressBar::new(steps);
+            b.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        if step == 1 {
+            bar.reset();
+            bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+        }
+        bar.set_position(step as u64);
+        if step.is_multiple_of(20) {
+            bar.set_message(format!("loss {loss:.4} acc {acc:.2}%"));
+        }
+    }
+
+    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
+        let line = epoch_line(epochs, m, s);
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finished(&mut self, s: &RunSummary) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!("{}", finish_line(s));
+    }
+}
+
+/// A progress bar when stderr is a terminal, else a line per epoch.
+pub fn for_stderr() -> Box<dyn Observer> {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Box::new(Bar::new())
+    } else {
+        Box::new(Lines)
+    }
+}
+
+/// One line per epoch on stderr (for logs and pipes).
+pub struct Lines;
+
+impl Observer for Lines {
+    fn started(&mut self, epochs: usize, steps: usize, s: &RunSummary) {
+        Bar::new().started(epochs, steps, s);
+    }
+
+    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
+        eprintln!("{}", epoch_line(epochs, m, s));
+    }
+
+    fn finished(&mut self, s: &RunSummary) {
+        eprintln!("{}", finish_line(s));
+    }
+}
+
+/// The JSON event stream (see [`TrialEvent`]), one object per line: on stdout for the local
+/// executor, or appended to a file for batch jobs, whose stdout nobody reads live (those also
+/// get a line per epoch on stderr, for the job's log).
+pub struct Events<W: Write> {
+    out: W,
+    echo: bool,
+}
+
+impl Events<std::io::Stdout> {
+    /// Events on stdout.
+    pub fn stdout() -> Self {
+        Self {
+            out: std::io::stdout(),
+            echo: false,
+        }
+    }
+}
+
+impl Events<std::fs::File> {
+    /// Events written to `path` (replaced), with a line per epoch on stderr.
+    pub fn file(path: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let out = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { out, echo: true })
+    }
+}
+
+impl<W: Write> Events<W> {
+    fn emit(&mut self, event: TrialEvent) {
+        // A closed stdout (the executor went away) must not stop training.
+        let _ = writeln!(self.out, "{}", event.to_line());
+        let _ = self.out.flush();
+    }
+}
+
+impl<W: Write> Observer for Events<W> {
+    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &RunSummary) {
+        if self.echo {
+            Lines.started(epochs, steps_per_epoch, s);
+        }
+        self.emit(TrialEvent::Start {
+            epochs,
+            steps_per_epoch,
+            device: s.device.clone(),
+            engine: s.engine.clone(),
+            threads: s.threads,
+        });
+    }
+
+    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
+        if self.echo {
+            Lines.epoch(epochs, m, s);
+        }
+        self.emit(TrialEvent::Epoch {
+            epochs,
+            metrics: m.clone(),
+            best_test_acc: s.best_test_acc,
+            best_epoch: s.best_epoch,
+        });
+    }
+
+    fn finished(&mut self, s: &RunSummary) {
+        if self.echo {
+            Lines.finished(s);
+        }
+        self.emit(TrialEvent::End { summary: s.clone() });
+    }
+}
+
+fn epoch_line(epochs: usize, m: &EpochMetrics, s: &RunSummary) -> String {
+    format!(
+        "epoch {:>3}/{epochs}  lr {:<8}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  best {:.2}% (epoch {})  {:.1}s",
+        m.epoch,
+        m.lr,
+        m.train_loss,
+        m.train_acc,
+        m.test_loss,
+        m.test_acc,
+        s.best_test_acc,
+        s.best_epoch,
+        m.seconds
+    )
+}
+
+fn finish_line(s: &RunSummary) -> String {
+    let mut line = format!(
+        "{}: best test accuracy {:.2}% at epoch {} ({} epochs, {:.1}s)",
+        s.status, s.best_test_acc, s.best_epoch, s.epochs_run, s.seconds
+    );
+    if let Some(m) = &s.message {
+        line.push_str(&format!(" - {m}"));
+    }
+    line
+}

@@ -9,7 +9,9 @@
 # No systemd and no cgroups are needed (proctrack/linuxproc, task/none). Fake GPUs are
 # /dev/null clones declared as GRES, so `--gres=gpu:1` tasks get CUDA_VISIBLE_DEVICES.
 # Knobs: SLURM_CPUS (default: nproc), SLURM_GPUS (default 2), SLURM_MEM_MB (default: 90% of RAM),
-# SLURM_UP_TIMEOUT (seconds, default 60). Must run as root (it writes /etc/slurm).
+# SLURM_MAX_ARRAY_SIZE (default 10, far below Slurm's 1001, so that the tests exercise sweeps
+# split over several arrays with a dozen trials), SLURM_UP_TIMEOUT (seconds, default 60).
+# Must run as root (it writes /etc/slurm).
 set -euo pipefail
 
 CONF_DIR=/etc/slurm
@@ -20,6 +22,7 @@ STARTED="$RUN_DIR/started"   # pid files of the daemons this script started
 SLURM_CPUS="${SLURM_CPUS:-$(nproc)}"
 SLURM_GPUS="${SLURM_GPUS:-2}"
 SLURM_UP_TIMEOUT="${SLURM_UP_TIMEOUT:-60}"
+SLURM_MAX_ARRAY_SIZE="${SLURM_MAX_ARRAY_SIZE:-10}"
 SLURM_MEM_MB="${SLURM_MEM_MB:-$(awk '/^MemTotal:/ {printf "%d", $2/1024*0.9}' /proc/meminfo)}"
 
 log() { printf '[slurm-test-cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -118,6 +121,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$LOG_DIR/jobcomp.txt
 MinJobAge=600
+MaxArraySize=$SLURM_MAX_ARRAY_SIZE
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 DefMemPerCPU=256

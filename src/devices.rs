@@ -34,6 +34,30 @@ impl Cuda {
     }
 }
 
+/// Opens a training device by name: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`. Without a usable
+/// GPU the error is one line: which device, what the driver said, what to do.
+pub fn open(name: &str) -> anyhow::Result<candle_core::Device> {
+    let index = match name {
+        "cpu" => return Ok(candle_core::Device::Cpu),
+        "cuda" => 0,
+        _ => name
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| anyhow::anyhow!("unknown device `{name}`: use cpu, cuda or cuda:N"))?,
+    };
+    if !candle_core::utils::cuda_is_available() {
+        anyhow::bail!(
+            "device `{name}`: this binary was built without CUDA (see scripts/build-cuda.sh)"
+        );
+    }
+    candle_core::Device::new_cuda(index).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or("").trim().to_string();
+        anyhow::anyhow!(
+            "device `{name}`: CUDA could not open it ({first}); check `nvidia-smi` and `sweep devices`, or train on the CPU with --device cpu"
+        )
+    })
+}
+
 /// Asks the CUDA driver which devices exist.
 pub fn cuda() -> Cuda {
     #[cfg(feature = "cuda")]

@@ -277,27 +277,72 @@ fn kill_9_mid_sweep_then_rerun_finishes_without_rerunning_finished_trials() {
 }
 
 #[test]
-fn a_changed_spec_under_the_same_name_is_refused() {
-    let dir = scratch("changed");
+fn a_spec_that_grows_keeps_finished_trials_and_runs_only_the_new_ones() {
+    let dir = scratch("grow");
     let s = spec(
         &dir,
-        "ch",
-        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01]",
+        "gr",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.02]",
         "",
     );
     let results = dir.join("results");
+    let root = results.join("gr");
     assert!(run_sweep(&s, &results, &[]).status.success());
+    let first: Vec<String> = csv_rows(&root.join("leaderboard.csv"))[1..]
+        .iter()
+        .map(|r| r[1].clone())
+        .collect();
+    // One more value, one value gone.
     std::fs::write(
         &s,
         std::fs::read_to_string(&s)
             .unwrap()
-            .replace("[0.01]", "[0.01, 0.02]"),
+            .replace("[0.01, 0.02]", "[0.02, 0.03, 0.04]"),
     )
     .unwrap();
     let o = run_sweep(&s, &results, &[]);
-    assert!(!o.status.success());
+    assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("already holds a different sweep named `ch` (1 trials added, 0 removed)"),
+        text(&o).contains("2 trials added, 1 no longer in the spec"),
+        "{}",
+        text(&o)
+    );
+    let j = journal(&root);
+    let kept = first
+        .iter()
+        .find(|id| {
+            j.iter().any(|e| {
+                e["event"] == "trial"
+                    && e["id"] == id.as_str()
+                    && e["params"]["optimizer.lr"] == 0.02
+            })
+        })
+        .unwrap();
+    assert_eq!(
+        count(&j, "started", kept),
+        1,
+        "the finished trial is not run again"
+    );
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(rows.len(), 4, "3 trials of the spec: {rows:?}");
+    let lrs: Vec<&str> = rows[1..].iter().map(|r| r[5].as_str()).collect();
+    assert!(
+        !lrs.contains(&"0.01"),
+        "the retired trial left the leaderboard"
+    );
+    assert!(j.iter().any(|e| e["event"] == "retired"));
+    // A changed base changes every id, and the message says so.
+    std::fs::write(
+        dir.join("trial.toml"),
+        std::fs::read_to_string(dir.join("trial.toml"))
+            .unwrap()
+            .replace("momentum = 0.9", "momentum = 0.8"),
+    )
+    .unwrap();
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("the spec changed every trial id"),
         "{}",
         text(&o)
     );

@@ -34,7 +34,7 @@ fn one_epoch_of_the_bn_model_on_10000_images_exceeds_90_percent() {
     assert!(o.status.success(), "{}", text(&o));
     let s = summary(&out);
     assert_eq!(s["status"], "completed");
-    let acc = s["best_test_acc"].as_f64().unwrap();
+    let acc = s["best"]["test_acc"].as_f64().unwrap();
     assert!(acc > 90.0, "test accuracy {acc}");
     for f in [
         "config.toml",
@@ -84,10 +84,10 @@ fn eval_reproduces_the_recorded_best_accuracy() {
     let o = run(sweep(&["eval", out.to_str().unwrap(), "--json"]));
     assert!(o.status.success(), "{}", text(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report["accuracy"], summary(&out)["best_test_acc"]);
+    assert_eq!(report["accuracy"], summary(&out)["best"]["test_acc"]);
     assert_eq!(
-        report["recorded_best_test_acc"],
-        summary(&out)["best_test_acc"]
+        report["recorded_test_acc"],
+        summary(&out)["best"]["test_acc"]
     );
     let confusion = report["confusion"].as_array().unwrap();
     let total: u64 = confusion

@@ -44,7 +44,7 @@ enum Command {
     Collect(sweep::CollectArgs),
     /// Write a sweep's report.html (leaderboard, curves, parameters, confusion matrix) and curves.svg.
     Report(sweep::ReportArgs),
-    /// Train trial I of a prepared sweep directory (what each Slurm array task runs).
+    /// Run one prepared trial of a sweep (what the local executor and each Slurm task run).
     Trial(sweep::TrialArgs),
     /// Measure training speed against the step's matrix products, augmentation, evaluation, memory.
     Bench(BenchArgs),
@@ -160,24 +160,6 @@ fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicB
 /// Parses `--set key=value`.
 fn parse_override(s: &str) -> Result<Override, String> {
     s.parse()
-}
-
-/// Parses `--device`: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
-pub fn parse_device(s: &str) -> anyhow::Result<candle_core::Device> {
-    let index = match s {
-        "cpu" => return Ok(candle_core::Device::Cpu),
-        "cuda" => 0,
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| anyhow::anyhow!("unknown device `{s}`: use cpu, cuda or cuda:N"))?,
-    };
-    if !candle_core::utils::cuda_is_available() {
-        anyhow::bail!(
-            "device `{s}`: this binary was built without CUDA (see scripts/build-cuda.sh)"
-        );
-    }
-    candle_core::Device::new_cuda(index).map_err(|e| anyhow::anyhow!("device `{s}`: {e}"))
 }
 
 /// A default output directory under `results/runs/` named by the current time.

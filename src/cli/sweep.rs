@@ -1,4 +1,5 @@
-//! `sweep plan`, `run`, `status`, `leaderboard` and `rerun`.
+//! `sweep plan`, `run`, `status`, `leaderboard`, `rerun`, `collect`, `report` and `trial`:
+//! their arguments, and the calls they make.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,19 +9,18 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use super::{parse_override, train::EXIT_INTERRUPTED};
-use crate::exec::RunEnd;
+use super::parse_override;
 use crate::exec::local::LocalOptions;
-use crate::exec::progress::human_duration;
-use crate::exec::slots::{DeviceSpec, parse_device_list};
-use crate::exec::slurm::{SlurmOptions, TaskRecord};
-use crate::store::journal::TrialStatus;
+use crate::exec::slots::{DeviceSpec, resolve_devices};
+use crate::exec::slurm::SlurmOptions;
+use crate::exec::task::{self, EventsTo};
 use crate::store::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
-use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::SweepDir;
-use crate::sweep::study::{self, Backend, RunOptions};
-use crate::train::config::{Override, TrialConfig};
-use crate::train::{self as trainer, TrainContext, progress};
+use crate::sweep::rerun::{self, Rerun};
+use crate::sweep::study::{self, Backend, RunEnd, RunOptions};
+use crate::train::config::Override;
+use crate::train::progress;
+use crate::trial::{EXIT_INTERRUPTED, format_metric};
 
 /// Exit code of a sweep in which some trials failed (after retries).
 const EXIT_TRIALS_FAILED: u8 = 2;
@@ -47,7 +47,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         "{} trials{dup}; results go to results/{}/ (ranked by {})",
         plan.trials.len(),
         plan.name,
-        plan.metric.name()
+        plan.objective
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -71,10 +71,12 @@ pub struct RunArgs {
     /// Run at most N of the unfinished trials, then stop.
     #[arg(long, value_name = "N")]
     max_trials: Option<usize>,
-    /// Stop a trial that runs longer than this (e.g. 90s, 30m, 2h, 1h30m) and record a timeout.
+    /// Stop an attempt that runs longer than this (e.g. 90s, 30m, 2h, 1h30m) and record a
+    /// timeout (on Slurm, counted from when the task starts running).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout_per_trial: Option<Duration>,
-    /// Extra attempts for a trial that crashes or times out (local backend).
+    /// Extra attempts for a trial that crashes or times out (an out-of-memory trial is first
+    /// retried with half as many neighbours on its GPU, down to none, before these count).
     #[arg(long, default_value_t = 1, value_name = "N")]
     retries: u32,
     /// Where trials run: local child processes, or one Slurm job array.
@@ -160,70 +162,46 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-/// Resolves `--devices auto|cpu|cuda:...` against what this binary and machine offer.
-fn resolve_devices(arg: &str) -> anyhow::Result<Vec<DeviceSpec>> {
-    let cuda = crate::devices::cuda();
-    if arg == "auto" {
-        let gpus = cuda.devices();
-        return Ok(if gpus.is_empty() {
-            vec![DeviceSpec::Cpu]
-        } else {
-            gpus.iter().map(|d| DeviceSpec::Cuda(d.index)).collect()
-        });
-    }
-    let devices = parse_device_list(arg).map_err(|e| anyhow::anyhow!("--devices {arg}: {e}"))?;
-    for d in &devices {
-        if let DeviceSpec::Cuda(i) = d {
-            match &cuda {
-                crate::devices::Cuda::NotBuilt => {
-                    bail!(
-                        "--devices {arg}: this binary was built without CUDA (see scripts/build-cuda.sh)"
-                    )
-                }
-                crate::devices::Cuda::NoDevice(why) => {
-                    bail!("--devices {arg}: no CUDA device: {why}")
-                }
-                crate::devices::Cuda::Devices(list) if !list.iter().any(|g| g.index == *i) => {
-                    bail!(
-                        "--devices {arg}: there is no {d} (this machine has {} CUDA devices)",
-                        list.len()
-                    )
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(devices)
-}
-
 /// `sweep run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let devices = resolve_devices(&args.devices)?;
     if args.threads_per_trial == 0 {
         bail!("--threads-per-trial must be at least 1");
     }
-    let per_device = match (args.per_device, devices[0]) {
-        (Some(0), _) => bail!("--per-device must be at least 1"),
-        (Some(n), _) => n,
-        (None, DeviceSpec::Cpu) => {
-            (crate::train::threads::available() / args.threads_per_trial).max(1)
-        }
-        (None, DeviceSpec::Cuda(_)) => 1,
-    };
     let exe = std::env::current_exe().context("cannot find the sweep binary")?;
+    let mut banner = None;
     let backend = match args.backend {
-        BackendName::Local => Backend::Local(LocalOptions {
-            devices: devices.clone(),
-            per_device,
-            threads_per_trial: args.threads_per_trial,
-            timeout: args.timeout_per_trial,
-            retries: args.retries,
-            exe,
-        }),
+        BackendName::Local => {
+            let devices = resolve_devices(&args.devices)?;
+            let per_device = match (args.per_device, devices[0]) {
+                (Some(0), _) => bail!("--per-device must be at least 1"),
+                (Some(n), _) => n,
+                (None, DeviceSpec::Cpu) => {
+                    (crate::train::threads::available() / args.threads_per_trial).max(1)
+                }
+                (None, DeviceSpec::Cuda(_)) => 1,
+            };
+            let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
+            banner = Some(format!(
+                "running on {} ({per_device} trial{} per device, {} thread{} each)",
+                names.join(", "),
+                if per_device == 1 { "" } else { "s" },
+                args.threads_per_trial,
+                if args.threads_per_trial == 1 { "" } else { "s" },
+            ));
+            Backend::Local(LocalOptions {
+                devices,
+                per_device,
+                threads_per_trial: args.threads_per_trial,
+                exe,
+            })
+        }
         BackendName::Slurm => {
             let s = args.slurm;
             if s.cpus_per_trial == 0 {
                 bail!("--cpus-per-trial must be at least 1");
+            }
+            if s.array_parallelism == Some(0) {
+                bail!("--array-parallelism must be at least 1");
             }
             let slurm = SlurmOptions {
                 array_parallelism: s.array_parallelism,
@@ -238,42 +216,71 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 exe,
             };
             if s.dry_run {
-                print!(
-                    "{}",
-                    study::slurm_script(&args.spec, &args.results, &slurm)?
-                );
+                for a in study::slurm_scripts(&args.spec, &args.results, &slurm)? {
+                    print!("{}", a.script);
+                    println!("# task list:");
+                    for line in a.list.lines() {
+                        println!("#   {line}");
+                    }
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             Backend::Slurm(slurm)
         }
     };
-    let banner = matches!(backend, Backend::Local(_)).then(|| {
-        let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
-        format!(
-            "running on {} ({per_device} trial{} per device, {} thread{} each)",
-            names.join(", "),
-            if per_device == 1 { "" } else { "s" },
-            args.threads_per_trial,
-            if args.threads_per_trial == 1 { "" } else { "s" },
-        )
-    });
     let opts = RunOptions {
         results: args.results,
         backend,
         max_trials: args.max_trials,
+        timeout: args.timeout_per_trial,
+        retries: args.retries,
         terminal: std::io::stderr().is_terminal(),
         banner,
     };
     let report = study::run(&args.spec, &opts)?;
-    finish_report(&report.dir, &report.leaderboard, report.end)
+    print_results(&report.dir, &report.leaderboard);
+    Ok(match report.end {
+        RunEnd::Detached => ExitCode::from(EXIT_INTERRUPTED),
+        RunEnd::Interrupted => {
+            let unfinished = report
+                .leaderboard
+                .rows
+                .iter()
+                .filter(|r| !r.status.is_final())
+                .count();
+            eprintln!(
+                "interrupted: {unfinished} trials unfinished; run the same command again to resume"
+            );
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        RunEnd::Drained if report.failed > 0 => {
+            eprintln!(
+                "{} trials failed (see `sweep status {}`)",
+                report.failed,
+                report.dir.root().display()
+            );
+            ExitCode::from(EXIT_TRIALS_FAILED)
+        }
+        RunEnd::Drained => {
+            if report.pending > 0 {
+                eprintln!(
+                    "{} trials are still pending; run the same command again to run them",
+                    report.pending
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    })
 }
 
-/// Prints the end-of-run summary (and writes the HTML report) and chooses the exit code.
-fn finish_report(dir: &SweepDir, board: &Leaderboard, end: RunEnd) -> anyhow::Result<ExitCode> {
+/// Prints the top of the leaderboard and where the results are, and writes the HTML report.
+fn print_results(dir: &SweepDir, board: &Leaderboard) {
     let mut top = board.clone();
     top.truncate(10);
     println!("{}", crate::store::text_table(&top.header(), &top.cells()));
-    let unfinished = board.rows.iter().filter(|r| !r.status.is_final()).count();
+    if board.rows.len() > 10 {
+        println!("... {} more rows", board.rows.len() - 10);
+    }
     println!("\nleaderboard: {}", dir.leaderboard_file().display());
     match crate::report::write(dir) {
         Ok(files) => println!("report: {}", files.html.display()),
@@ -281,31 +288,14 @@ fn finish_report(dir: &SweepDir, board: &Leaderboard, end: RunEnd) -> anyhow::Re
     }
     if let Some(best) = board.best() {
         println!(
-            "best: {} ({} {:.2}) -> {}/  (rerun it: sweep rerun {})",
+            "best: {} ({} {}) -> {}/  (rerun it: sweep rerun {})",
             best.trial,
-            board.metric.name(),
-            best.metric.unwrap_or(f64::NAN),
+            board.objective.metric,
+            best.value.map_or("-".into(), format_metric),
             dir.best_dir().display(),
             dir.root().display()
         );
     }
-    Ok(match end {
-        RunEnd::Detached => ExitCode::from(EXIT_INTERRUPTED),
-        RunEnd::Interrupted => {
-            eprintln!(
-                "interrupted: {unfinished} trials unfinished; run the same command again to resume"
-            );
-            ExitCode::from(EXIT_INTERRUPTED)
-        }
-        RunEnd::Drained if unfinished > 0 => {
-            eprintln!(
-                "{unfinished} trials did not finish (see `sweep status {}`)",
-                dir.root().display()
-            );
-            ExitCode::from(EXIT_TRIALS_FAILED)
-        }
-        RunEnd::Drained => ExitCode::SUCCESS,
-    })
 }
 
 #[derive(Debug, Args)]
@@ -317,73 +307,7 @@ pub struct StatusArgs {
 /// `sweep status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
-    let (plan, states, board) = study::leaderboard(&dir)?;
-    let alive = dir.is_locked();
-    println!(
-        "sweep {} ({}): {} trials, orchestrator {}",
-        plan.name,
-        dir.root().display(),
-        plan.trials.len(),
-        if alive { "running" } else { "not running" }
-    );
-    let mut counts: std::collections::BTreeMap<TrialStatus, usize> = Default::default();
-    for r in states.values() {
-        *counts
-            .entry(r.status.unwrap_or(TrialStatus::Pending))
-            .or_default() += 1;
-    }
-    let line: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    println!("  {}", line.join(", "));
-    for t in &plan.trials {
-        let r = &states[&t.id];
-        match r.status {
-            Some(TrialStatus::Running) => {
-                let progress = RunDir::open(&dir.trial_dir(&t.id))
-                    .and_then(|d| d.read_metrics())
-                    .ok()
-                    .and_then(|m| m.last().cloned())
-                    .map_or("starting".to_string(), |m| {
-                        format!(
-                            "epoch {}/{} test {:.2}%",
-                            m.epoch, t.config.epochs, m.test_acc
-                        )
-                    });
-                println!(
-                    "  running {} on {} (attempt {}): {progress}",
-                    t.id,
-                    r.device.as_deref().unwrap_or("?"),
-                    r.attempts
-                );
-            }
-            Some(
-                s @ (TrialStatus::Failed
-                | TrialStatus::Timeout
-                | TrialStatus::Oom
-                | TrialStatus::Interrupted),
-            ) => {
-                println!("  {s} {}: {}", t.id, r.message.as_deref().unwrap_or(""));
-            }
-            _ => {}
-        }
-    }
-    if let Some(best) = board.best() {
-        let cells: Vec<String> = board
-            .columns
-            .iter()
-            .zip(&best.values)
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(c, v)| format!("{c}={v}"))
-            .collect();
-        println!(
-            "  best: {} {} {:.2} at epoch {} ({}) in {}",
-            best.trial,
-            board.metric.name(),
-            best.metric.unwrap_or(f64::NAN),
-            best.best_epoch.unwrap_or(0),
-            cells.join(" "),
-            human_duration(best.seconds.unwrap_or(0.0))
-        );
-    }
+    print!("{}", crate::sweep::status::report(&dir)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -415,7 +339,7 @@ pub struct LeaderboardArgs {
 /// `sweep leaderboard`.
 pub fn leaderboard(args: LeaderboardArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
-    let (_, _, mut board) = study::leaderboard(&dir)?;
+    let (_, mut board) = study::leaderboard(&dir)?;
     if let Some(n) = args.top {
         board.truncate(n);
     }
@@ -450,59 +374,37 @@ pub struct RerunArgs {
 /// `sweep rerun`.
 pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
-    let (_, _, board) = study::leaderboard(&dir)?;
-    let row = board.by_rank(args.rank).with_context(|| {
-        let ranked = board.rows.iter().filter(|r| r.rank.is_some()).count();
-        format!(
-            "{}: no trial has rank {} ({ranked} trials are ranked)",
-            dir.root().display(),
-            args.rank
-        )
-    })?;
-    let source = dir
-        .trial_dir(&row.trial)
-        .join(crate::store::run_dir::CONFIG_FILE);
     let mut overrides = args.overrides.clone();
     if let Some(seed) = args.seed {
         overrides.push(Override::new("seed", toml::Value::Integer(seed as i64)));
     }
-    let config = TrialConfig::load(&source, &overrides)?;
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let out = dir.reruns_dir().join(format!("{}-{stamp}", row.trial));
-    let run = RunDir::create(&out, false)?;
-    eprintln!(
-        "rerunning trial {} (rank {}, {} {:.2}) from {} into {}",
-        row.trial,
-        args.rank,
-        board.metric.name(),
-        row.metric.unwrap_or(f64::NAN),
-        source.display(),
-        out.display()
-    );
-    let device = super::parse_device(&args.device)?;
+    let device = crate::devices::open(&args.device)?;
     let stop = super::stop_on_signals()?;
     let mut observer = progress::for_stderr();
-    let ctx = TrainContext {
-        device: &device,
-        stop: &stop,
-        run: &run,
-    };
-    let summary = trainer::train(&config, &ctx, observer.as_mut())?;
-    println!(
-        "rerun: {} best test accuracy {:.2}% at epoch {} (original {:.2}% at epoch {})",
-        summary.status,
-        summary.best_test_acc,
-        summary.best_epoch,
-        row.metric.unwrap_or(f64::NAN),
-        row.best_epoch.unwrap_or(0)
-    );
-    Ok(
-        if summary.status == crate::store::run_dir::RunStatus::Completed {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
+    let result = rerun::rerun(
+        &dir,
+        &Rerun {
+            rank: args.rank,
+            overrides: &overrides,
+            device: &device,
+            stop: &stop,
         },
-    )
+        observer.as_mut(),
+    )?;
+    let s = &result.summary;
+    let show = |v: Option<f64>| v.map_or("-".into(), format_metric);
+    println!(
+        "rerun of {}: {} best {} {} at epoch {} (original {} at epoch {}) in {}",
+        result.trial,
+        s.status,
+        s.objective.metric,
+        show(s.best_value()),
+        s.best_epoch,
+        show(result.original.0),
+        result.original.1.unwrap_or(0),
+        result.out.display()
+    );
+    Ok(ExitCode::from(s.status.exit_code()))
 }
 
 #[derive(Debug, Args)]
@@ -533,86 +435,58 @@ pub fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
         "collected {learnt} trial result{} into the journal",
         if learnt == 1 { "" } else { "s" }
     );
-    finish_report(&dir, &board, RunEnd::Drained)
+    print_results(&dir, &board);
+    let failed = board.rows.iter().filter(|r| r.status.is_failure()).count();
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_TRIALS_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["dir", "list"])))]
 pub struct TrialArgs {
-    /// A sweep directory (results/<name>) prepared by `sweep run`.
-    dir: PathBuf,
-    /// The trial's index in the plan (a Slurm array task id).
+    /// A trial directory (results/<sweep>/trials/<id>) prepared by `sweep run`.
+    dir: Option<PathBuf>,
+    /// A task list written by the Slurm backend: one trial directory per line.
+    #[arg(long, value_name = "FILE", requires = "task")]
+    list: Option<PathBuf>,
+    /// Which line of --list (from 0): the Slurm array task id.
     #[arg(long, value_name = "I")]
-    index: usize,
+    task: Option<usize>,
+    /// Where the event stream goes: stdout (local executor) or events.jsonl in the trial
+    /// directory (batch jobs).
+    #[arg(long, value_enum, default_value = "stdout")]
+    events: EventsArg,
+    /// Device: cpu, cuda or cuda:N [default: the GPU Slurm assigned, else cpu].
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
 }
 
-/// `sweep trial`: trains trial `index` of a sweep, as a Slurm array task does.
+/// Where `sweep trial` reports.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EventsArg {
+    /// One JSON object per line on stdout.
+    Stdout,
+    /// Appended to events.jsonl in the trial directory.
+    File,
+}
+
+/// `sweep trial`: runs one prepared trial, as the local executor and each Slurm task do.
 pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
-    let dir = SweepDir::open(&args.dir)?;
-    let plan = dir.read_plan()?;
-    let trial = plan.trials.get(args.index).with_context(|| {
-        format!(
-            "{}: the plan has {} trials, no index {}",
-            dir.root().display(),
-            plan.trials.len(),
-            args.index
-        )
-    })?;
-    let trial_dir = dir.trial_dir(&trial.id);
-    let run = RunDir::create(&trial_dir, true)?;
-    let _ = std::fs::remove_file(trial_dir.join(crate::exec::slurm::TASK_FILE));
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let (visible, job_gpus) = (env("CUDA_VISIBLE_DEVICES"), env("SLURM_JOB_GPUS"));
-    // Slurm exports the GPUs it assigned; without a device cgroup only SLURM_JOB_GPUS may be set.
-    let assigned = visible
-        .clone()
-        .or(job_gpus.clone())
-        .filter(|v| v != "NoDevFiles");
-    let device = match &assigned {
-        Some(ids) if candle_core::utils::cuda_is_available() => {
-            if visible.is_none() {
-                // SAFETY: single-threaded at this point; CUDA is not initialised yet.
-                unsafe { std::env::set_var("CUDA_VISIBLE_DEVICES", ids) };
-            }
-            super::parse_device("cuda:0")?
-        }
-        Some(ids) => {
-            eprintln!(
-                "GPU {ids} assigned, but this binary was built without CUDA: training on the CPU"
-            );
-            candle_core::Device::Cpu
-        }
-        None => candle_core::Device::Cpu,
+    let dir = match (&args.dir, &args.list, args.task) {
+        (Some(d), _, _) => d.clone(),
+        (None, Some(list), Some(i)) => task::dir_from_list(list, i)?,
+        _ => bail!("give a trial directory, or --list FILE --task I"),
     };
-    let config = TrialConfig::load(
-        &trial_dir.join(crate::store::sweep_dir::TRIAL_INPUT_FILE),
-        &[],
-    )?;
+    let events = match args.events {
+        EventsArg::Stdout => EventsTo::Stdout,
+        EventsArg::File => EventsTo::File,
+    };
     let stop = super::stop_on_signals()?;
-    let mut observer =
-        progress::Events::file(&trial_dir.join(crate::store::sweep_dir::EVENTS_FILE))?;
-    let ctx = TrainContext {
-        device: &device,
-        stop: &stop,
-        run: &run,
-    };
-    let result = trainer::train(&config, &ctx, &mut observer);
-    let (status, code) = match &result {
-        Ok(s) => (s.status.to_string(), super::train::exit_code(s.status)),
-        Err(_) => ("failed".to_string(), 1),
-    };
-    TaskRecord {
-        job: env("SLURM_ARRAY_JOB_ID").unwrap_or_default(),
-        task: env("SLURM_ARRAY_TASK_ID").unwrap_or_default(),
-        node: env("SLURMD_NODENAME").unwrap_or_default(),
-        cuda_visible_devices: visible,
-        slurm_job_gpus: job_gpus,
-        device: crate::train::device_name(&device),
-        exit_code: i32::from(code),
-        status,
-    }
-    .write(&trial_dir)?;
-    result?;
-    Ok(ExitCode::from(code))
+    let status = task::run(&dir, events, args.device.as_deref(), &stop)?;
+    Ok(ExitCode::from(status.exit_code()))
 }
 
 #[cfg(test)]

@@ -6,17 +6,13 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::{parse_device, parse_override, timestamped_run_dir};
-use crate::store::run_dir::{CHECKPOINT_FILE, RunDir, RunStatus};
+use super::{parse_override, timestamped_run_dir};
+use crate::store::run_dir::{CHECKPOINT_FILE, RunDir};
 use crate::train::config::{Override, TrialConfig};
 use crate::train::engine::{self, EvalOutcome};
 use crate::train::model::CLASSES;
 use crate::train::{self as trainer, Observer, TrainContext, progress};
-
-/// Exit code of a diverged run.
-pub const EXIT_DIVERGED: u8 = 3;
-/// Exit code of an interrupted run (128 + SIGINT).
-pub const EXIT_INTERRUPTED: u8 = 130;
+use crate::trial::{Mode, Objective};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -37,17 +33,49 @@ pub struct TrainArgs {
     /// Print one JSON event per line on stdout (start, each epoch, end) instead of a progress bar.
     #[arg(long)]
     events: bool,
+    /// The metric that selects the kept checkpoint (best.safetensors) [default: test_acc].
+    #[arg(long, value_name = "NAME")]
+    metric: Option<String>,
+    /// Whether the metric is minimised or maximised [default: from its name].
+    #[arg(long, value_enum, value_name = "MODE")]
+    mode: Option<ModeArg>,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Smaller is better.
+    Min,
+    /// Larger is better.
+    Max,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Min => Mode::Min,
+            ModeArg::Max => Mode::Max,
+        }
+    }
 }
 
 /// `sweep train`.
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let config = TrialConfig::load(&args.config, &args.overrides)?;
-    let device = parse_device(&args.device)?;
+    let objective = match &args.metric {
+        Some(m) => Objective::new(m, args.mode.map(Mode::from))
+            .map_err(|e| anyhow::anyhow!("--metric: {e}"))?,
+        None => trainer::default_objective(&config),
+    };
+    let device = crate::devices::open(&args.device)?;
     let out = args.out.unwrap_or_else(timestamped_run_dir);
     let run = RunDir::create(&out, args.overwrite)?;
     let stop = super::stop_on_signals()?;
+    let name = out
+        .file_name()
+        .map_or("run".into(), |n| n.to_string_lossy().into_owned());
     let mut observer: Box<dyn Observer> = if args.events {
-        Box::new(progress::Events::stdout())
+        Box::new(progress::Events::stdout(&name))
     } else {
         progress::for_stderr()
     };
@@ -58,19 +86,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         device: &device,
         stop: &stop,
         run: &run,
+        objective: &objective,
     };
     let summary = trainer::train(&config, &ctx, observer.as_mut())?;
-    Ok(ExitCode::from(exit_code(summary.status)))
-}
-
-/// The exit code of a run that ended with `status`.
-pub fn exit_code(status: RunStatus) -> u8 {
-    match status {
-        RunStatus::Completed => 0,
-        RunStatus::Diverged => EXIT_DIVERGED,
-        RunStatus::Interrupted => EXIT_INTERRUPTED,
-        RunStatus::Running | RunStatus::Failed => 1,
-    }
+    Ok(ExitCode::from(summary.status.exit_code()))
 }
 
 #[derive(Debug, Args)]
@@ -88,7 +107,7 @@ pub struct EvalArgs {
 #[derive(Serialize)]
 struct EvalReport<'a> {
     run_dir: &'a std::path::Path,
-    recorded_best_test_acc: Option<f64>,
+    recorded_test_acc: Option<f64>,
     #[serde(flatten)]
     outcome: &'a EvalOutcome,
 }
@@ -96,16 +115,16 @@ struct EvalReport<'a> {
 /// `sweep eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::open(&args.run_dir)?;
-    let config = run.read_config()?;
-    let device = parse_device(&args.device)?;
+    let config = TrialConfig::load(&run.file(crate::store::run_dir::CONFIG_FILE), &[])?;
+    let device = crate::devices::open(&args.device)?;
     let model = trainer::load_model(&config.model, &run.file(CHECKPOINT_FILE), &device)?;
     let test = trainer::load_test_set(&config, &device)?;
     let outcome = engine::evaluate(&model, &test)?;
-    let recorded = run.read_summary().ok().map(|s| s.best_test_acc);
+    let recorded = run.read_summary().ok().and_then(|s| s.best.get("test_acc"));
     if args.json {
         let report = EvalReport {
             run_dir: &args.run_dir,
-            recorded_best_test_acc: recorded,
+            recorded_test_acc: recorded,
             outcome: &outcome,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -115,7 +134,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             outcome.accuracy, outcome.correct, outcome.total, outcome.loss
         );
         if let Some(r) = recorded {
-            println!("recorded best test accuracy {r:.2}%");
+            println!("recorded test accuracy of this checkpoint {r:.2}%");
         }
         println!("{}", confusion_table(&outcome));
     }

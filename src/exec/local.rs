@@ -1,7 +1,9 @@
-//! The local executor: one `sweep train --events` child process per trial, at most
-//! `per_device` at a time on each device, driven by a single-threaded tokio runtime.
+//! The local executor: one `sweep trial DIR` child process per trial, at most `per_device` at
+//! a time on each device. A single-threaded tokio runtime reads the children's event streams
+//! (stdout) and waits for them; it makes progress only while the study waits in
+//! [`Executor::next_event`], so the executor needs no locks.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -9,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::slots::{DeviceSpec, Slot, SlotPool};
-use super::{RunEnd, TrialJob, TrialOutcome, TrialSink, outcome_from_dir, retry_decision};
-use crate::store::sweep_dir::{TRIAL_INPUT_FILE, TRIAL_LOG_FILE};
-use crate::trial::TrialEvent;
+use super::{ExecEvent, Executor, Interrupt, TrialJob, TrialOutcome, outcome_from_dir};
+use crate::store::run_dir::RunDir;
+use crate::store::sweep_dir::TRIAL_LOG_FILE;
+use crate::trial::{StopReason, TrialEvent, TrialStatus};
 
 /// How long a child may take to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -28,211 +31,293 @@ pub struct LocalOptions {
     pub per_device: usize,
     /// Compute threads of each trial.
     pub threads_per_trial: usize,
-    /// Kill a trial after this long.
-    pub timeout: Option<Duration>,
-    /// Extra attempts for a failed or timed-out trial.
-    pub retries: u32,
     /// The `sweep` binary to run trials with.
     pub exe: PathBuf,
 }
 
-/// Runs `jobs` to completion (or until Ctrl-C/SIGTERM), reporting to `sink`.
-pub fn run(
-    jobs: Vec<TrialJob>,
-    opts: &LocalOptions,
-    sink: &mut dyn TrialSink,
-) -> anyhow::Result<RunEnd> {
-    // One thread: children are spawned from the main thread, which outlives them, so the
-    // parent-death signal they are given fires only when the orchestrator itself dies.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(drive(jobs, opts, sink))
+/// What a child's task tells the executor.
+enum Message {
+    /// A line of the child's event stream.
+    Event(TrialEvent),
+    /// The child exited.
+    Exited {
+        trial: String,
+        status: Option<ExitStatus>,
+    },
 }
 
-async fn drive(
-    jobs: Vec<TrialJob>,
-    opts: &LocalOptions,
-    sink: &mut dyn TrialSink,
-) -> anyhow::Result<RunEnd> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut pool = SlotPool::new(&opts.devices, opts.per_device);
-    let mut queue: VecDeque<TrialJob> = jobs.into();
-    let mut running = tokio::task::JoinSet::new();
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<(String, TrialEvent)>();
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    let mut jobs_by_id = std::collections::HashMap::new();
-    let mut stopping = false;
-
-    loop {
-        while !stopping && let Some(cap) = queue.front().map(|j| j.cap) {
-            let Some(slot) = pool.acquire(cap) else { break };
-            let job = queue.pop_front().expect("front exists");
-            sink.started(&job, &slot.device.to_string())?;
-            jobs_by_id.insert(job.id.clone(), job.clone());
-            running.spawn(run_child(
-                job,
-                slot,
-                opts.clone(),
-                event_tx.clone(),
-                cancel_rx.clone(),
-            ));
-        }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            joined = running.join_next() => {
-                let (job, slot, outcome) = joined.expect("set is not empty").context("trial task panicked")?;
-                pool.release(slot);
-                // Deliver progress that arrived before the exit.
-                while let Ok((id, ev)) = event_rx.try_recv() {
-                    if let Some(j) = jobs_by_id.get(&id) {
-                        sink.event(j, &ev);
-                    }
-                }
-                sink.finished(&job, &outcome)?;
-                if !stopping && let Some(next) = retry_decision(&job, &outcome, opts.retries) {
-                    queue.push_back(next);
-                }
-            }
-            Some((id, ev)) = event_rx.recv() => {
-                if let Some(j) = jobs_by_id.get(&id) {
-                    sink.event(j, &ev);
-                }
-            }
-            _ = sigint.recv(), if !stopping => {
-                stopping = true;
-                let _ = cancel_tx.send(true);
-            }
-            _ = sigterm.recv(), if !stopping => {
-                stopping = true;
-                let _ = cancel_tx.send(true);
-            }
-        }
-    }
-    Ok(if stopping {
-        RunEnd::Interrupted
-    } else {
-        RunEnd::Drained
-    })
+/// A signal for a child, delivered by the task that owns it (and knows whether it still runs).
+enum Signal {
+    Terminate,
+    Kill,
 }
 
-/// Runs one attempt in a child process and reads its outcome from the trial directory.
-async fn run_child(
+struct Running {
     job: TrialJob,
     slot: Slot,
+    started: Instant,
+    signals: mpsc::UnboundedSender<Signal>,
+    /// Why the orchestrator stopped it, and when to kill it if it has not exited by then.
+    stopping: Option<(StopReason, Instant)>,
+}
+
+/// Child processes on this machine's CPU or GPUs.
+pub struct LocalExecutor {
+    runtime: tokio::runtime::Runtime,
     opts: LocalOptions,
-    events: mpsc::UnboundedSender<(String, TrialEvent)>,
-    mut cancel: watch::Receiver<bool>,
-) -> (TrialJob, Slot, TrialOutcome) {
-    let started = Instant::now();
-    let outcome = match spawn(&job, slot, &opts) {
-        Err(e) => TrialOutcome {
-            status: crate::store::journal::TrialStatus::Failed,
-            message: Some(format!("cannot start the trial: {e:#}")),
-            best_test_acc: None,
-            seconds: 0.0,
-        },
-        Ok(mut child) => {
-            let stdout = child.stdout.take().expect("stdout is piped");
-            let id = job.id.clone();
-            let reader = tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(ev) = TrialEvent::parse(&line) {
-                        let _ = events.send((id.clone(), ev));
+    pool: SlotPool,
+    running: HashMap<String, Running>,
+    messages: mpsc::UnboundedReceiver<Message>,
+    sender: mpsc::UnboundedSender<Message>,
+    ready: VecDeque<ExecEvent>,
+}
+
+impl LocalExecutor {
+    /// An executor with `per_device` slots on each of `opts.devices`.
+    pub fn new(opts: LocalOptions) -> anyhow::Result<Self> {
+        // One thread: children are spawned from the thread that runs the study, which outlives
+        // them, so the parent-death signal they are given fires only when the orchestrator dies.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let (sender, messages) = mpsc::unbounded_channel();
+        Ok(Self {
+            runtime,
+            pool: SlotPool::new(&opts.devices, opts.per_device),
+            opts,
+            running: HashMap::new(),
+            messages,
+            sender,
+            ready: VecDeque::new(),
+        })
+    }
+
+    fn spawn(&self, job: &TrialJob, slot: Slot) -> anyhow::Result<tokio::process::Child> {
+        let log_path = job.dir.join(TRIAL_LOG_FILE);
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        writeln!(
+            log,
+            "=== attempt {} on {} at {} ===",
+            job.attempt,
+            slot.device,
+            chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        )?;
+        let mut cmd = tokio::process::Command::new(&self.opts.exe);
+        cmd.arg("--threads")
+            .arg(self.opts.threads_per_trial.to_string())
+            .arg("trial")
+            .arg(&job.dir)
+            .arg("--events")
+            .arg("stdout")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        match slot.device {
+            DeviceSpec::Cpu => {
+                cmd.arg("--device").arg("cpu");
+            }
+            DeviceSpec::Cuda(i) => {
+                cmd.arg("--device")
+                    .arg("cuda:0")
+                    .env("CUDA_VISIBLE_DEVICES", i.to_string());
+            }
+        }
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGTERM the child when
+        // the orchestrator dies, so that a `kill -9`ed sweep leaves no orphaned training behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let _context = self.runtime.enter();
+        cmd.spawn()
+            .with_context(|| format!("cannot run {}", self.opts.exe.display()))
+    }
+
+    fn signal(&self, trial: &str, signal: Signal) {
+        if let Some(r) = self.running.get(trial) {
+            let _ = r.signals.send(signal);
+        }
+    }
+
+    fn exited(&mut self, trial: String, status: Option<ExitStatus>) -> Option<ExecEvent> {
+        let r = self.running.remove(&trial)?;
+        self.pool.release(r.slot);
+        let outcome = outcome_from_dir(
+            &r.job.dir,
+            &describe_exit(status.as_ref()),
+            r.stopping.map(|(reason, _)| reason),
+            r.started.elapsed().as_secs_f64(),
+        );
+        Some(ExecEvent::Ended { trial, outcome })
+    }
+
+    /// Kills the children that outlived their grace period after SIGTERM.
+    fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        let overdue: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.stopping.is_some_and(|(_, at)| at <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in overdue {
+            self.signal(&id, Signal::Kill);
+            if let Some(r) = self.running.get_mut(&id) {
+                r.stopping = r.stopping.map(|(reason, _)| (reason, now + STOP_GRACE));
+            }
+        }
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn room_for(&self, cap: Option<usize>) -> bool {
+        self.pool.has_room(cap.unwrap_or(self.opts.per_device))
+    }
+
+    fn per_device(&self) -> usize {
+        self.opts.per_device
+    }
+
+    fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
+        let Some(slot) = self.pool.acquire(job.cap.unwrap_or(self.opts.per_device)) else {
+            anyhow::bail!("no free slot for trial {}", job.id);
+        };
+        let child = match self.spawn(&job, slot) {
+            Ok(c) => c,
+            Err(e) => {
+                self.pool.release(slot);
+                self.ready.push_back(ExecEvent::Started {
+                    trial: job.id.clone(),
+                    device: slot.device.to_string(),
+                });
+                self.ready.push_back(ExecEvent::Ended {
+                    trial: job.id,
+                    outcome: TrialOutcome {
+                        status: TrialStatus::Failed,
+                        message: Some(format!("cannot start the trial: {e:#}")),
+                        best: None,
+                        seconds: 0.0,
+                    },
+                });
+                return Ok(());
+            }
+        };
+        let (signals, signal_rx) = mpsc::unbounded_channel();
+        self.runtime.spawn(follow(
+            job.id.clone(),
+            child,
+            self.sender.clone(),
+            signal_rx,
+        ));
+        self.ready.push_back(ExecEvent::Started {
+            trial: job.id.clone(),
+            device: slot.device.to_string(),
+        });
+        self.running.insert(
+            job.id.clone(),
+            Running {
+                job,
+                slot,
+                started: Instant::now(),
+                signals,
+                stopping: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn stop(&mut self, trial: &str, reason: StopReason) -> anyhow::Result<()> {
+        let Some(r) = self.running.get_mut(trial) else {
+            return Ok(());
+        };
+        if r.stopping.is_some() {
+            return Ok(());
+        }
+        // The reason goes in the trial's directory; SIGTERM makes it look now.
+        RunDir::open(&r.job.dir)?.request_stop(reason)?;
+        r.stopping = Some((reason, Instant::now() + STOP_GRACE));
+        self.signal(trial, Signal::Terminate);
+        Ok(())
+    }
+
+    fn interrupt(&mut self) -> anyhow::Result<Interrupt> {
+        let ids: Vec<String> = self.running.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id, StopReason::Interrupted)?;
+        }
+        Ok(Interrupt::Stopping)
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> anyhow::Result<ExecEvent> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Ok(e);
+            }
+            let received = self
+                .runtime
+                .block_on(async { tokio::time::timeout(timeout, self.messages.recv()).await });
+            match received {
+                Ok(Some(Message::Event(e))) => return Ok(ExecEvent::Progress(e)),
+                Ok(Some(Message::Exited { trial, status })) => {
+                    if let Some(e) = self.exited(trial, status) {
+                        return Ok(e);
                     }
                 }
-            });
-            let timeout = opts.timeout.unwrap_or(Duration::MAX);
-            let deadline = tokio::time::sleep(timeout.min(Duration::from_secs(100 * 365 * 86400)));
-            tokio::pin!(deadline);
-            let (mut timed_out, mut cancelled) = (false, false);
-            let status = tokio::select! {
-                s = child.wait() => s,
-                _ = &mut deadline => { timed_out = true; stop(&mut child).await }
-                _ = async { let _ = cancel.wait_for(|c| *c).await; } => { cancelled = true; stop(&mut child).await }
-            };
-            let _ = reader.await;
-            let exit = describe_exit(status.as_ref().ok());
-            outcome_from_dir(
-                &job.dir,
-                &exit,
-                timed_out,
-                cancelled,
-                started.elapsed().as_secs_f64(),
-            )
+                Ok(None) => anyhow::bail!("the executor's message channel closed"),
+                Err(_) => {
+                    self.kill_overdue();
+                    return Ok(ExecEvent::Tick);
+                }
+            }
+        }
+    }
+}
+
+/// Owns one child: forwards its event stream, delivers signals while it runs, reports its exit.
+async fn follow(
+    trial: String,
+    mut child: tokio::process::Child,
+    out: mpsc::UnboundedSender<Message>,
+    mut signals: mpsc::UnboundedReceiver<Signal>,
+) {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let events = out.clone();
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(ev) = TrialEvent::parse(&line) {
+                let _ = events.send(Message::Event(ev));
+            }
+        }
+    });
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.ok(),
+            Some(signal) = signals.recv() => match signal {
+                Signal::Terminate => {
+                    if let Some(pid) = child.id() {
+                        // SAFETY: signalling our own child, which has not been reaped yet.
+                        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                    }
+                }
+                Signal::Kill => {
+                    let _ = child.start_kill();
+                }
+            },
         }
     };
-    (job, slot, outcome)
-}
-
-fn spawn(job: &TrialJob, slot: Slot, opts: &LocalOptions) -> anyhow::Result<tokio::process::Child> {
-    let log_path = job.dir.join(TRIAL_LOG_FILE);
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    writeln!(
-        log,
-        "=== attempt {} on {} at {} ===",
-        job.attempt,
-        slot.device,
-        chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-    )?;
-    let mut cmd = tokio::process::Command::new(&opts.exe);
-    cmd.arg("--threads")
-        .arg(opts.threads_per_trial.to_string())
-        .arg("train")
-        .arg(job.dir.join(TRIAL_INPUT_FILE))
-        .arg("--out")
-        .arg(&job.dir)
-        .arg("--overwrite")
-        .arg("--events")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true);
-    match slot.device {
-        DeviceSpec::Cpu => {
-            cmd.arg("--device").arg("cpu");
-        }
-        DeviceSpec::Cuda(i) => {
-            cmd.arg("--device")
-                .arg("cuda:0")
-                .env("CUDA_VISIBLE_DEVICES", i.to_string());
-        }
-    }
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGTERM the child when
-    // the orchestrator dies, so that a `kill -9`ed sweep leaves no orphaned training behind.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    cmd.spawn()
-        .with_context(|| format!("cannot run {}", opts.exe.display()))
-}
-
-/// SIGTERM (the trial saves its state and exits), then SIGKILL after a grace period.
-async fn stop(child: &mut tokio::process::Child) -> std::io::Result<ExitStatus> {
-    if let Some(pid) = child.id() {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    }
-    match tokio::time::timeout(STOP_GRACE, child.wait()).await {
-        Ok(s) => s,
-        Err(_) => {
-            child.start_kill()?;
-            child.wait().await
-        }
-    }
+    // Every event the child wrote is delivered before its exit (unless something it left
+    // behind still holds the pipe open).
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    let _ = out.send(Message::Exited { trial, status });
 }
 
 fn describe_exit(status: Option<&ExitStatus>) -> String {

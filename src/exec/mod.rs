@@ -1,33 +1,38 @@
-//! Runs trials somewhere and reports what happens: the local executor (CPU/GPU slots, one
-//! child process per trial) and the Slurm executor (one job array). Knows nothing about neural
-//! networks: a trial is a directory with a `trial.toml`, and `sweep train --events` reports
-//! its progress as JSON lines.
+//! Executors run trials somewhere and say what happens: [`local::LocalExecutor`] (CPU/GPU
+//! slots on this machine, one child process per trial) and [`slurm::SlurmExecutor`] (job
+//! arrays on a Slurm cluster). Both implement [`Executor`]: start a trial, stream its events,
+//! stop one trial with a reason, learn how it ended. They know nothing about neural networks:
+//! a trial is a directory, and `sweep trial DIR` ([`task`]) runs it and reports
+//! [`TrialEvent`]s in one schema everywhere.
 
+pub mod command;
 pub mod local;
 pub mod progress;
 pub mod slots;
 pub mod slurm;
+pub mod task;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::store::journal::TrialStatus;
-use crate::store::run_dir::{RunDir, RunStatus};
+use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::TRIAL_LOG_FILE;
-use crate::trial::TrialEvent;
+use crate::trial::{Metrics, StopReason, TrialEvent, TrialStatus};
 
 /// One attempt at one trial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialJob {
     /// Trial id.
     pub id: String,
-    /// Position in the plan.
-    pub index: usize,
-    /// The trial directory (holds `trial.toml`; the run writes its files here).
+    /// The trial directory (holds its input; the run writes its files here).
     pub dir: PathBuf,
     /// 1-based attempt number.
     pub attempt: u32,
-    /// Most trials that may share its device, itself included (lowered after an OOM).
-    pub cap: usize,
+    /// Attempts of this run that counted against `--retries`.
+    pub failures: u32,
+    /// Most trials that may share its device, itself included (None: as many as the
+    /// executor allows; lowered after an out-of-memory failure).
+    pub cap: Option<usize>,
 }
 
 /// How an attempt ended.
@@ -37,99 +42,120 @@ pub struct TrialOutcome {
     pub status: TrialStatus,
     /// Why, when it did not complete.
     pub message: Option<String>,
-    /// Best test accuracy reached.
-    pub best_test_acc: Option<f64>,
+    /// What the trial reported at its best epoch.
+    pub best: Option<Metrics>,
     /// Wall time of the attempt.
     pub seconds: f64,
 }
 
-/// Receives what an executor sees, as it happens.
-pub trait TrialSink {
+/// What an executor reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecEvent {
     /// An attempt started on `device`.
-    fn started(&mut self, job: &TrialJob, device: &str) -> anyhow::Result<()>;
-    /// The trial reported progress.
-    fn event(&mut self, job: &TrialJob, event: &TrialEvent);
+    Started {
+        /// Trial id.
+        trial: String,
+        /// Where it runs.
+        device: String,
+    },
+    /// A running trial reported progress.
+    Progress(TrialEvent),
     /// An attempt ended.
-    fn finished(&mut self, job: &TrialJob, outcome: &TrialOutcome) -> anyhow::Result<()>;
-    /// The jobs went to a batch system as job `id` (Slurm).
-    fn submitted(&mut self, _id: &str, _jobs: &[TrialJob]) -> anyhow::Result<()> {
-        Ok(())
-    }
+    Ended {
+        /// Trial id.
+        trial: String,
+        /// How.
+        outcome: TrialOutcome,
+    },
+    /// Trials went to a batch system as job `job` (Slurm).
+    Submitted {
+        /// The batch system's job id.
+        job: String,
+        /// The trials.
+        trials: Vec<String>,
+    },
     /// Something worth telling the user.
-    fn message(&mut self, _text: &str) {}
+    Message(String),
+    /// Nothing happened before the timeout.
+    Tick,
 }
 
-/// How the executor run ended.
+/// What an executor does when the sweep is interrupted (Ctrl-C, SIGTERM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunEnd {
-    /// Every job ran to a final outcome (or ran out of retries).
-    Drained,
-    /// Stopped by Ctrl-C or SIGTERM; unfinished trials are left for a resume.
-    Interrupted,
-    /// The orchestrator stopped following; the trials keep running elsewhere (Slurm).
+pub enum Interrupt {
+    /// Its trials are stopping; their `Ended` events follow.
+    Stopping,
+    /// Its trials keep running elsewhere; the orchestrator stops following them (Slurm).
     Detached,
 }
 
-/// What the executor should do with a job after an attempt.
-pub fn retry_decision(job: &TrialJob, outcome: &TrialOutcome, retries: u32) -> Option<TrialJob> {
-    let next = |cap| TrialJob {
-        attempt: job.attempt + 1,
-        cap,
-        ..job.clone()
-    };
-    match outcome.status {
-        // Give an out-of-memory trial more room before counting it as a failure.
-        TrialStatus::Oom if job.cap > 1 => Some(next(job.cap / 2)),
-        TrialStatus::Oom | TrialStatus::Failed | TrialStatus::Timeout if job.attempt <= retries => {
-            Some(next(job.cap))
-        }
-        _ => None,
-    }
+/// Runs trials and reports what happens to them.
+pub trait Executor {
+    /// True when a trial that tolerates at most `cap` trials on its device could start now.
+    fn room_for(&self, cap: Option<usize>) -> bool;
+    /// Trials that may share one device (the cap an out-of-memory retry halves).
+    fn per_device(&self) -> usize;
+    /// Starts an attempt (the trial directory already holds its input).
+    fn start(&mut self, job: TrialJob) -> anyhow::Result<()>;
+    /// Stops one running trial for `reason`; its `Ended` event follows.
+    fn stop(&mut self, trial: &str, reason: StopReason) -> anyhow::Result<()>;
+    /// Reacts to Ctrl-C or SIGTERM of the orchestrator.
+    fn interrupt(&mut self) -> anyhow::Result<Interrupt>;
+    /// The next thing that happens, or [`ExecEvent::Tick`] after `timeout`.
+    fn next_event(&mut self, timeout: Duration) -> anyhow::Result<ExecEvent>;
 }
 
-/// The outcome of a finished child, read from what it left in its directory.
+/// True when a log or message says the GPU ran out of memory.
+fn mentions_oom(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("out of memory") || t.contains("out_of_memory")
+}
+
+/// The outcome of an attempt, read from what it left in its directory.
 ///
-/// `exit` describes how the process ended (for crashes), `timed_out`/`cancelled` say whether
-/// we stopped it.
+/// `exit` describes how the process ended (for crashes); `stopped` is the reason the
+/// orchestrator stopped it, if it did.
 pub fn outcome_from_dir(
     dir: &Path,
     exit: &str,
-    timed_out: bool,
-    cancelled: bool,
+    stopped: Option<StopReason>,
     seconds: f64,
 ) -> TrialOutcome {
     let summary = RunDir::open(dir).ok().and_then(|d| d.read_summary().ok());
     let best = summary
         .as_ref()
         .filter(|s| s.best_epoch > 0)
-        .map(|s| s.best_test_acc);
+        .map(|s| s.best.clone());
     let log_tail = tail(&dir.join(TRIAL_LOG_FILE), 5);
-    let oom = |text: &str| {
-        let t = text.to_ascii_lowercase();
-        t.contains("out of memory") || t.contains("out_of_memory")
-    };
+    let message = summary.as_ref().and_then(|s| s.message.clone());
     let (status, message) = match summary.as_ref().map(|s| s.status) {
-        Some(RunStatus::Completed) => (TrialStatus::Completed, None),
-        Some(RunStatus::Diverged) => (TrialStatus::Diverged, summary.and_then(|s| s.message)),
-        _ if timed_out => (
-            TrialStatus::Timeout,
-            Some("exceeded --timeout-per-trial".to_string()),
-        ),
-        _ if cancelled => (
-            TrialStatus::Interrupted,
-            Some("stopped by the orchestrator".to_string()),
-        ),
-        Some(RunStatus::Interrupted) => (TrialStatus::Interrupted, summary.and_then(|s| s.message)),
-        Some(RunStatus::Failed) => {
-            let m = summary.and_then(|s| s.message).unwrap_or_default();
-            if oom(&m) || oom(&log_tail) {
-                (TrialStatus::Oom, Some(m))
+        Some(s @ (TrialStatus::Completed | TrialStatus::Diverged | TrialStatus::Pruned)) => {
+            (s, message)
+        }
+        _ if stopped.is_some() => {
+            let reason = stopped.expect("checked");
+            let why = match reason {
+                StopReason::Pruned => "pruned by the sweep",
+                StopReason::Timeout => "exceeded --timeout-per-trial",
+                StopReason::Interrupted => "stopped by the orchestrator",
+            };
+            (reason.status(), Some(why.to_string()))
+        }
+        Some(TrialStatus::Interrupted) => (TrialStatus::Interrupted, message),
+        Some(TrialStatus::Failed) => {
+            let mut m = message.unwrap_or_default();
+            let status = if mentions_oom(&m) || mentions_oom(&log_tail) {
+                TrialStatus::Oom
             } else {
-                (TrialStatus::Failed, Some(m))
+                TrialStatus::Failed
+            };
+            if !log_tail.is_empty() && !m.contains(log_tail.lines().last().unwrap_or("")) {
+                m.push_str(&format!("; log ends: {}", log_tail.replace('\n', " | ")));
             }
+            (status, Some(m))
         }
         _ => {
-            let status = if oom(&log_tail) {
+            let status = if mentions_oom(&log_tail) {
                 TrialStatus::Oom
             } else {
                 TrialStatus::Failed
@@ -144,7 +170,7 @@ pub fn outcome_from_dir(
     TrialOutcome {
         status,
         message,
-        best_test_acc: best,
+        best,
         seconds,
     }
 }
@@ -160,58 +186,6 @@ pub fn tail(path: &Path, n: usize) -> String {
 mod tests {
     use super::*;
 
-    fn job(attempt: u32, cap: usize) -> TrialJob {
-        TrialJob {
-            id: "t".into(),
-            index: 0,
-            dir: PathBuf::from("/nonexistent"),
-            attempt,
-            cap,
-        }
-    }
-
-    fn outcome(status: TrialStatus) -> TrialOutcome {
-        TrialOutcome {
-            status,
-            message: None,
-            best_test_acc: None,
-            seconds: 0.0,
-        }
-    }
-
-    #[test]
-    fn failures_are_retried_up_to_the_limit_and_results_never() {
-        assert_eq!(
-            retry_decision(&job(1, 2), &outcome(TrialStatus::Failed), 1).map(|j| j.attempt),
-            Some(2)
-        );
-        assert_eq!(
-            retry_decision(&job(2, 2), &outcome(TrialStatus::Failed), 1),
-            None
-        );
-        assert_eq!(
-            retry_decision(&job(1, 2), &outcome(TrialStatus::Completed), 5),
-            None
-        );
-        assert_eq!(
-            retry_decision(&job(1, 2), &outcome(TrialStatus::Diverged), 5),
-            None
-        );
-        assert_eq!(
-            retry_decision(&job(1, 2), &outcome(TrialStatus::Interrupted), 5),
-            None
-        );
-    }
-
-    #[test]
-    fn out_of_memory_halves_the_neighbours_before_it_counts_as_a_failure() {
-        let j = retry_decision(&job(1, 4), &outcome(TrialStatus::Oom), 0).unwrap();
-        assert_eq!((j.attempt, j.cap), (2, 2));
-        let j = retry_decision(&j, &outcome(TrialStatus::Oom), 0).unwrap();
-        assert_eq!(j.cap, 1);
-        assert_eq!(retry_decision(&j, &outcome(TrialStatus::Oom), 0), None);
-    }
-
     #[test]
     fn a_cuda_out_of_memory_in_the_log_is_recorded_as_oom() {
         let dir = std::env::temp_dir().join(format!("sweep-oom-{}", std::process::id()));
@@ -221,7 +195,7 @@ mod tests {
             "epoch 1\nError: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")\n",
         )
         .unwrap();
-        let o = outcome_from_dir(&dir, "exited with code 1", false, false, 3.0);
+        let o = outcome_from_dir(&dir, "exited with code 1", None, 3.0);
         assert_eq!(o.status, TrialStatus::Oom);
         assert!(o.message.unwrap().contains("OUT_OF_MEMORY"));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -229,14 +203,26 @@ mod tests {
 
     #[test]
     fn a_child_that_left_no_summary_is_a_failure_with_its_exit() {
+        let o = outcome_from_dir(Path::new("/nonexistent"), "killed by signal 9", None, 1.0);
+        assert_eq!(o.status, TrialStatus::Failed);
+        assert!(o.message.unwrap().contains("signal 9"));
+    }
+
+    #[test]
+    fn a_trial_the_orchestrator_stopped_ends_with_the_reason() {
         let o = outcome_from_dir(
             Path::new("/nonexistent"),
             "killed by signal 9",
-            false,
-            false,
+            Some(StopReason::Pruned),
             1.0,
         );
-        assert_eq!(o.status, TrialStatus::Failed);
-        assert!(o.message.unwrap().contains("signal 9"));
+        assert_eq!(o.status, TrialStatus::Pruned);
+        let o = outcome_from_dir(
+            Path::new("/nonexistent"),
+            "killed by signal 9",
+            Some(StopReason::Timeout),
+            1.0,
+        );
+        assert_eq!(o.status, TrialStatus::Timeout);
     }
 }

@@ -1,5 +1,5 @@
 //! Live progress of a sweep: on a terminal an overall bar plus one line per running trial
-//! (epoch, accuracy, ETA); otherwise plain timestamped log lines.
+//! (epoch, the sweep's metric, ETA); otherwise plain timestamped log lines.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,12 +7,13 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::TrialOutcome;
-use crate::store::journal::TrialStatus;
-use crate::trial::TrialEvent;
+use crate::trial::format_metric;
+use crate::trial::{Objective, TrialEvent, TrialStatus};
 
 /// The sweep's progress display.
 pub struct SweepProgress {
     terminal: Option<(MultiProgress, ProgressBar)>,
+    objective: Objective,
     total: usize,
     done: usize,
     failed: usize,
@@ -23,27 +24,36 @@ pub struct SweepProgress {
 struct TrialLine {
     bar: Option<ProgressBar>,
     device: String,
-    epochs: usize,
+    epochs: Option<usize>,
+    /// Epochs done when this attempt started (a resumed trial).
+    resumed_from: usize,
     epoch: usize,
-    seconds: f64,
-    test_acc: f64,
-    best: f64,
+    started: std::time::Instant,
+    value: Option<f64>,
+    best: Option<f64>,
 }
 
 impl TrialLine {
-    fn text(&self, id: &str) -> String {
+    fn text(&self, id: &str, metric: &str) -> String {
         if self.epoch == 0 {
             return format!("{id} on {:<7} starting", self.device);
         }
-        let eta = self.seconds / self.epoch as f64 * (self.epochs - self.epoch) as f64;
+        let done = self.epoch.saturating_sub(self.resumed_from).max(1);
+        let per_epoch = self.started.elapsed().as_secs_f64() / done as f64;
+        let of = self.epochs.map_or(String::new(), |e| format!("/{e}"));
+        let eta = self.epochs.map_or(String::new(), |e| {
+            format!(
+                "  eta {}",
+                human_duration(per_epoch * e.saturating_sub(self.epoch) as f64)
+            )
+        });
+        let show = |v: Option<f64>| v.map_or("-".to_string(), format_metric);
         format!(
-            "{id} on {:<7} epoch {}/{}  test {:.2}%  best {:.2}%  eta {}",
+            "{id} on {:<7} epoch {}{of}  {metric} {}  best {}{eta}",
             self.device,
             self.epoch,
-            self.epochs,
-            self.test_acc,
-            self.best,
-            human_duration(eta)
+            show(self.value),
+            show(self.best),
         )
     }
 }
@@ -63,8 +73,9 @@ fn stamp() -> String {
 }
 
 impl SweepProgress {
-    /// A display for `total` trials to run; a terminal display when `terminal`.
-    pub fn new(total: usize, terminal: bool) -> Self {
+    /// A display for `total` trials to run, showing `objective`; a terminal display when
+    /// `terminal`.
+    pub fn new(total: usize, terminal: bool, objective: &Objective) -> Self {
         let terminal = terminal.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(total as u64));
@@ -78,6 +89,7 @@ impl SweepProgress {
         });
         let p = Self {
             terminal,
+            objective: objective.clone(),
             total,
             done: 0,
             failed: 0,
@@ -101,10 +113,13 @@ impl SweepProgress {
     fn refresh_overall(&self) {
         if let Some((_, overall)) = &self.terminal {
             overall.set_position(self.done as u64);
-            let best = self
-                .best
-                .as_ref()
-                .map_or(String::new(), |(id, v)| format!(", best {v:.2}% ({id})"));
+            let best = self.best.as_ref().map_or(String::new(), |(id, v)| {
+                format!(
+                    ", best {} {} ({id})",
+                    self.objective.metric,
+                    format_metric(*v)
+                )
+            });
             overall.set_message(format!(
                 "{} running, {} failed{best}",
                 self.running.len(),
@@ -124,14 +139,15 @@ impl SweepProgress {
         let line = TrialLine {
             bar,
             device: device.to_string(),
-            epochs: 0,
+            epochs: None,
+            resumed_from: 0,
             epoch: 0,
-            seconds: 0.0,
-            test_acc: 0.0,
-            best: 0.0,
+            started: std::time::Instant::now(),
+            value: None,
+            best: None,
         };
         if let Some(b) = &line.bar {
-            b.set_message(line.text(id));
+            b.set_message(line.text(id, &self.objective.metric));
         }
         self.running.insert(id.to_string(), line);
         let again = if attempt > 1 {
@@ -146,27 +162,35 @@ impl SweepProgress {
     }
 
     /// A trial reported progress.
-    pub fn event(&mut self, id: &str, event: &TrialEvent) {
+    pub fn event(&mut self, event: &TrialEvent) {
+        let id = event.trial();
         let Some(line) = self.running.get_mut(id) else {
             return;
         };
         match event {
-            TrialEvent::Start { epochs, .. } => line.epochs = *epochs,
-            TrialEvent::Epoch {
+            TrialEvent::Start {
                 epochs,
-                metrics,
-                best_test_acc,
+                resumed_from,
                 ..
             } => {
                 line.epochs = *epochs;
-                line.epoch = metrics.epoch;
-                line.seconds += metrics.seconds;
-                line.test_acc = metrics.test_acc;
-                line.best = *best_test_acc;
+                line.resumed_from = *resumed_from;
+                line.epoch = *resumed_from;
+                line.started = std::time::Instant::now();
+            }
+            TrialEvent::Epoch { epochs, row, .. } => {
+                line.epochs = epochs.or(line.epochs);
+                line.epoch = row.epoch;
+                line.value = self.objective.value(&row.metrics);
+                if let Some(v) = line.value
+                    && line.best.is_none_or(|b| self.objective.better(v, b))
+                {
+                    line.best = Some(v);
+                }
             }
             TrialEvent::End { .. } => {}
         }
-        let text = line.text(id);
+        let text = line.text(id, &self.objective.metric);
         match &line.bar {
             Some(b) => b.set_message(text),
             None if matches!(event, TrialEvent::Epoch { .. }) => self.println(&text),
@@ -195,9 +219,14 @@ impl SweepProgress {
             }
         }
         self.best = best;
-        let result = match (outcome.status, outcome.best_test_acc) {
-            (TrialStatus::Completed, Some(acc)) => {
-                format!("completed, best test accuracy {acc:.2}%")
+        let value = outcome.best.as_ref().and_then(|b| self.objective.value(b));
+        let result = match (outcome.status, value) {
+            (TrialStatus::Completed, Some(v)) => {
+                format!(
+                    "completed, best {} {}",
+                    self.objective.metric,
+                    format_metric(v)
+                )
             }
             (status, _) => {
                 let why = outcome.message.as_deref().unwrap_or("");

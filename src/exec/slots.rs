@@ -56,6 +56,38 @@ pub fn parse_device_list(s: &str) -> Result<Vec<DeviceSpec>, String> {
     Ok(devices)
 }
 
+/// Resolves `--devices auto|cpu|cuda:...` against what this binary and machine offer: `auto`
+/// is every CUDA device, or the CPU when there is none.
+pub fn resolve_devices(arg: &str) -> anyhow::Result<Vec<DeviceSpec>> {
+    use crate::devices::Cuda;
+    let cuda = crate::devices::cuda();
+    if arg == "auto" {
+        let gpus = cuda.devices();
+        return Ok(if gpus.is_empty() {
+            vec![DeviceSpec::Cpu]
+        } else {
+            gpus.iter().map(|d| DeviceSpec::Cuda(d.index)).collect()
+        });
+    }
+    let devices = parse_device_list(arg).map_err(|e| anyhow::anyhow!("--devices {arg}: {e}"))?;
+    for d in &devices {
+        if let DeviceSpec::Cuda(i) = d {
+            match &cuda {
+                Cuda::NotBuilt => anyhow::bail!(
+                    "--devices {arg}: this binary was built without CUDA (see scripts/build-cuda.sh)"
+                ),
+                Cuda::NoDevice(why) => anyhow::bail!("--devices {arg}: no CUDA device: {why}"),
+                Cuda::Devices(list) if !list.iter().any(|g| g.index == *i) => anyhow::bail!(
+                    "--devices {arg}: there is no {d} (this machine has {} CUDA devices)",
+                    list.len()
+                ),
+                _ => {}
+            }
+        }
+    }
+    Ok(devices)
+}
+
 /// A place where one trial runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
@@ -95,12 +127,11 @@ impl SlotPool {
         self.running.iter().map(Vec::len).sum()
     }
 
-    /// Takes a slot for a trial that tolerates at most `cap` trials on its device (itself
-    /// included; `per_device` normally). Picks the least loaded device that respects the caps
-    /// of the trials already there. None when no slot fits now.
-    pub fn acquire(&mut self, cap: usize) -> Option<Slot> {
+    /// The device a trial that tolerates at most `cap` trials on its device would get: the
+    /// least loaded one that respects its cap and the caps of the trials already there.
+    fn fitting_device(&self, cap: usize) -> Option<usize> {
         let cap = cap.clamp(1, self.per_device);
-        let best = (0..self.devices.len())
+        (0..self.devices.len())
             .filter(|&d| {
                 let here = &self.running[d];
                 let limit = here
@@ -111,7 +142,19 @@ impl SlotPool {
                     .min(cap);
                 here.len() < limit
             })
-            .min_by_key(|&d| (self.running[d].len(), d))?;
+            .min_by_key(|&d| (self.running[d].len(), d))
+    }
+
+    /// True when a trial capped at `cap` could start now.
+    pub fn has_room(&self, cap: usize) -> bool {
+        self.fitting_device(cap).is_some()
+    }
+
+    /// Takes a slot for a trial that tolerates at most `cap` trials on its device (itself
+    /// included; `per_device` normally). None when no slot fits now.
+    pub fn acquire(&mut self, cap: usize) -> Option<Slot> {
+        let cap = cap.clamp(1, self.per_device);
+        let best = self.fitting_device(cap)?;
         let index = (0..self.per_device)
             .find(|i| !self.running[best].iter().any(|&(s, _)| s == *i))
             .expect("a device below its limit has a free slot");

@@ -1,23 +1,22 @@
-//! The Slurm executor: the trials go out as one job array whose task `i` runs
-//! `sweep trial DIR --index i`; the orchestrator polls `squeue` (no accounting needed), reads
-//! what each task wrote in its trial directory, and reports it like the local executor.
+//! The Slurm executor: trials go out as job arrays whose task `i` runs the trial on line `i`
+//! of the array's task list (`sweep trial --list FILE --task i`). The orchestrator polls
+//! `squeue` (no accounting needed), reads what each task writes in its trial directory, and
+//! reports it like the local executor. Arrays never exceed the cluster's `MaxArraySize`: a
+//! longer list is split into several arrays.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::{RunEnd, TrialJob, TrialSink, outcome_from_dir};
+use super::{ExecEvent, Executor, Interrupt, TrialJob, outcome_from_dir};
 use crate::store::atomic;
-use crate::store::journal::TrialStatus;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::EVENTS_FILE;
-use crate::trial::TrialEvent;
+use crate::trial::{StopReason, TrialEvent, TrialStatus};
 
 /// Settings of the Slurm executor (`sweep run --backend slurm`).
 #[derive(Debug, Clone)]
@@ -83,9 +82,29 @@ impl TaskRecord {
     }
 }
 
-/// The job-array script for `indices` of the sweep in `sweep_dir`.
-pub fn script(name: &str, sweep_dir: &Path, indices: &[usize], opts: &SlurmOptions) -> String {
-    let mut array = compress_ranges(indices);
+/// One array submission: what `sbatch` gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayScript {
+    /// The sbatch script.
+    pub script: String,
+    /// The task list: one trial directory per line, task `i` on line `i`.
+    pub list: String,
+}
+
+/// The sbatch script of an array of `tasks` tasks whose task list is `list_path`, to start
+/// after job `after` ends (when given).
+pub fn script(
+    name: &str,
+    sweep_dir: &Path,
+    list_path: &Path,
+    tasks: usize,
+    after: Option<&str>,
+    opts: &SlurmOptions,
+) -> String {
+    let mut array = match tasks {
+        1 => "0".to_string(),
+        n => format!("0-{}", n - 1),
+    };
     if let Some(p) = opts.array_parallelism {
         array.push_str(&format!("%{p}"));
     }
@@ -109,43 +128,23 @@ pub fn script(name: &str, sweep_dir: &Path, indices: &[usize], opts: &SlurmOptio
     if let Some(p) = &opts.partition {
         lines.push(format!("#SBATCH --partition={p}"));
     }
+    if let Some(job) = after {
+        lines.push(format!("#SBATCH --dependency=afterany:{job}"));
+    }
     for a in &opts.sbatch_args {
         lines.push(format!("#SBATCH {a}"));
     }
     lines.push(format!(
-        "# Task i trains trial i of {}/plan.json into {}/trials/<id>/.",
-        sweep_dir.display(),
-        sweep_dir.display()
+        "# Task i trains the trial whose directory is on line i (from 0) of {}.",
+        list_path.display()
     ));
     lines.push(format!(
-        "exec {} --threads {} trial {} --index \"$SLURM_ARRAY_TASK_ID\"",
+        "exec {} --threads {} trial --list {} --task \"$SLURM_ARRAY_TASK_ID\" --events file",
         shell_quote(&opts.exe.display().to_string()),
         opts.cpus_per_trial,
-        shell_quote(&sweep_dir.display().to_string())
+        shell_quote(&list_path.display().to_string())
     ));
     lines.join("\n") + "\n"
-}
-
-/// "0-3,7,9-10" for [0, 1, 2, 3, 7, 9, 10].
-pub fn compress_ranges(indices: &[usize]) -> String {
-    let mut sorted = indices.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        while i + 1 < sorted.len() && sorted[i + 1] == sorted[i] + 1 {
-            i += 1;
-        }
-        parts.push(if sorted[i] == start {
-            start.to_string()
-        } else {
-            format!("{start}-{}", sorted[i])
-        });
-        i += 1;
-    }
-    parts.join(",")
 }
 
 fn shell_quote(s: &str) -> String {
@@ -187,6 +186,21 @@ fn submit(script_path: &Path) -> anyhow::Result<String> {
     Ok(id)
 }
 
+/// The cluster's `MaxArraySize` (an array's task ids must stay below it); Slurm's default 1001
+/// when `scontrol` does not say.
+pub fn max_array_size() -> usize {
+    slurm("scontrol", &["show", "config"])
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with("MaxArraySize"))
+                .and_then(|l| l.split('=').nth(1))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        })
+        .filter(|&n| n > 0)
+        .unwrap_or(1001)
+}
+
 /// The state and node of every task of `job` that squeue still lists (finished ones stay
 /// listed for the cluster's MinJobAge).
 pub fn task_states(job: &str) -> anyhow::Result<HashMap<usize, (String, String)>> {
@@ -216,103 +230,232 @@ pub fn is_active(state: &str) -> bool {
             | "COMPLETING"
             | "SUSPENDED"
             | "REQUEUED"
+            | "REQUEUE_FED"
+            | "REQUEUE_HOLD"
             | "RESIZING"
             | "SIGNALING"
             | "STAGE_OUT"
     )
 }
 
-/// Per-task bookkeeping while polling.
-struct Tracked {
+/// How long squeue may keep failing before the orchestrator gives up (a controller restart
+/// or a busy cluster makes single calls fail).
+const SQUEUE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// One trial's array task, while the orchestrator follows it.
+struct Task {
     job: TrialJob,
+    array: String,
+    index: usize,
     started: Option<Instant>,
-    reported_events: usize,
+    reported_lines: usize,
     missing_polls: u32,
+    stopping: Option<StopReason>,
 }
 
-/// Submits `jobs` as one array (or attaches to `attach`: a job id with tasks still queued or
-/// running from an earlier orchestrator) and follows them until every task ended.
-pub fn run(
-    name: &str,
-    sweep_dir: &Path,
-    jobs: Vec<TrialJob>,
-    attach: Option<(String, Vec<TrialJob>)>,
-    opts: &SlurmOptions,
-    sink: &mut dyn TrialSink,
-) -> anyhow::Result<RunEnd> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
-    // (job id, tasks) groups to follow.
-    let mut groups: Vec<(String, BTreeMap<usize, Tracked>)> = Vec::new();
-    let track = |jobs: Vec<TrialJob>| -> BTreeMap<usize, Tracked> {
-        jobs.into_iter()
-            .map(|job| {
-                (
-                    job.index,
-                    Tracked {
-                        job,
-                        started: None,
-                        reported_events: 0,
-                        missing_polls: 0,
-                    },
-                )
-            })
-            .collect()
-    };
-    if let Some((job_id, attached)) = attach {
-        sink.message(&format!(
-            "following Slurm job {job_id} ({} tasks still queued or running)",
-            attached.len()
-        ));
-        groups.push((job_id, track(attached)));
-    }
-    if !jobs.is_empty() {
-        let indices: Vec<usize> = jobs.iter().map(|j| j.index).collect();
-        let text = script(name, sweep_dir, &indices, opts);
-        let slurm_dir = sweep_dir.join("slurm");
-        std::fs::create_dir_all(&slurm_dir)
-            .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
-        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-        let path = slurm_dir.join(format!("submit-{stamp}.sh"));
-        atomic::write(&path, &text)?;
-        let job_id = submit(&path)?;
-        sink.submitted(&job_id, &jobs)?;
-        sink.message(&format!(
-            "submitted Slurm job {job_id}: {} tasks (--array={}), script {}",
-            jobs.len(),
-            compress_ranges(&indices),
-            path.display()
-        ));
-        groups.push((job_id, track(jobs)));
+/// Job arrays on a Slurm cluster.
+pub struct SlurmExecutor {
+    name: String,
+    sweep_dir: PathBuf,
+    opts: SlurmOptions,
+    max_array: Option<usize>,
+    queued: Vec<TrialJob>,
+    tasks: HashMap<String, Task>,
+    ready: VecDeque<ExecEvent>,
+    last_poll: Option<Instant>,
+    /// Since when squeue has been failing, and its last error.
+    squeue_failing: Option<(Instant, String)>,
+    /// The last array submitted, which a later one waits for when parallelism is capped.
+    last_array: Option<String>,
+}
+
+impl SlurmExecutor {
+    /// An executor submitting the trials of sweep `name` (whose directory is `sweep_dir`).
+    pub fn new(name: &str, sweep_dir: &Path, opts: SlurmOptions) -> anyhow::Result<Self> {
+        Ok(Self {
+            name: name.to_string(),
+            sweep_dir: std::path::absolute(sweep_dir)?,
+            opts,
+            max_array: None,
+            queued: Vec::new(),
+            tasks: HashMap::new(),
+            ready: VecDeque::new(),
+            last_poll: None,
+            squeue_failing: None,
+            last_array: None,
+        })
     }
 
-    let mut cancelling: HashSet<String> = HashSet::new();
-    loop {
-        let mut open = 0;
-        for (job_id, tasks) in &mut groups {
-            if tasks.is_empty() {
-                continue;
+    /// Follows trials that an earlier orchestrator submitted and Slurm still has queued or
+    /// running: `(array job, task index, job)`.
+    pub fn attach(&mut self, array: &str, tasks: Vec<(usize, TrialJob)>) {
+        self.ready.push_back(ExecEvent::Message(format!(
+            "following Slurm job {array} ({} tasks still queued or running)",
+            tasks.len()
+        )));
+        for (index, job) in tasks {
+            self.tasks.insert(
+                job.id.clone(),
+                Task {
+                    job,
+                    array: array.to_string(),
+                    index,
+                    started: None,
+                    reported_lines: 0,
+                    missing_polls: 0,
+                    stopping: None,
+                },
+            );
+        }
+    }
+
+    /// The scripts that submitting `jobs` would send, without submitting (for `--dry-run`).
+    pub fn scripts(&mut self, jobs: &[TrialJob]) -> Vec<ArrayScript> {
+        let chunk = self.chunk_size();
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        jobs.chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                let list_path = self
+                    .sweep_dir
+                    .join("slurm")
+                    .join(format!("tasks-{stamp}-{k}.txt"));
+                let after = (k > 0 && self.opts.array_parallelism.is_some())
+                    .then(|| format!("<job id of array {k}>"));
+                ArrayScript {
+                    script: script(
+                        &self.name,
+                        &self.sweep_dir,
+                        &list_path,
+                        part.len(),
+                        after.as_deref(),
+                        &self.opts,
+                    ),
+                    list: task_list(part),
+                }
+            })
+            .collect()
+    }
+
+    fn chunk_size(&mut self) -> usize {
+        *self.max_array.get_or_insert_with(max_array_size)
+    }
+
+    /// Submits the queued trials as arrays of at most `MaxArraySize` tasks. With
+    /// `--array-parallelism`, each array waits for the previous one, so that the cap holds
+    /// across arrays.
+    fn submit_queued(&mut self) -> anyhow::Result<()> {
+        let jobs = std::mem::take(&mut self.queued);
+        let chunk = self.chunk_size();
+        let slurm_dir = self.sweep_dir.join("slurm");
+        std::fs::create_dir_all(&slurm_dir)
+            .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S%.3f");
+        for (k, part) in jobs.chunks(chunk).enumerate() {
+            let list_path = slurm_dir.join(format!("tasks-{stamp}-{k}.txt"));
+            let script_path = slurm_dir.join(format!("submit-{stamp}-{k}.sh"));
+            let after = self
+                .opts
+                .array_parallelism
+                .and(self.last_array.as_deref())
+                .filter(|job| self.tasks.values().any(|t| t.array == *job));
+            let text = script(
+                &self.name,
+                &self.sweep_dir,
+                &list_path,
+                part.len(),
+                after,
+                &self.opts,
+            );
+            atomic::write(&list_path, task_list(part))?;
+            atomic::write(&script_path, &text)?;
+            let array = submit(&script_path)?;
+            self.ready.push_back(ExecEvent::Submitted {
+                job: array.clone(),
+                trials: part.iter().map(|j| j.id.clone()).collect(),
+            });
+            self.ready.push_back(ExecEvent::Message(format!(
+                "submitted Slurm job {array}: {} tasks, script {}",
+                part.len(),
+                script_path.display()
+            )));
+            for (index, job) in part.iter().enumerate() {
+                self.tasks.insert(
+                    job.id.clone(),
+                    Task {
+                        job: job.clone(),
+                        array: array.clone(),
+                        index,
+                        started: None,
+                        reported_lines: 0,
+                        missing_polls: 0,
+                        stopping: None,
+                    },
+                );
             }
-            let states = task_states(job_id)?;
-            let mut done = Vec::new();
-            for (index, t) in tasks.iter_mut() {
-                let state = states.get(index);
+            self.last_array = Some(array);
+        }
+        Ok(())
+    }
+
+    /// squeue for `array`, tolerating failures for a while.
+    fn states(&mut self, array: &str) -> anyhow::Result<Option<HashMap<usize, (String, String)>>> {
+        match task_states(array) {
+            Ok(s) => {
+                self.squeue_failing = None;
+                Ok(Some(s))
+            }
+            Err(e) => {
+                let since = self
+                    .squeue_failing
+                    .get_or_insert_with(|| (Instant::now(), String::new()));
+                since.1 = format!("{e:#}");
+                if since.0.elapsed() > SQUEUE_PATIENCE {
+                    bail!(
+                        "squeue has failed for {} s; giving up: {e:#}",
+                        SQUEUE_PATIENCE.as_secs()
+                    );
+                }
+                self.ready.push_back(ExecEvent::Message(format!(
+                    "squeue failed, trying again at the next poll: {e:#}"
+                )));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads squeue and the trial directories; queues what changed.
+    fn poll(&mut self) -> anyhow::Result<()> {
+        self.last_poll = Some(Instant::now());
+        let mut arrays: Vec<String> = self.tasks.values().map(|t| t.array.clone()).collect();
+        arrays.sort();
+        arrays.dedup();
+        for array in arrays {
+            let Some(states) = self.states(&array)? else {
+                return Ok(());
+            };
+            let ids: Vec<String> = self
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.array == array)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ids {
+                let t = self.tasks.get_mut(&id).expect("listed above");
+                let state = states.get(&t.index);
                 let active = state.is_some_and(|(s, _)| is_active(s));
                 let running = state.is_some_and(|(s, _)| s != "PENDING");
-                if t.started.is_none()
-                    && (running
-                        || (state.is_none()
-                            && RunDir::open(&t.job.dir).is_ok_and(|d| d.read_summary().is_ok())))
-                {
+                let ran = || RunDir::open(&t.job.dir).is_ok_and(|d| d.read_summary().is_ok());
+                if t.started.is_none() && (running || (state.is_none() && ran())) {
                     t.started = Some(Instant::now());
                     let node = state.map_or("", |(_, n)| n.as_str());
-                    sink.started(&t.job, &format!("slurm:{job_id}_{index}@{node}"))?;
+                    self.ready.push_back(ExecEvent::Started {
+                        trial: id.clone(),
+                        device: format!("slurm:{array}_{}@{node}", t.index),
+                    });
                 }
                 if t.started.is_some() {
-                    report_epochs(t, sink);
+                    report_events(t, &mut self.ready);
                 }
                 if active {
                     t.missing_polls = 0;
@@ -325,86 +468,152 @@ pub fn run(
                         continue;
                     }
                 }
-                done.push(*index);
-            }
-            for index in done {
-                let mut t = tasks.remove(&index).expect("listed above");
-                let state = states
-                    .get(&index)
-                    .map(|(s, _)| s.as_str())
-                    .unwrap_or("gone from the queue");
+                let mut t = self.tasks.remove(&id).expect("listed above");
+                let state = state.map_or("gone from the queue", |(s, _)| s.as_str());
                 let exit = match TaskRecord::read(&t.job.dir) {
                     Some(r) => format!("task exited with code {}", r.exit_code),
                     None => format!("Slurm task ended ({state}) without writing {TASK_FILE}"),
                 };
+                let stopped = t
+                    .stopping
+                    .or((state == "TIMEOUT").then_some(StopReason::Timeout))
+                    .or((state == "CANCELLED").then_some(StopReason::Interrupted));
                 let seconds = t.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-                let mut outcome = outcome_from_dir(
-                    &t.job.dir,
-                    &exit,
-                    state == "TIMEOUT",
-                    state == "CANCELLED" || cancelling.contains(job_id.as_str()),
-                    seconds,
-                );
+                let mut outcome = outcome_from_dir(&t.job.dir, &exit, stopped, seconds);
                 if state == "OUT_OF_MEMORY" && !outcome.status.is_final() {
                     outcome.status = TrialStatus::Oom;
                 }
                 if t.started.is_none() {
-                    sink.started(&t.job, &format!("slurm:{job_id}_{index}"))?;
+                    self.ready.push_back(ExecEvent::Started {
+                        trial: id.clone(),
+                        device: format!("slurm:{array}_{}", t.index),
+                    });
                 }
-                report_epochs(&mut t, sink);
-                sink.finished(&t.job, &outcome)?;
-            }
-            open += tasks.len();
-        }
-        if open == 0 {
-            break;
-        }
-        if stop.swap(false, Ordering::Relaxed) {
-            let active: Vec<String> = groups
-                .iter()
-                .filter(|(_, t)| !t.is_empty())
-                .map(|(j, _)| j.clone())
-                .collect();
-            if should_cancel(opts, &active) {
-                for job in &active {
-                    slurm("scancel", &[job])?;
-                    cancelling.insert(job.clone());
-                }
-                sink.message(&format!(
-                    "cancelled Slurm job {}; waiting for its tasks to stop",
-                    active.join(", ")
-                ));
-            } else {
-                sink.message(&format!(
-                    "leaving Slurm job {} running; `sweep collect {}` gathers its results, `scancel {}` stops it",
-                    active.join(", "),
-                    sweep_dir.display(),
-                    active.join(" ")
-                ));
-                return Ok(RunEnd::Detached);
+                report_events(&mut t, &mut self.ready);
+                self.ready
+                    .push_back(ExecEvent::Ended { trial: id, outcome });
             }
         }
-        std::thread::sleep(opts.poll);
+        Ok(())
     }
-    Ok(if cancelling.is_empty() {
-        RunEnd::Drained
-    } else {
-        RunEnd::Interrupted
-    })
+
+    fn arrays(&self) -> Vec<String> {
+        let mut a: Vec<String> = self.tasks.values().map(|t| t.array.clone()).collect();
+        a.sort();
+        a.dedup();
+        a
+    }
 }
 
-/// Delivers the events a task appended to its `events.jsonl` since the last poll.
-fn report_epochs(t: &mut Tracked, sink: &mut dyn TrialSink) {
+/// One trial directory per line.
+fn task_list(jobs: &[TrialJob]) -> String {
+    jobs.iter()
+        .map(|j| {
+            let dir = std::path::absolute(&j.dir).unwrap_or_else(|_| j.dir.clone());
+            dir.display().to_string() + "\n"
+        })
+        .collect()
+}
+
+/// Queues the events a task appended to its `events.jsonl` since the last poll.
+fn report_events(t: &mut Task, out: &mut VecDeque<ExecEvent>) {
     let Ok(text) = std::fs::read_to_string(t.job.dir.join(EVENTS_FILE)) else {
         return;
     };
     // Only complete lines: the task may be writing the last one.
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    for line in complete.lines().skip(t.reported_events) {
+    for line in complete.lines().skip(t.reported_lines) {
         if let Some(event) = TrialEvent::parse(line) {
-            sink.event(&t.job, &event);
+            out.push_back(ExecEvent::Progress(event));
         }
-        t.reported_events += 1;
+        t.reported_lines += 1;
+    }
+}
+
+impl Executor for SlurmExecutor {
+    fn room_for(&self, _cap: Option<usize>) -> bool {
+        // Slurm queues everything; --array-parallelism throttles inside each array.
+        true
+    }
+
+    fn per_device(&self) -> usize {
+        1
+    }
+
+    fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
+        // A task appends to events.jsonl; a new attempt starts a new stream.
+        let _ = std::fs::remove_file(job.dir.join(EVENTS_FILE));
+        let _ = std::fs::remove_file(job.dir.join(TASK_FILE));
+        self.queued.push(job);
+        Ok(())
+    }
+
+    fn stop(&mut self, trial: &str, reason: StopReason) -> anyhow::Result<()> {
+        let Some(t) = self.tasks.get_mut(trial) else {
+            return Ok(());
+        };
+        if t.stopping.is_some() {
+            return Ok(());
+        }
+        t.stopping = Some(reason);
+        RunDir::open(&t.job.dir)?.request_stop(reason)?;
+        let target = format!("{}_{}", t.array, t.index);
+        if let Err(e) = slurm("scancel", &[&target]) {
+            self.ready
+                .push_back(ExecEvent::Message(format!("cannot stop {trial}: {e:#}")));
+        }
+        Ok(())
+    }
+
+    fn interrupt(&mut self) -> anyhow::Result<Interrupt> {
+        let arrays = self.arrays();
+        if arrays.is_empty() {
+            return Ok(Interrupt::Stopping);
+        }
+        if should_cancel(&self.opts, &arrays) {
+            for t in self.tasks.values_mut() {
+                t.stopping = Some(StopReason::Interrupted);
+            }
+            for array in &arrays {
+                slurm("scancel", &[array])?;
+            }
+            self.ready.push_back(ExecEvent::Message(format!(
+                "cancelled Slurm job {}; waiting for its tasks to stop",
+                arrays.join(", ")
+            )));
+            Ok(Interrupt::Stopping)
+        } else {
+            self.ready.push_back(ExecEvent::Message(format!(
+                "leaving Slurm job {} running; `sweep collect {}` gathers its results, `scancel {}` stops it",
+                arrays.join(", "),
+                self.sweep_dir.display(),
+                arrays.join(" ")
+            )));
+            Ok(Interrupt::Detached)
+        }
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> anyhow::Result<ExecEvent> {
+        if !self.queued.is_empty() {
+            self.submit_queued()?;
+        }
+        if let Some(e) = self.ready.pop_front() {
+            return Ok(e);
+        }
+        let due = self.last_poll.map_or(Duration::ZERO, |at| {
+            self.opts.poll.saturating_sub(at.elapsed())
+        });
+        if due > timeout {
+            std::thread::sleep(timeout);
+            return Ok(ExecEvent::Tick);
+        }
+        std::thread::sleep(due);
+        if !self.tasks.is_empty() {
+            self.poll()?;
+        } else {
+            self.last_poll = Some(Instant::now());
+        }
+        Ok(self.ready.pop_front().unwrap_or(ExecEvent::Tick))
     }
 }
 
@@ -429,13 +638,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn array_ranges_are_compressed() {
-        assert_eq!(compress_ranges(&[0, 1, 2, 3]), "0-3");
-        assert_eq!(compress_ranges(&[7, 0, 2, 1, 9, 10]), "0-2,7,9-10");
-        assert_eq!(compress_ranges(&[5]), "5");
-    }
-
-    #[test]
     fn the_script_requests_what_the_options_say() {
         let opts = SlurmOptions {
             array_parallelism: Some(2),
@@ -449,7 +651,14 @@ mod tests {
             poll: Duration::from_secs(1),
             exe: PathBuf::from("/opt/sweep/bin/sweep"),
         };
-        let s = script("lr", Path::new("/scratch/results/lr"), &[0, 1, 2, 3], &opts);
+        let s = script(
+            "lr",
+            Path::new("/scratch/results/lr"),
+            Path::new("/scratch/results/lr/slurm/tasks-1.txt"),
+            4,
+            Some("77"),
+            &opts,
+        );
         for line in [
             "#SBATCH --array=0-3%2",
             "#SBATCH --cpus-per-task=4",
@@ -457,9 +666,10 @@ mod tests {
             "#SBATCH --mem=8G",
             "#SBATCH --time=1:00:00",
             "#SBATCH --partition=gpu",
+            "#SBATCH --dependency=afterany:77",
             "#SBATCH --qos=high",
             "#SBATCH --output=/scratch/results/lr/slurm/%A_%a.out",
-            "exec /opt/sweep/bin/sweep --threads 4 trial /scratch/results/lr --index \"$SLURM_ARRAY_TASK_ID\"",
+            "exec /opt/sweep/bin/sweep --threads 4 trial --list /scratch/results/lr/slurm/tasks-1.txt --task \"$SLURM_ARRAY_TASK_ID\" --events file",
         ] {
             assert!(s.lines().any(|l| l == line), "missing `{line}` in\n{s}");
         }

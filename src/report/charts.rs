@@ -4,7 +4,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::TrialCurves;
-use crate::store::run_dir::EpochMetrics;
+use crate::trial::EpochMetrics;
 
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (640, 380);
@@ -118,7 +118,7 @@ fn draw_accuracy(area: &Area, trials: &[TrialCurves], axis: AccuracyAxis) -> any
             &LineChart {
                 caption: "test accuracy (%)",
                 y_desc: "test accuracy %",
-                value: &|m| Some(m.test_acc).filter(|v| v.is_finite()),
+                value: &|m| m.get("test_acc").filter(|v| v.is_finite()),
                 label: &|y| format!("{y:.1}"),
                 // At most 5 points below the best, so that early epochs do not flatten the rest.
                 range: &|lo, hi| {
@@ -136,7 +136,11 @@ fn draw_accuracy(area: &Area, trials: &[TrialCurves], axis: AccuracyAxis) -> any
             &LineChart {
                 caption: "test error (%, log scale)",
                 y_desc: "test error %",
-                value: &|m| Some((100.0 - m.test_acc).max(0.01).ln()).filter(|v| v.is_finite()),
+                value: &|m| {
+                    m.get("test_acc")
+                        .map(|a| (100.0 - a).max(0.01).ln())
+                        .filter(|v| v.is_finite())
+                },
                 label: &|y| significant(y.exp()),
                 range: &log_range,
                 legend_at: SeriesLabelPosition::UpperRight,
@@ -153,7 +157,7 @@ fn draw_loss(area: &Area, trials: &[TrialCurves]) -> anyhow::Result<()> {
             caption: "training loss (log scale)",
             y_desc: "train loss",
             value: &|m| {
-                Some(m.train_loss)
+                m.get("train_loss")
                     .filter(|v| v.is_finite() && *v > 0.0)
                     .map(f64::ln)
             },
@@ -388,6 +392,7 @@ pub fn colour_hex(i: usize, best: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trial::Metrics;
 
     fn trial(name: &str, accs: &[f64], best: bool) -> TrialCurves {
         TrialCurves {
@@ -398,12 +403,9 @@ mod tests {
                 .enumerate()
                 .map(|(i, &a)| EpochMetrics {
                     epoch: i + 1,
-                    lr: 0.01,
-                    train_loss: 0.5 / (i + 1) as f64,
-                    train_acc: a - 1.0,
-                    test_loss: 0.1,
-                    test_acc: a,
-                    seconds: 1.0,
+                    metrics: Metrics::new()
+                        .with("train_loss", 0.5 / (i + 1) as f64)
+                        .with("test_acc", a),
                 })
                 .collect(),
         }

@@ -12,11 +12,13 @@ pub use charts::AccuracyAxis;
 
 use crate::store::atomic;
 use crate::store::leaderboard::Leaderboard;
-use crate::store::run_dir::{CHECKPOINT_FILE, EpochMetrics, RunDir, RunStatus};
+use crate::store::record::StudyRecord;
+use crate::store::run_dir::{CHECKPOINT_FILE, CONFIG_FILE, EVAL_FILE, RunDir};
 use crate::store::sweep_dir::SweepDir;
-use crate::sweep::spec::Plan;
 use crate::train as trainer;
+use crate::train::config::TrialConfig;
 use crate::train::engine::{self, EvalOutcome};
+use crate::trial::{EpochMetrics, TrialStatus};
 
 /// One trial's curves, as charts draw them.
 #[derive(Debug, Clone)]
@@ -41,22 +43,23 @@ pub struct ReportFiles {
 /// Writes `report.html` and `curves.svg` into the sweep directory (atomically); safe while
 /// the sweep is still running.
 pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
-    let (plan, _, board) = crate::sweep::study::leaderboard(dir)?;
+    let (record, board) = crate::sweep::study::leaderboard(dir)?;
     let curves: Vec<TrialCurves> = board
         .rows
         .iter()
         .map(|r| TrialCurves {
-            name: label(&plan, &r.trial),
+            name: r.label.clone().unwrap_or_else(|| r.trial.clone()),
             best: r.rank == Some(1),
-            metrics: RunDir::open(&dir.trial_dir(&r.trial))
-                .and_then(|d| d.read_metrics())
+            metrics: record
+                .get(&r.trial)
+                .map(|t| t.epochs.clone())
                 .unwrap_or_default(),
         })
         .collect();
     let confusion = board
         .best()
         .and_then(|best| best_confusion(dir, &best.trial).ok());
-    let html = html(dir, &plan, &board, &curves, confusion.as_ref())?;
+    let html = html(dir, &record, &board, &curves, confusion.as_ref())?;
     let files = ReportFiles {
         html: dir.root().join("report.html"),
         curves: dir.root().join("curves.svg"),
@@ -66,16 +69,16 @@ pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
     Ok(files)
 }
 
-fn label(plan: &Plan, id: &str) -> String {
-    plan.trial(id)
-        .and_then(|t| t.label.clone())
+fn label(record: &StudyRecord, id: &str) -> String {
+    record
+        .get(id)
+        .and_then(|t| t.def.label.clone())
         .unwrap_or_else(|| id.to_string())
 }
 
-/// The evaluation of a finished trial's best checkpoint, kept beside it so that the report can
-/// be regenerated where the checkpoint is not (it is not published with the results).
-const EVAL_FILE: &str = "eval.json";
-
+/// The evaluation of a finished trial's best checkpoint is kept beside it ([`EVAL_FILE`]), so
+/// that the report can be regenerated where the checkpoint is not (it is not published with
+/// the results).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CachedEval {
     best_epoch: usize,
@@ -95,11 +98,11 @@ fn best_confusion(dir: &SweepDir, id: &str) -> anyhow::Result<EvalOutcome> {
     {
         return Ok(cached.outcome);
     }
-    let config = run.read_config()?;
+    let config = TrialConfig::load(&run.file(CONFIG_FILE), &[])?;
     let model = trainer::load_model(&config.model, &run.file(CHECKPOINT_FILE), &Device::Cpu)?;
     let test = trainer::load_test_set(&config, &Device::Cpu)?;
     let outcome = engine::evaluate(&model, &test)?;
-    if summary.status == RunStatus::Completed {
+    if summary.status == TrialStatus::Completed {
         let cached = CachedEval {
             best_epoch: summary.best_epoch,
             outcome,
@@ -138,14 +141,14 @@ tr.best td { font-weight: 600; background: #fff8d6; }
 
 fn html(
     dir: &SweepDir,
-    plan: &Plan,
+    record: &StudyRecord,
     board: &Leaderboard,
     curves: &[TrialCurves],
     confusion: Option<&EvalOutcome>,
 ) -> anyhow::Result<String> {
     let mut h = String::new();
-    let name = escape(&plan.name);
-    let metric = board.metric.name();
+    let name = escape(&record.name);
+    let metric = board.objective.metric.as_str();
     let finished = board.rows.iter().filter(|r| r.status.is_final()).count();
     writeln!(
         h,
@@ -163,7 +166,7 @@ fn html(
     writeln!(
         h,
         "<p class=\"sub\">{} trials, {finished} finished &middot; ranked by {metric} &middot; {} &middot; generated {}</p>",
-        plan.trials.len(),
+        board.rows.len(),
         escape(&dir.root().display().to_string()),
         chrono::Local::now().format("%Y-%m-%d %H:%M")
     )?;
@@ -235,7 +238,7 @@ fn html(
         .rows
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.rank.is_some() && r.metric.is_some())
+        .filter(|(_, r)| r.rank.is_some() && r.value.is_some())
         .collect();
     if !board.columns.is_empty() && !ranked.is_empty() {
         writeln!(
@@ -249,7 +252,7 @@ fn html(
                 .map(|(i, r)| {
                     (
                         r.values[c].clone(),
-                        r.metric.unwrap_or(f64::NAN),
+                        r.value.unwrap_or(f64::NAN),
                         *i,
                         r.rank == Some(1),
                     )
@@ -274,7 +277,7 @@ fn html(
         writeln!(
             h,
             "<h2>Best trial <code>{}</code>: confusion matrix</h2><p class=\"sub\">best checkpoint on the test set: {:.2}% ({}/{}); rows are true digits, columns predictions</p>",
-            escape(&label(plan, &best.trial)),
+            escape(&label(record, &best.trial)),
             c.accuracy,
             c.correct,
             c.total

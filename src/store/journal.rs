@@ -1,8 +1,10 @@
-//! `journal.jsonl`: an append-only log of trial state changes, each line flushed and fsynced,
-//! so that a killed orchestrator loses nothing that had finished.
+//! `journal.jsonl`: the append-only record of a study. Every trial enters it before it first
+//! starts (`trial`), and every change after that is a line: started, each epoch's metrics, a
+//! pruning decision, finished. State changes are fsynced before the orchestrator acts on them,
+//! so a killed orchestrator loses nothing that had finished, and replaying the journal
+//! ([`super::record::StudyRecord`]) gives back exactly the state it had.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,54 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-/// Where a trial of a sweep stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialStatus {
-    /// Trained every epoch.
-    Completed,
-    /// The loss became non-finite (a result, not an accident: it is not retried).
-    Diverged,
-    /// Running now (or the orchestrator died while it ran).
-    Running,
-    /// Not started yet.
-    Pending,
-    /// Ran out of (GPU) memory; retried with fewer neighbours.
-    Oom,
-    /// Exceeded `--timeout-per-trial`.
-    Timeout,
-    /// Stopped by Ctrl-C / SIGTERM / scancel.
-    Interrupted,
-    /// Crashed or exited with an error.
-    Failed,
-}
-
-impl TrialStatus {
-    /// Final statuses are kept when a sweep is resumed; the others run again.
-    pub fn is_final(self) -> bool {
-        matches!(self, TrialStatus::Completed | TrialStatus::Diverged)
-    }
-
-    /// The lowercase name.
-    pub fn name(self) -> &'static str {
-        match self {
-            TrialStatus::Completed => "completed",
-            TrialStatus::Diverged => "diverged",
-            TrialStatus::Running => "running",
-            TrialStatus::Pending => "pending",
-            TrialStatus::Oom => "oom",
-            TrialStatus::Timeout => "timeout",
-            TrialStatus::Interrupted => "interrupted",
-            TrialStatus::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for TrialStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,13 +24,38 @@ pub struct Entry {
     pub event: Event,
 }
 
+/// A trial as the plan defines it: what it is called and which values it searched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialDef {
+    /// Position in the plan (0-based), in the order trials were asked for.
+    pub index: usize,
+    /// Short stable hash of the resolved configuration.
+    pub id: String,
+    /// Hash of the configuration without its seed: repeats of one configuration share it.
+    pub group: String,
+    /// A human name (list trials may give one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The value of every column of the plan (searched keys and the seed).
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
 /// A state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
     /// An orchestrator started (or resumed) the sweep.
     Sweep {
-        /// Trials in the plan.
+        /// The sweep's name.
+        name: String,
+        /// What ranks the trials.
+        objective: Objective,
+        /// Seeds per configuration.
+        repeats: usize,
+        /// The plan's columns: searched keys (and `label`, `seed`).
+        columns: Vec<String>,
+        /// Trials in the plan (the budget, for an adaptive sampler).
         trials: usize,
         /// Trials it is about to run.
         pending: usize,
@@ -84,16 +64,36 @@ pub enum Event {
         /// Process id of the orchestrator.
         pid: u32,
     },
-    /// A trial started.
+    /// A trial entered the plan.
+    Trial(TrialDef),
+    /// Trials left the plan (the spec changed); their results stay in this journal.
+    Retired {
+        /// Their ids.
+        trials: Vec<String>,
+        /// Why.
+        reason: String,
+    },
+    /// An attempt started.
     Started {
         /// Trial id.
         trial: String,
         /// 1-based attempt.
         attempt: u32,
-        /// Device or Slurm job.
+        /// Device or Slurm task.
         device: String,
+        /// Most trials that may share its device, itself included.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cap: Option<usize>,
     },
-    /// A trial ended.
+    /// An epoch finished and was evaluated.
+    Epoch {
+        /// Trial id.
+        trial: String,
+        /// Its row.
+        #[serde(flatten)]
+        row: EpochMetrics,
+    },
+    /// An attempt ended.
     Finished {
         /// Trial id.
         trial: String,
@@ -104,13 +104,13 @@ pub enum Event {
         /// Why, for anything but completed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
-        /// Best test accuracy it reached.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        best_test_acc: Option<f64>,
         /// Wall time of the attempt.
         seconds: f64,
+        /// Everything measured at its best epoch, as the trial reported it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best: Option<Metrics>,
     },
-    /// Trials went to a batch system as one job (Slurm job array).
+    /// Trials went to a batch system as one job (a Slurm job array).
     Submitted {
         /// The batch system's job id.
         job: String,
@@ -122,6 +122,14 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+}
+
+impl Event {
+    /// Events worth an fsync: everything but per-epoch metrics, which the trial directory
+    /// also holds.
+    fn durable(&self) -> bool {
+        !matches!(self, Event::Epoch { .. })
+    }
 }
 
 /// The journal file, open for appending.
@@ -144,17 +152,28 @@ impl Journal {
         })
     }
 
-    /// Appends one event, flushed and fsynced before returning.
-    pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
-        let entry = Entry {
-            time: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-            event,
-        };
-        let mut line = serde_json::to_string(&entry)?;
-        line.push('\n');
+    /// Appends events as one write; fsynced before returning unless all are epoch rows.
+    pub fn append(&mut self, events: &[Event]) -> anyhow::Result<()> {
+        let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        let mut text = String::new();
+        for event in events {
+            let entry = Entry {
+                time: time.clone(),
+                event: event.clone(),
+            };
+            text.push_str(&serde_json::to_string(&entry)?);
+            text.push('\n');
+        }
+        let durable = events.iter().any(Event::durable);
         self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.sync_data())
+            .write_all(text.as_bytes())
+            .and_then(|()| {
+                if durable {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
             .with_context(|| format!("cannot append to {}", self.path.display()))
     }
 }
@@ -172,7 +191,12 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Entry>> {
         match serde_json::from_str(line) {
             Ok(e) => entries.push(e),
             Err(_) if i + 1 == lines.len() => {}
-            Err(e) => anyhow::bail!("{}:{}: corrupt journal line: {e}", path.display(), i + 1),
+            Err(e) => anyhow::bail!(
+                "{}:{}: corrupt journal line ({e}); a journal written by an older sweep must be \
+                 run again under a new name",
+                path.display(),
+                i + 1
+            ),
         }
     }
     Ok(entries)
@@ -188,102 +212,4 @@ pub fn submissions(entries: &[Entry]) -> Vec<(String, Vec<String>)> {
             _ => None,
         })
         .collect()
-}
-
-/// What the journal says of one trial.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TrialRecord {
-    /// Latest status.
-    pub status: Option<TrialStatus>,
-    /// Attempts started.
-    pub attempts: u32,
-    /// Device of the latest attempt.
-    pub device: Option<String>,
-    /// Message of the latest finish.
-    pub message: Option<String>,
-}
-
-/// Folds the entries into the latest record per trial.
-pub fn replay(entries: &[Entry]) -> HashMap<String, TrialRecord> {
-    let mut records: HashMap<String, TrialRecord> = HashMap::new();
-    for e in entries {
-        match &e.event {
-            Event::Started {
-                trial,
-                attempt,
-                device,
-            } => {
-                let r = records.entry(trial.clone()).or_default();
-                r.status = Some(TrialStatus::Running);
-                r.attempts = r.attempts.max(*attempt);
-                r.device = Some(device.clone());
-                r.message = None;
-            }
-            Event::Finished {
-                trial,
-                status,
-                message,
-                ..
-            } => {
-                let r = records.entry(trial.clone()).or_default();
-                r.status = Some(*status);
-                r.message = message.clone();
-            }
-            Event::Sweep { .. } | Event::Submitted { .. } | Event::Stopped { .. } => {}
-        }
-    }
-    records
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replay_keeps_the_latest_state_and_skips_a_torn_last_line() {
-        let dir = std::env::temp_dir().join(format!("sweep-journal-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("journal.jsonl");
-        let mut j = Journal::open(&path).unwrap();
-        j.append(Event::Started {
-            trial: "a".into(),
-            attempt: 1,
-            device: "cpu".into(),
-        })
-        .unwrap();
-        j.append(Event::Finished {
-            trial: "a".into(),
-            attempt: 1,
-            status: TrialStatus::Failed,
-            message: Some("boom".into()),
-            best_test_acc: None,
-            seconds: 1.0,
-        })
-        .unwrap();
-        j.append(Event::Started {
-            trial: "a".into(),
-            attempt: 2,
-            device: "cpu".into(),
-        })
-        .unwrap();
-        j.append(Event::Started {
-            trial: "b".into(),
-            attempt: 1,
-            device: "cpu".into(),
-        })
-        .unwrap();
-        drop(j);
-        // A writer killed mid-line.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"time\":\"x\",\"ev")
-            .unwrap();
-        let records = replay(&read(&path).unwrap());
-        assert_eq!(records["a"].status, Some(TrialStatus::Running));
-        assert_eq!(records["a"].attempts, 2);
-        assert_eq!(records["b"].status, Some(TrialStatus::Running));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

@@ -1,39 +1,55 @@
-//! The ranked leaderboard: one row per trial, best first, in CSV, Markdown or JSON.
+//! The ranked leaderboard: one row per trial of the plan, best first, in CSV, Markdown or JSON.
+//! It is built from the study's record alone (no trial file is read), so that rebuilding it
+//! stays cheap for sweeps of thousands of trials.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::journal::{TrialRecord, TrialStatus};
-use super::run_dir::RunDir;
-use super::sweep_dir::SweepDir;
-use crate::sweep::spec::{Metric, Plan};
+use super::record::{StudyRecord, TrialRecord};
+use crate::trial::{Objective, TrialStatus, format_metric};
+
+/// The study's own number, shown next to any other objective: the best test accuracy.
+const TEST_ACC: &str = "test_acc";
 
 /// One trial's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
-    /// 1-based rank among finished trials (None for trials without a result).
+    /// 1-based rank (None for trials without a result).
     pub rank: Option<usize>,
     /// Trial id.
     pub trial: String,
+    /// A human name, if the plan gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// Where it stands.
     pub status: TrialStatus,
-    /// The ranking metric (best over epochs).
-    pub metric: Option<f64>,
-    /// Epoch of the best metric.
+    /// The objective's value at the best epoch.
+    pub value: Option<f64>,
+    /// The best epoch by the objective.
     pub best_epoch: Option<usize>,
-    /// Searched values, aligned with [`Leaderboard::columns`].
+    /// Test accuracy at that epoch: the honest estimate when another metric selected it.
+    pub test_acc_at_best: Option<f64>,
+    /// The best test accuracy over all epochs (the study's number).
+    pub best_test_acc: Option<f64>,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The objective's value at the last epoch run.
+    pub last_value: Option<f64>,
+    /// The plan's columns, aligned with [`Leaderboard::columns`].
     pub values: Vec<String>,
-    /// Wall time of the run.
+    /// Wall time spent on it.
     pub seconds: Option<f64>,
-    /// Where it ran.
+    /// Where it ran last.
     pub device: String,
-    /// With repeats: mean, standard deviation and count of the metric over the configuration's
-    /// finished seeds.
-    pub group: Option<GroupStats>,
+    /// Repeats of one configuration share a group.
+    #[serde(skip)]
+    pub group: String,
+    /// With repeats: the objective over the configuration's finished seeds.
+    pub group_stats: Option<GroupStats>,
 }
 
-/// The metric over the seeds of one configuration.
+/// The objective over the seeds of one configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct GroupStats {
     /// Mean.
@@ -48,108 +64,82 @@ pub struct GroupStats {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Leaderboard {
     /// What ranks the trials.
-    pub metric: Metric,
-    /// Searched keys.
+    pub objective: Objective,
+    /// The plan's columns (searched keys, label, seed).
     pub columns: Vec<String>,
     /// Whether group statistics are shown (repeats > 1).
     pub repeats: bool,
+    /// Whether the test-accuracy columns are shown (another metric ranks, and trials report
+    /// test accuracy).
+    pub shows_test_acc: bool,
     /// Ranked rows first, then the rest in plan order.
     pub rows: Vec<Row>,
 }
 
-impl Leaderboard {
-    /// Builds the leaderboard from the plan, the trial states and the trial directories.
-    pub fn build(dir: &SweepDir, plan: &Plan, states: &HashMap<String, TrialRecord>) -> Self {
-        let metric = plan.metric;
-        let mut rows: Vec<(String, Row)> = plan
-            .trials
-            .iter()
-            .map(|t| {
-                let state = states.get(&t.id);
-                let status = state.and_then(|s| s.status).unwrap_or(TrialStatus::Pending);
-                let summary = dir.trial_summary(&t.id);
-                let (value, epoch) = match metric {
-                    Metric::TestAcc => summary
-                        .as_ref()
-                        .filter(|s| s.best_epoch > 0)
-                        .map_or((None, None), |s| {
-                            (Some(s.best_test_acc), Some(s.best_epoch))
-                        }),
-                    Metric::TestLoss => best_loss(&dir.trial_dir(&t.id)),
-                };
-                let device = state
-                    .and_then(|s| s.device.clone())
-                    .or_else(|| summary.as_ref().map(|s| s.device.clone()))
-                    .unwrap_or_default();
-                let row = Row {
-                    rank: None,
-                    trial: t.id.clone(),
-                    status,
-                    metric: value,
-                    best_epoch: epoch,
-                    values: plan.columns.iter().map(|c| t.value(c)).collect(),
-                    seconds: summary.as_ref().map(|s| s.seconds),
-                    device,
-                    group: None,
-                };
-                (t.group.clone(), row)
-            })
-            .collect();
+/// Ranked statuses, in the order their groups are listed: completed trials, then pruned ones.
+fn tier(status: TrialStatus) -> Option<u8> {
+    match status {
+        TrialStatus::Completed => Some(0),
+        TrialStatus::Pruned => Some(1),
+        _ => None,
+    }
+}
 
-        let repeats = plan.repeats > 1;
+impl Leaderboard {
+    /// Builds the leaderboard of the trials still in the plan.
+    pub fn build(record: &StudyRecord) -> Self {
+        let objective = record.objective.clone();
+        let mut rows: Vec<Row> = record.active().map(|t| row(record, t)).collect();
+        let repeats = record.repeats > 1;
         if repeats {
             let mut by_group: HashMap<String, Vec<f64>> = HashMap::new();
-            for (g, r) in &rows {
-                if let (true, Some(v)) = (r.status == TrialStatus::Completed, r.metric) {
-                    by_group.entry(g.clone()).or_default().push(v);
+            for r in &rows {
+                if let (TrialStatus::Completed, Some(v)) = (r.status, r.value) {
+                    by_group.entry(r.group.clone()).or_default().push(v);
                 }
             }
-            for (g, r) in &mut rows {
-                r.group = by_group.get(g).map(|v| stats(v));
+            for r in &mut rows {
+                r.group_stats = by_group.get(&r.group).map(|v| stats(v));
             }
         }
-        let better = |a: f64, b: f64| {
-            if metric.maximise() {
-                b.total_cmp(&a)
-            } else {
-                a.total_cmp(&b)
-            }
-        };
         let key = |r: &Row| {
             if repeats {
-                r.group.map(|g| g.mean)
+                r.group_stats.map(|g| g.mean).or(r.value)
             } else {
-                r.metric
+                r.value
             }
         };
-        let mut ranked: Vec<Row> = Vec::new();
-        let mut rest: Vec<Row> = Vec::new();
-        for (_, r) in rows {
-            if r.status == TrialStatus::Completed && key(&r).is_some() {
-                ranked.push(r);
-            } else {
-                rest.push(r);
-            }
-        }
+        let (mut ranked, rest): (Vec<Row>, Vec<Row>) = rows
+            .into_iter()
+            .partition(|r| tier(r.status).is_some() && r.value.is_some());
         ranked.sort_by(|a, b| {
-            better(key(a).unwrap_or(f64::NAN), key(b).unwrap_or(f64::NAN))
-                .then_with(|| better(a.metric.unwrap_or(f64::NAN), b.metric.unwrap_or(f64::NAN)))
+            tier(a.status)
+                .cmp(&tier(b.status))
+                .then_with(|| objective.cmp(key(a).unwrap_or(f64::NAN), key(b).unwrap_or(f64::NAN)))
+                .then_with(|| {
+                    objective.cmp(a.value.unwrap_or(f64::NAN), b.value.unwrap_or(f64::NAN))
+                })
         });
         for (i, r) in ranked.iter_mut().enumerate() {
             r.rank = Some(i + 1);
         }
+        let shows_test_acc =
+            objective.metric != TEST_ACC && ranked.iter().any(|r| r.best_test_acc.is_some());
         ranked.extend(rest);
         Self {
-            metric,
-            columns: plan.columns.clone(),
+            objective,
+            columns: record.columns.clone(),
             repeats,
+            shows_test_acc,
             rows: ranked,
         }
     }
 
     /// The winner.
     pub fn best(&self) -> Option<&Row> {
-        self.rows.first().filter(|r| r.rank == Some(1))
+        self.rows
+            .first()
+            .filter(|r| r.rank == Some(1) && r.status == TrialStatus::Completed)
     }
 
     /// The row of rank `rank` (1-based).
@@ -159,10 +149,13 @@ impl Leaderboard {
 
     /// Column names, in order.
     pub fn header(&self) -> Vec<String> {
-        let m = self.metric.name();
+        let m = self.objective.metric.as_str();
         let mut h: Vec<String> = ["rank", "trial", "status", m, "best_epoch"]
             .map(String::from)
             .to_vec();
+        if self.shows_test_acc {
+            h.extend(["test_acc_at_best".to_string(), "best_test_acc".to_string()]);
+        }
         h.extend(self.columns.iter().cloned());
         h.extend(["seconds".to_string(), "device".to_string()]);
         if self.repeats {
@@ -174,6 +167,7 @@ impl Leaderboard {
     /// Every row as text cells aligned with [`Leaderboard::header`].
     pub fn cells(&self) -> Vec<Vec<String>> {
         let opt = |v: Option<String>| v.unwrap_or_default();
+        let value = |v: Option<f64>| opt(v.map(format_metric));
         self.rows
             .iter()
             .map(|r| {
@@ -181,16 +175,20 @@ impl Leaderboard {
                     opt(r.rank.map(|x| x.to_string())),
                     r.trial.clone(),
                     r.status.to_string(),
-                    opt(r.metric.map(|x| format!("{x:.2}"))),
+                    value(r.value),
                     opt(r.best_epoch.map(|x| x.to_string())),
                 ];
+                if self.shows_test_acc {
+                    c.push(value(r.test_acc_at_best));
+                    c.push(value(r.best_test_acc));
+                }
                 c.extend(r.values.iter().cloned());
                 c.push(opt(r.seconds.map(|x| format!("{x:.1}"))));
                 c.push(r.device.clone());
                 if self.repeats {
-                    c.push(opt(r.group.map(|g| format!("{:.3}", g.mean))));
-                    c.push(opt(r.group.map(|g| format!("{:.3}", g.std))));
-                    c.push(opt(r.group.map(|g| g.n.to_string())));
+                    c.push(opt(r.group_stats.map(|g| format!("{:.4}", g.mean))));
+                    c.push(opt(r.group_stats.map(|g| format!("{:.4}", g.std))));
+                    c.push(opt(r.group_stats.map(|g| g.n.to_string())));
                 }
                 c
             })
@@ -203,14 +201,46 @@ impl Leaderboard {
     }
 }
 
-/// Lowest test loss over a run's epochs.
-fn best_loss(trial_dir: &std::path::Path) -> (Option<f64>, Option<usize>) {
-    let Ok(rows) = RunDir::open(trial_dir).and_then(|d| d.read_metrics()) else {
-        return (None, None);
-    };
-    rows.iter()
-        .min_by(|a, b| a.test_loss.total_cmp(&b.test_loss))
-        .map_or((None, None), |r| (Some(r.test_loss), Some(r.epoch)))
+fn row(record: &StudyRecord, t: &TrialRecord) -> Row {
+    let objective = &record.objective;
+    let best = t.best(objective);
+    Row {
+        rank: None,
+        trial: t.def.id.clone(),
+        label: t.def.label.clone(),
+        status: t.status,
+        value: best.and_then(|b| objective.value(&b.metrics)),
+        best_epoch: best.map(|b| b.epoch),
+        test_acc_at_best: best.and_then(|b| b.get(TEST_ACC)),
+        best_test_acc: t.peak(TEST_ACC).map(|p| p.0),
+        epochs: t.last().map_or(0, |r| r.epoch),
+        last_value: t.last().and_then(|r| objective.value(&r.metrics)),
+        values: record.columns.iter().map(|c| column_value(t, c)).collect(),
+        seconds: (t.seconds > 0.0).then_some(t.seconds),
+        device: t.device.clone().unwrap_or_default(),
+        group: t.def.group.clone(),
+        group_stats: None,
+    }
+}
+
+/// A trial's value in one of the plan's columns, as a person would write it.
+pub fn column_value(t: &TrialRecord, column: &str) -> String {
+    if column == "label" {
+        return t.def.label.clone().unwrap_or_default();
+    }
+    t.def
+        .params
+        .get(column)
+        .map(display_value)
+        .unwrap_or_default()
+}
+
+/// Renders a TOML value as it would be written in a file (`0.01`, `[20, 35]`, `true`).
+pub fn display_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn stats(v: &[f64]) -> GroupStats {
@@ -280,6 +310,8 @@ impl Exporter for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::journal::{Event, TrialDef};
+    use crate::trial::{EpochMetrics, Metrics, Mode};
 
     #[test]
     fn group_statistics_use_the_sample_standard_deviation() {
@@ -287,5 +319,95 @@ mod tests {
         assert!((s.mean - 99.2).abs() < 1e-9);
         assert!((s.std - 0.2).abs() < 1e-9);
         assert_eq!(stats(&[98.0]).std, 0.0);
+    }
+
+    /// (id, status, (test_loss, test_acc) per epoch).
+    type Trial<'a> = (&'a str, TrialStatus, &'a [(f64, f64)]);
+
+    fn study(objective: Objective, trials: &[Trial]) -> StudyRecord {
+        let mut r = StudyRecord::default();
+        r.apply(&Event::Sweep {
+            name: "s".into(),
+            objective,
+            repeats: 1,
+            columns: vec![],
+            trials: trials.len(),
+            pending: 0,
+            backend: "local".into(),
+            pid: 1,
+        });
+        for (i, (id, status, curve)) in trials.iter().enumerate() {
+            r.apply(&Event::Trial(TrialDef {
+                index: i,
+                id: id.to_string(),
+                group: id.to_string(),
+                label: None,
+                params: Default::default(),
+            }));
+            for (e, (loss, acc)) in curve.iter().enumerate() {
+                r.apply(&Event::Epoch {
+                    trial: id.to_string(),
+                    row: EpochMetrics {
+                        epoch: e + 1,
+                        metrics: Metrics::new()
+                            .with("test_loss", *loss)
+                            .with("test_acc", *acc),
+                    },
+                });
+            }
+            r.apply(&Event::Finished {
+                trial: id.to_string(),
+                attempt: 1,
+                status: *status,
+                message: None,
+                seconds: 1.0,
+                best: None,
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn a_loss_ranks_ascending_and_pruned_trials_follow_completed_ones() {
+        use TrialStatus::*;
+        let record = study(
+            Objective::new("test_loss", Some(Mode::Min)).unwrap(),
+            &[
+                ("high", Completed, &[(0.5, 90.0), (0.3, 97.0)]),
+                ("low", Completed, &[(0.2, 96.0), (0.25, 98.0)]),
+                ("pruned", Pruned, &[(0.1, 99.0)]),
+                ("nan", Diverged, &[]),
+            ],
+        );
+        let board = Leaderboard::build(&record);
+        let order: Vec<(&str, Option<usize>)> = board
+            .rows
+            .iter()
+            .map(|r| (r.trial.as_str(), r.rank))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("low", Some(1)),
+                ("high", Some(2)),
+                ("pruned", Some(3)),
+                ("nan", None)
+            ]
+        );
+        let best = board.best().unwrap();
+        assert_eq!((best.value, best.best_epoch), (Some(0.2), Some(1)));
+        assert_eq!(best.test_acc_at_best, Some(96.0), "the honest number");
+        assert_eq!(best.best_test_acc, Some(98.0), "the study's number");
+        assert!(board.shows_test_acc);
+        assert_eq!(
+            &board.header()[3..7],
+            [
+                "test_loss",
+                "best_epoch",
+                "test_acc_at_best",
+                "best_test_acc"
+            ]
+        );
+        assert_eq!(board.cells()[0][3], "0.2000");
     }
 }

@@ -1,9 +1,11 @@
-//! Everything `sweep` writes to disk: run directories, and for sweeps the journal, the
-//! leaderboard and the best trial.
+//! Everything `sweep` writes to disk: run directories, and for sweeps the journal (with the
+//! record it replays into), the leaderboard and the best trial. The one place that writes
+//! sweep files.
 
 pub mod atomic;
 pub mod journal;
 pub mod leaderboard;
+pub mod record;
 pub mod run_dir;
 pub mod sweep_dir;
 

@@ -1,94 +1,35 @@
 //! The directory one training run writes: `config.toml`, `metrics.csv`, `best.safetensors`,
-//! `summary.json`. Every file is replaced atomically, so a reader (or a crash) never sees a
-//! half-written one.
+//! `summary.json`, and while it runs the state it resumes from. Every file is replaced
+//! atomically, so a reader (or a crash) never sees a half-written one.
+//!
+//! The directory is also how an orchestrator talks to a running trial: it leaves a `stop`
+//! file (with the reason) or a `threads` file there, and the trial reads them between steps.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 
 use super::atomic;
-use crate::train::config::TrialConfig;
-use crate::train::model::Mlp;
+use crate::trial::{EpochMetrics, Metrics, StopReason, TrialSummary};
 
 /// The resolved configuration.
 pub const CONFIG_FILE: &str = "config.toml";
-/// One row per epoch.
+/// One row per epoch: `epoch` and every named value the trial reported.
 pub const METRICS_FILE: &str = "metrics.csv";
-/// Weights and BatchNorm statistics at the best test accuracy so far.
+/// Weights and BatchNorm statistics at the best epoch by the objective.
 pub const CHECKPOINT_FILE: &str = "best.safetensors";
 /// Status and best result.
 pub const SUMMARY_FILE: &str = "summary.json";
-
-/// One row of `metrics.csv`; accuracies in percent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Learning rate used during the epoch.
-    pub lr: f64,
-    /// Mean training loss (BatchNorm in train mode, as the model trained).
-    pub train_loss: f64,
-    /// Training accuracy over the epoch.
-    pub train_acc: f64,
-    /// Mean test loss (eval mode).
-    pub test_loss: f64,
-    /// Test accuracy (eval mode).
-    pub test_acc: f64,
-    /// Wall time of the epoch, training and evaluation.
-    pub seconds: f64,
-}
-
-/// How a run ended (or that it has not yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Still training (or killed without a chance to say otherwise).
-    Running,
-    /// Every epoch ran.
-    Completed,
-    /// The loss became NaN or infinite.
-    Diverged,
-    /// Stopped by SIGINT/SIGTERM.
-    Interrupted,
-    /// An error stopped it.
-    Failed,
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self).map_err(|_| fmt::Error)?;
-        write!(f, "{}", s.as_str().unwrap_or("?"))
-    }
-}
-
-/// `summary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// How the run ended.
-    pub status: RunStatus,
-    /// Best test accuracy over the epochs run (percent; 0 before the first epoch).
-    pub best_test_acc: f64,
-    /// Epoch of the best test accuracy (0 before the first epoch).
-    pub best_epoch: usize,
-    /// Epochs completed.
-    pub epochs_run: usize,
-    /// Wall time so far.
-    pub seconds: f64,
-    /// What went wrong, for diverged, interrupted and failed runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Where it ran ("cpu", "cuda:0").
-    #[serde(default)]
-    pub device: String,
-    /// The training-step implementation.
-    #[serde(default)]
-    pub engine: String,
-    /// Compute threads.
-    #[serde(default)]
-    pub threads: usize,
-}
+/// The evaluation of the best checkpoint, cached by the report.
+pub const EVAL_FILE: &str = "eval.json";
+/// Full training state after the last finished epoch (weights, BatchNorm statistics, momentum).
+pub const STATE_FILE: &str = "state.safetensors";
+/// What the state file's tensors do not hold: epoch, best so far, the run's summary.
+pub const STATE_META_FILE: &str = "state.json";
+/// Left by the orchestrator to stop the trial; holds the reason.
+pub const STOP_FILE: &str = "stop";
+/// Left by the orchestrator to change the trial's compute threads; holds the count.
+pub const THREADS_FILE: &str = "threads";
 
 /// A run's output directory.
 #[derive(Debug, Clone)]
@@ -113,13 +54,14 @@ impl RunDir {
         let dir = Self {
             path: path.to_path_buf(),
         };
-        // eval.json caches an evaluation of the old checkpoint (see the report).
         let existing: Vec<_> = [
             CONFIG_FILE,
             METRICS_FILE,
             CHECKPOINT_FILE,
             SUMMARY_FILE,
-            "eval.json",
+            EVAL_FILE,
+            STATE_FILE,
+            STATE_META_FILE,
         ]
         .iter()
         .map(|f| path.join(f))
@@ -128,7 +70,7 @@ impl RunDir {
         if !existing.is_empty() {
             if !overwrite {
                 bail!(
-                    "{} already holds a run; choose another --out or pass --overwrite",
+                    "{} already holds a run; choose another --out, pass --overwrite, or --resume it",
                     path.display()
                 );
             }
@@ -153,52 +95,33 @@ impl RunDir {
     }
 
     /// Writes `config.toml`.
-    pub fn write_config(&self, config: &TrialConfig) -> anyhow::Result<()> {
-        atomic::write(&self.file(CONFIG_FILE), config.to_toml())
+    pub fn write_config(&self, toml: &str) -> anyhow::Result<()> {
+        atomic::write(&self.file(CONFIG_FILE), toml)
     }
 
-    /// Rewrites `metrics.csv` with every epoch so far.
+    /// Rewrites `metrics.csv` with every epoch so far: a column per name, in the order the
+    /// names first appeared.
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> anyhow::Result<()> {
-        atomic::write_with(&self.file(METRICS_FILE), |out| {
-            let mut w = csv::Writer::from_writer(out);
-            if rows.is_empty() {
-                w.write_record([
-                    "epoch",
-                    "lr",
-                    "train_loss",
-                    "train_acc",
-                    "test_loss",
-                    "test_acc",
-                    "seconds",
-                ])?;
-            }
-            for r in rows {
-                w.serialize(r)?;
-            }
-            w.flush()?;
-            Ok(())
-        })
+        atomic::write(&self.file(METRICS_FILE), metrics_csv(rows))
     }
 
-    /// Saves the model as the best checkpoint.
-    pub fn save_checkpoint(&self, model: &Mlp) -> anyhow::Result<()> {
-        atomic::produce(&self.file(CHECKPOINT_FILE), |tmp| model.save(tmp))
+    /// Saves the best checkpoint; `save` writes it to the temporary path it is given.
+    pub fn save_checkpoint(
+        &self,
+        save: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        atomic::produce(&self.file(CHECKPOINT_FILE), save)
     }
 
     /// Writes `summary.json`.
-    pub fn write_summary(&self, summary: &RunSummary) -> anyhow::Result<()> {
+    pub fn write_summary(&self, summary: &TrialSummary) -> anyhow::Result<()> {
         let mut text = serde_json::to_string_pretty(summary)?;
         text.push('\n');
         atomic::write(&self.file(SUMMARY_FILE), text)
     }
 
-    /// Reads `config.toml`.
-    pub fn read_config(&self) -> anyhow::Result<TrialConfig> {
-        TrialConfig::load(&self.file(CONFIG_FILE), &[])
-    }
-
     /// Reads `summary.json`.
-    pub fn read_summary(&self) -> anyhow::Result<RunSummary> {
+    pub fn read_summary(&self) -> anyhow::Result<TrialSummary> {
         let p = self.file(SUMMARY_FILE);
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -209,12 +132,117 @@ impl RunDir {
     /// Reads `metrics.csv`.
     pub fn read_metrics(&self) -> anyhow::Result<Vec<EpochMetrics>> {
         let p = self.file(METRICS_FILE);
-        let mut r =
-            csv::Reader::from_path(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        r.deserialize()
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}: malformed metrics", p.display()))
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        parse_metrics_csv(&text).with_context(|| format!("{}: malformed metrics", p.display()))
     }
+
+    /// Asks the running trial to stop, for `reason`.
+    pub fn request_stop(&self, reason: StopReason) -> anyhow::Result<()> {
+        atomic::write(
+            &self.file(STOP_FILE),
+            serde_json::to_string(&reason)? + "\n",
+        )
+    }
+
+    /// The reason the orchestrator asked this trial to stop, if it did.
+    pub fn stop_request(&self) -> Option<StopReason> {
+        let text = std::fs::read_to_string(self.file(STOP_FILE)).ok()?;
+        serde_json::from_str(text.trim()).ok()
+    }
+
+    /// Asks the running trial to train with `threads` compute threads from its next step.
+    pub fn request_threads(&self, threads: usize) -> anyhow::Result<()> {
+        atomic::write(&self.file(THREADS_FILE), format!("{threads}\n"))
+    }
+
+    /// The thread count the orchestrator asked for, if any.
+    pub fn threads_request(&self) -> Option<usize> {
+        std::fs::read_to_string(self.file(THREADS_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+    }
+
+    /// Removes the orchestrator's requests (before an attempt starts).
+    pub fn clear_requests(&self) {
+        for f in [STOP_FILE, THREADS_FILE] {
+            let _ = std::fs::remove_file(self.file(f));
+        }
+    }
+}
+
+/// The rows as CSV text: `epoch`, then every name in order of first appearance; a value a row
+/// lacks is an empty cell.
+pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for r in rows {
+        for n in r.metrics.names() {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    let mut out = String::from("epoch");
+    for n in &names {
+        out.push(',');
+        out.push_str(&csv_field(n));
+    }
+    out.push('\n');
+    for r in rows {
+        out.push_str(&r.epoch.to_string());
+        for n in &names {
+            out.push(',');
+            if let Some(v) = r.metrics.get(n) {
+                out.push_str(&v.to_string());
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parses what [`metrics_csv`] writes (or a user's program appends): a header with `epoch`
+/// and names, then one row per epoch.
+pub fn parse_metrics_csv(text: &str) -> anyhow::Result<Vec<EpochMetrics>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers()?.iter().map(|h| h.trim().into()).collect();
+    let epoch_col = header
+        .iter()
+        .position(|h| h == "epoch")
+        .context("the header has no `epoch` column")?;
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record?;
+        let cell = |c: usize| record.get(c).map(str::trim).unwrap_or("");
+        let epoch: usize = cell(epoch_col)
+            .parse()
+            .with_context(|| format!("row {}: `epoch` is not a whole number", i + 1))?;
+        let mut metrics = Metrics::new();
+        for (c, name) in header.iter().enumerate() {
+            if c == epoch_col || cell(c).is_empty() {
+                continue;
+            }
+            let v: f64 = cell(c)
+                .parse()
+                .with_context(|| format!("row {}: `{name}` is not a number", i + 1))?;
+            metrics.set(name, v);
+        }
+        rows.push(EpochMetrics { epoch, metrics });
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -222,25 +250,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metrics_round_trip_with_the_documented_header() {
+    fn metrics_round_trip_with_a_column_per_reported_name() {
         let dir = std::env::temp_dir().join(format!("sweep-rundir-{}", std::process::id()));
         let run = RunDir::create(&dir, false).unwrap();
-        let row = EpochMetrics {
-            epoch: 1,
-            lr: 0.01,
-            train_loss: 0.25,
-            train_acc: 92.5,
-            test_loss: 0.125,
-            test_acc: 96.25,
-            seconds: 1.5,
+        let row = |epoch, extra: Option<f64>| {
+            let mut m = Metrics::new()
+                .with("lr", 0.01)
+                .with("train_loss", 0.25)
+                .with("test_acc", 96.25);
+            if let Some(v) = extra {
+                m.set("val_acc", v);
+            }
+            EpochMetrics { epoch, metrics: m }
         };
-        run.write_metrics(std::slice::from_ref(&row)).unwrap();
+        let rows = vec![row(1, None), row(2, Some(97.5))];
+        run.write_metrics(&rows).unwrap();
         let text = std::fs::read_to_string(run.file(METRICS_FILE)).unwrap();
         assert_eq!(
-            text.lines().next().unwrap(),
-            "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds"
+            text,
+            "epoch,lr,train_loss,test_acc,val_acc\n1,0.01,0.25,96.25,\n2,0.01,0.25,96.25,97.5\n"
         );
-        assert_eq!(run.read_metrics().unwrap(), vec![row]);
+        assert_eq!(run.read_metrics().unwrap(), rows);
         assert!(
             RunDir::create(&dir, false).is_err(),
             "an existing run is not overwritten"
@@ -248,5 +278,29 @@ mod tests {
         assert!(RunDir::create(&dir, true).is_ok());
         assert!(!run.file(METRICS_FILE).exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stop_and_thread_requests_are_files_the_trial_reads() {
+        let dir = std::env::temp_dir().join(format!("sweep-control-{}", std::process::id()));
+        let run = RunDir::create(&dir, true).unwrap();
+        assert_eq!(run.stop_request(), None);
+        run.request_stop(StopReason::Pruned).unwrap();
+        assert_eq!(run.stop_request(), Some(StopReason::Pruned));
+        run.request_threads(2).unwrap();
+        assert_eq!(run.threads_request(), Some(2));
+        run.clear_requests();
+        assert_eq!((run.stop_request(), run.threads_request()), (None, None));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_users_metrics_file_with_gaps_parses() {
+        let rows = parse_metrics_csv("val_acc,epoch\n90.5,1\n,2\n").unwrap();
+        assert_eq!(rows[0].get("val_acc"), Some(90.5));
+        assert_eq!(rows[1].epoch, 2);
+        assert!(rows[1].metrics.is_empty());
+        assert!(parse_metrics_csv("acc\n1\n").is_err());
+        assert!(parse_metrics_csv("epoch,acc\n1,x\n").is_err());
     }
 }

@@ -1,17 +1,16 @@
 //! The on-disk layout of one sweep, `results/<name>/`:
 //!
 //! ```text
-//! spec.toml          copy of the spec as run
-//! plan.json          the expanded trials (ids, searched values, configs)
-//! journal.jsonl      append-only trial state changes
-//! trials/<id>/       trial.toml (input) + what `sweep train` writes + train.log
-//! leaderboard.csv    ranked trials, rewritten after every finished trial
-//! best/              config.toml, best.safetensors, metrics.csv of the current winner
+//! spec.toml          copy of the spec as last run
+//! journal.jsonl      the study's append-only record: trials, attempts, epochs, decisions
+//! trials/<id>/       trial.toml + trial.json (input), what the trial writes, train.log
+//! leaderboard.csv    ranked trials
+//! best/              the winner's config, checkpoint, metrics and summary
 //! reruns/            `sweep rerun` outputs
-//! lock               held (flock) by the orchestrator while it runs
+//! slurm/             submitted scripts, task lists and task logs (Slurm backend)
+//! lock               held by the orchestrator while it runs
 //! ```
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -19,14 +18,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::atomic;
-use super::journal::{self, TrialRecord, TrialStatus};
-use super::run_dir::{
-    CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, RunStatus, RunSummary, SUMMARY_FILE,
-};
-use crate::sweep::spec::Plan;
+use super::journal;
+use super::record::StudyRecord;
+use super::run_dir::{CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, SUMMARY_FILE};
+use crate::trial::{TrialStatus, TrialSummary, TrialTask};
 
 /// A trial's input configuration inside its directory.
 pub const TRIAL_INPUT_FILE: &str = "trial.toml";
+/// How to run the trial (`sweep trial` reads it).
+pub const TRIAL_TASK_FILE: &str = "trial.json";
 /// A trial's captured stderr.
 pub const TRIAL_LOG_FILE: &str = "train.log";
 /// The event stream of a trial run as a batch job (the local executor reads stdout instead).
@@ -44,6 +44,15 @@ pub struct Lock {
     _file: File,
 }
 
+/// An open-file-description lock request on the whole file.
+fn whole_file_lock(kind: libc::c_int) -> libc::flock {
+    // SAFETY: flock is a plain C struct; all-zero is a valid value that we then fill in.
+    let mut l: libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = kind as libc::c_short;
+    l.l_whence = libc::SEEK_SET as libc::c_short;
+    l
+}
+
 impl SweepDir {
     /// The directory of sweep `name` under the results root.
     pub fn new(results: &Path, name: &str) -> Self {
@@ -52,14 +61,14 @@ impl SweepDir {
         }
     }
 
-    /// An existing sweep directory (it must hold a plan).
+    /// An existing sweep directory (it must hold a journal).
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         let dir = Self {
             root: root.to_path_buf(),
         };
-        if !dir.plan_file().is_file() {
+        if !dir.journal_file().is_file() {
             bail!(
-                "{} is not a sweep directory (no plan.json); `sweep run SPEC` creates one",
+                "{} is not a sweep directory (no journal.jsonl); `sweep run SPEC` creates one",
                 root.display()
             );
         }
@@ -74,11 +83,6 @@ impl SweepDir {
     /// `spec.toml`.
     pub fn spec_file(&self) -> PathBuf {
         self.root.join("spec.toml")
-    }
-
-    /// `plan.json`.
-    pub fn plan_file(&self) -> PathBuf {
-        self.root.join("plan.json")
     }
 
     /// `journal.jsonl`.
@@ -101,24 +105,35 @@ impl SweepDir {
         self.root.join("reruns")
     }
 
+    /// `slurm/`.
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.root.join("slurm")
+    }
+
     /// `trials/<id>/`.
     pub fn trial_dir(&self, id: &str) -> PathBuf {
         self.root.join("trials").join(id)
+    }
+
+    fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
     }
 
     /// Takes the sweep's lock, failing if another orchestrator holds it.
     pub fn lock(&self) -> anyhow::Result<Lock> {
         std::fs::create_dir_all(&self.root)
             .with_context(|| format!("cannot create {}", self.root.display()))?;
-        let path = self.root.join("lock");
+        let path = self.lock_file();
         let file = File::options()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        // SAFETY: flock on a file descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let request = whole_file_lock(libc::F_WRLCK);
+        // SAFETY: fcntl on a descriptor we own with a valid flock struct.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &request) };
         if rc != 0 {
             bail!(
                 "{} is in use by another `sweep run` (lock {} is held); wait for it or stop it first",
@@ -131,112 +146,86 @@ impl SweepDir {
         Ok(Lock { _file: file })
     }
 
-    /// Writes the spec copy, the plan and every trial's input config; if the directory already
-    /// holds a plan, it must be the same trials (a resume) or this is refused.
-    pub fn prepare(&self, plan: &Plan, spec_text: &str) -> anyhow::Result<()> {
-        if self.plan_file().is_file() {
-            let old = self.read_plan()?;
-            let old_ids: Vec<&str> = old.trials.iter().map(|t| t.id.as_str()).collect();
-            let new_ids: Vec<&str> = plan.trials.iter().map(|t| t.id.as_str()).collect();
-            if old_ids != new_ids || old.metric != plan.metric {
-                let added = new_ids.iter().filter(|i| !old_ids.contains(i)).count();
-                let removed = old_ids.iter().filter(|i| !new_ids.contains(i)).count();
-                bail!(
-                    "{} already holds a different sweep named `{}` ({added} trials added, {removed} removed{}); \
-                     give the changed spec another name, use another --results directory, or delete {}",
-                    self.root.display(),
-                    plan.name,
-                    if old.metric != plan.metric {
-                        ", metric changed"
-                    } else {
-                        ""
-                    },
-                    self.root.display()
-                );
-            }
-        } else {
-            std::fs::create_dir_all(&self.root)
-                .with_context(|| format!("cannot create {}", self.root.display()))?;
-            atomic::write(&self.spec_file(), spec_text)?;
-            atomic::write(
-                &self.plan_file(),
-                serde_json::to_string_pretty(plan)? + "\n",
-            )?;
-        }
-        for t in &plan.trials {
-            let dir = self.trial_dir(&t.id);
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let input = dir.join(TRIAL_INPUT_FILE);
-            if !input.is_file() {
-                atomic::write(&input, t.config.to_toml())?;
-            }
-        }
-        Ok(())
+    /// True when an orchestrator holds the lock now. Only asks: it never takes the lock, so it
+    /// cannot make a starting `sweep run` fail.
+    pub fn is_locked(&self) -> bool {
+        let Ok(file) = File::open(self.lock_file()) else {
+            return false;
+        };
+        let mut probe = whole_file_lock(libc::F_WRLCK);
+        // SAFETY: fcntl on a descriptor we own; F_OFD_GETLK only reports.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut probe) };
+        rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short
     }
 
-    /// Reads `plan.json`.
-    pub fn read_plan(&self) -> anyhow::Result<Plan> {
-        let p = self.plan_file();
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not a valid plan", p.display()))
+    /// Keeps a copy of the spec as run.
+    pub fn write_spec(&self, text: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create {}", self.root.display()))?;
+        atomic::write(&self.spec_file(), text)
+    }
+
+    /// Writes a trial's input (its configuration and how to run it) into `trials/<id>/`; an
+    /// input already there is kept, so a resumed trial finds what it started with.
+    pub fn prepare_trial(&self, task: &TrialTask, config_toml: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.trial_dir(&task.id);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let input = dir.join(TRIAL_INPUT_FILE);
+        if !input.is_file() {
+            atomic::write(&input, config_toml)?;
+        }
+        atomic::write(
+            &dir.join(TRIAL_TASK_FILE),
+            serde_json::to_string_pretty(task)? + "\n",
+        )?;
+        Ok(dir)
+    }
+
+    /// The study as its journal tells it, corrected by what the trial directories show: a
+    /// trial journalled as running whose run ended counts as ended (the orchestrator died
+    /// before journalling it, or it ran detached on Slurm), and one still running counts as
+    /// interrupted unless an orchestrator holds the lock.
+    pub fn load_record(&self, orchestrator_alive: bool) -> anyhow::Result<StudyRecord> {
+        let mut record = StudyRecord::replay(&journal::read(&self.journal_file())?);
+        for t in &mut record.trials {
+            if t.status != TrialStatus::Running {
+                continue;
+            }
+            let run = RunDir::open(&self.trial_dir(&t.def.id)).ok();
+            let summary = run.as_ref().and_then(|r| r.read_summary().ok());
+            if let Some(s) = summary.filter(|s| s.status.is_final()) {
+                t.status = s.status;
+                t.message = s.message.clone();
+                if let Ok(rows) = run.as_ref().map_or(Ok(Vec::new()), RunDir::read_metrics) {
+                    t.epochs = rows;
+                }
+            } else if !orchestrator_alive {
+                t.status = TrialStatus::Interrupted;
+            }
+        }
+        Ok(record)
     }
 
     /// The summary a trial's run wrote, if any.
-    pub fn trial_summary(&self, id: &str) -> Option<RunSummary> {
+    pub fn trial_summary(&self, id: &str) -> Option<TrialSummary> {
         RunDir::open(&self.trial_dir(id)).ok()?.read_summary().ok()
     }
 
-    /// Every trial's current state: the journal's record, corrected by what the trial
-    /// directory shows (a trial whose run completed counts as completed even if the
-    /// orchestrator died before journalling it; one journalled as running is not running
-    /// unless an orchestrator holds the lock).
-    pub fn trial_states(
-        &self,
-        plan: &Plan,
-        orchestrator_alive: bool,
-    ) -> anyhow::Result<HashMap<String, TrialRecord>> {
-        let mut records = journal::replay(&journal::read(&self.journal_file())?);
-        for t in &plan.trials {
-            let r = records.entry(t.id.clone()).or_default();
-            let from_dir = self.trial_summary(&t.id).map(|s| s.status);
-            let status = match (r.status, from_dir) {
-                (_, Some(RunStatus::Completed)) => TrialStatus::Completed,
-                (_, Some(RunStatus::Diverged)) => TrialStatus::Diverged,
-                (Some(TrialStatus::Running), _) if !orchestrator_alive => TrialStatus::Interrupted,
-                (Some(s), _) => s,
-                (None, _) => TrialStatus::Pending,
-            };
-            r.status = Some(status);
-        }
-        Ok(records)
-    }
-
-    /// True when an orchestrator holds the lock now.
-    pub fn is_locked(&self) -> bool {
-        let Ok(file) = File::options().write(true).open(self.root.join("lock")) else {
-            return false;
-        };
-        // SAFETY: flock on a file descriptor we own; released again at once.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            // SAFETY: as above.
-            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-            false
-        } else {
-            true
-        }
-    }
-
-    /// Makes `best/` a copy of trial `id`'s config, checkpoint and metrics (each file atomic).
+    /// Makes `best/` a copy of trial `id`'s results (each file atomic): for a built-in trial
+    /// its config, checkpoint, metrics and summary; for a command trial every file it wrote.
     pub fn publish_best(&self, id: &str) -> anyhow::Result<()> {
         let best = self.best_dir();
         std::fs::create_dir_all(&best)
             .with_context(|| format!("cannot create {}", best.display()))?;
         let src = self.trial_dir(id);
         for f in [CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE] {
-            atomic::copy(&src.join(f), &best.join(f))?;
+            let from = src.join(f);
+            if from.is_file() {
+                atomic::copy(&from, &best.join(f))?;
+            } else {
+                let _ = std::fs::remove_file(best.join(f));
+            }
         }
         atomic::write(&best.join("trial.txt"), format!("{id}\n"))
     }
@@ -246,5 +235,28 @@ impl SweepDir {
         std::fs::read_to_string(self.best_dir().join("trial.txt"))
             .ok()
             .map(|s| s.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_locked_sees_the_lock_without_taking_it() {
+        let root = std::env::temp_dir().join(format!("sweep-lock-{}", std::process::id()));
+        let dir = SweepDir { root: root.clone() };
+        assert!(!dir.is_locked());
+        let lock = dir.lock().unwrap();
+        assert!(dir.is_locked());
+        assert!(dir.lock().is_err(), "a second orchestrator is refused");
+        for _ in 0..3 {
+            assert!(dir.is_locked(), "probing leaves the lock where it is");
+        }
+        drop(lock);
+        assert!(!dir.is_locked());
+        let again = dir.lock();
+        assert!(again.is_ok(), "probes never hold the lock");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

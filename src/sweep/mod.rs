@@ -2,6 +2,8 @@
 //! and the study that runs them on an executor.
 
 pub mod plan;
+pub mod rerun;
 pub mod search;
 pub mod spec;
+pub mod status;
 pub mod study;

@@ -1,15 +1,19 @@
 //! The plan: a spec expanded into fully resolved, validated, uniquely identified trials.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
 use super::search::{self, Method, Point};
-use super::spec::{Metric, SweepSpec};
+use super::spec::SweepSpec;
+use crate::store::journal::TrialDef;
+use crate::store::leaderboard::display_value;
 use crate::train::config::overrides::{get_path, set_path, split_key};
 use crate::train::config::{KeyError, KeyErrors, TrialConfig};
+use crate::trial::Objective;
 
 /// One trial of a sweep.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlannedTrial {
     /// Position in the plan (0-based); a Slurm array task index.
     pub index: usize,
@@ -18,19 +22,20 @@ pub struct PlannedTrial {
     /// Hash of the configuration without its seed: repeats of one configuration share it.
     pub group: String,
     /// The list trial's label, if it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// The resolved configuration.
     pub config: TrialConfig,
+    /// Its value in each of the plan's columns (resolved, searched or not).
+    pub params: BTreeMap<String, toml::Value>,
 }
 
 /// A spec expanded into trials.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// The sweep's name.
     pub name: String,
-    /// What ranks trials.
-    pub metric: Metric,
+    /// What ranks trials and selects their checkpoints.
+    pub objective: Objective,
     /// Seeds per configuration.
     pub repeats: usize,
     /// Searched keys (dotted TrialConfig paths), in order of first appearance; `seed` is added
@@ -51,14 +56,6 @@ pub fn short_hash(text: &str) -> String {
 /// A trial configuration's id: the hash of its canonical TOML.
 pub fn trial_id(config: &TrialConfig) -> String {
     short_hash(&config.to_toml())
-}
-
-/// Renders a TOML value as it would be written in a file (`0.01`, `[20, 35]`, `true`).
-pub fn display_value(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 impl SweepSpec {
@@ -106,12 +103,21 @@ impl SweepSpec {
                             }
                             .to_toml(),
                         );
+                        let resolved: toml::Table =
+                            toml::from_str(&config.to_toml()).expect("a TrialConfig is valid TOML");
+                        let params = columns
+                            .iter()
+                            .filter_map(|c| {
+                                get_path(&resolved, &split_key(c)).map(|v| (c.clone(), v.clone()))
+                            })
+                            .collect();
                         trials.push(PlannedTrial {
                             index: trials.len(),
                             id,
                             group,
                             label: point.label.clone(),
                             config,
+                            params,
                         });
                     }
                     Err(mut e) => {
@@ -136,7 +142,7 @@ impl SweepSpec {
         }
         Ok(Plan {
             name: self.name.clone(),
-            metric: self.metric,
+            objective: self.objective.clone(),
             repeats: self.repeats,
             columns,
             trials,
@@ -202,11 +208,21 @@ impl PlannedTrial {
         if column == "label" {
             return self.label.clone().unwrap_or_default();
         }
-        let resolved: toml::Table =
-            toml::from_str(&self.config.to_toml()).expect("a TrialConfig is valid TOML");
-        get_path(&resolved, &split_key(column))
+        self.params
+            .get(column)
             .map(display_value)
             .unwrap_or_default()
+    }
+
+    /// The trial as the journal records it.
+    pub fn def(&self) -> TrialDef {
+        TrialDef {
+            index: self.index,
+            id: self.id.clone(),
+            group: self.group.clone(),
+            label: self.label.clone(),
+            params: self.params.clone(),
+        }
     }
 }
 

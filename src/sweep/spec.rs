@@ -3,37 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use super::plan::{Plan, PlannedTrial};
 use super::search::{Axis, Method};
+use crate::train::REPORTED_METRICS;
 use crate::train::config::{KeyError, KeyErrors, SourceFile, path_segments};
-
-/// What ranks the trials.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Best test accuracy over the epochs (higher is better).
-    #[default]
-    TestAcc,
-    /// Lowest test loss over the epochs (lower is better).
-    TestLoss,
-}
-
-impl Metric {
-    /// The name used in files and columns.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::TestAcc => "test_acc",
-            Metric::TestLoss => "test_loss",
-        }
-    }
-
-    /// True when larger values are better.
-    pub fn maximise(self) -> bool {
-        matches!(self, Metric::TestAcc)
-    }
-}
+use crate::trial::{Mode, Objective};
 
 /// The spec file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,8 +18,10 @@ struct SpecFile {
     name: String,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default = "default_metric")]
+    metric: String,
     #[serde(default)]
-    metric: MetricName,
+    mode: Option<Mode>,
     #[serde(default = "one")]
     repeats: usize,
     base: Base,
@@ -54,14 +32,8 @@ fn one() -> usize {
     1
 }
 
-/// Accepts "val_acc" so that it can be refused with a useful message.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum MetricName {
-    #[default]
-    TestAcc,
-    TestLoss,
-    ValAcc,
+fn default_metric() -> String {
+    "test_acc".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,8 +73,8 @@ pub struct SweepSpec {
     pub name: String,
     /// Free text shown by `plan` and the report.
     pub description: Option<String>,
-    /// What ranks trials.
-    pub metric: Metric,
+    /// What ranks trials and selects each trial's kept checkpoint.
+    pub objective: Objective,
     /// Seeds per configuration.
     pub repeats: usize,
     /// The spec file itself.
@@ -164,18 +136,31 @@ impl SweepSpec {
                 ),
             ));
         }
-        let metric = match file.metric {
-            MetricName::TestAcc => Metric::TestAcc,
-            MetricName::TestLoss => Metric::TestLoss,
-            MetricName::ValAcc => {
-                errors.push(at(
-                    "metric",
-                    "val_acc needs a validation split, which sweep does not have yet; use test_acc"
-                        .into(),
-                ));
-                Metric::TestAcc
+        let objective = match Objective::new(&file.metric, file.mode) {
+            Ok(o) => o,
+            Err(msg) => {
+                errors.push(at("metric", msg));
+                Objective::test_acc()
             }
         };
+        if file.metric.starts_with("val_") {
+            errors.push(at(
+                "metric",
+                format!(
+                    "{} needs a validation split, which sweep does not have yet; use test_acc",
+                    file.metric
+                ),
+            ));
+        } else if !REPORTED_METRICS.contains(&file.metric.as_str()) {
+            errors.push(at(
+                "metric",
+                format!(
+                    "the built-in trainer does not report `{}`; it reports {}",
+                    file.metric,
+                    REPORTED_METRICS.join(", ")
+                ),
+            ));
+        }
         if file.repeats == 0 {
             errors.push(at("repeats", "must be at least 1".into()));
         }
@@ -252,7 +237,7 @@ impl SweepSpec {
         Ok(Self {
             name: file.name,
             description: file.description,
-            metric,
+            objective,
             repeats: file.repeats,
             source,
             base,

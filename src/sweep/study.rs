@@ -1,28 +1,37 @@
-//! A study ties a sweep together: spec → plan → results directory → executor, recording every
-//! state change in the journal and keeping the leaderboard and `best/` current.
+//! A study ties a sweep together: it syncs the plan with the journal, journals each trial
+//! before it starts, starts trials on an executor as slots free, relays their events to the
+//! journal and the progress display, stops trials that run past their time, retries failures,
+//! and keeps the leaderboard and `best/` current.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
+use super::plan::{Plan, PlannedTrial};
+use super::spec::SweepSpec;
+use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::progress::SweepProgress;
-use crate::exec::{RunEnd, TrialJob, TrialOutcome, TrialSink, local, retry_decision, slurm};
+use crate::exec::slurm::{SlurmExecutor, SlurmOptions};
+use crate::exec::{ExecEvent, Executor, Interrupt, TrialJob, TrialOutcome};
 use crate::store::atomic;
-use crate::store::journal::{self, Event, Journal, TrialRecord, TrialStatus};
+use crate::store::journal::{self, Event, Journal};
 use crate::store::leaderboard::{Csv, Exporter, Leaderboard};
-use crate::store::run_dir::RunStatus;
+use crate::store::record::StudyRecord;
+use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::SweepDir;
-use crate::sweep::spec::{Plan, SweepSpec};
-use crate::trial::TrialEvent;
+use crate::trial::{StopReason, TrialEvent, TrialStatus, TrialTask};
 
 /// Where trials run.
 #[derive(Debug, Clone)]
 pub enum Backend {
     /// Child processes on this machine's CPU or GPUs.
-    Local(local::LocalOptions),
-    /// One Slurm job array.
-    Slurm(slurm::SlurmOptions),
+    Local(LocalOptions),
+    /// Job arrays on a Slurm cluster.
+    Slurm(SlurmOptions),
 }
 
 impl Backend {
@@ -30,14 +39,6 @@ impl Backend {
         match self {
             Backend::Local(_) => "local",
             Backend::Slurm(_) => "slurm",
-        }
-    }
-
-    /// Attempts after the first (a Slurm sweep is retried by running it again).
-    fn retries(&self) -> u32 {
-        match self {
-            Backend::Local(o) => o.retries,
-            Backend::Slurm(_) => 0,
         }
     }
 }
@@ -51,10 +52,25 @@ pub struct RunOptions {
     pub backend: Backend,
     /// Run at most this many of the unfinished trials.
     pub max_trials: Option<usize>,
+    /// Stop a trial that runs longer than this (all its attempts' time counts per attempt).
+    pub timeout: Option<Duration>,
+    /// Attempts after a failure, a timeout, or an out-of-memory error at one trial per device.
+    pub retries: u32,
     /// Draw live progress bars (stderr is a terminal).
     pub terminal: bool,
     /// A line describing where the trials run, shown once the spec is valid.
     pub banner: Option<String>,
+}
+
+/// How a study run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every trial it started ran to an end (final, or out of retries).
+    Drained,
+    /// Stopped by Ctrl-C or SIGTERM; unfinished trials are left for a resume.
+    Interrupted,
+    /// The orchestrator stopped following; the trials keep running elsewhere (Slurm).
+    Detached,
 }
 
 /// What a `sweep run` did.
@@ -62,23 +78,29 @@ pub struct RunOptions {
 pub struct RunReport {
     /// The sweep directory.
     pub dir: SweepDir,
-    /// How the executor ended.
+    /// How it ended.
     pub end: RunEnd,
     /// The leaderboard at the end.
     pub leaderboard: Leaderboard,
+    /// Trials that ended without a result (failed, timed out, out of memory) after retries.
+    pub failed: usize,
+    /// Trials of the plan not run yet (`--max-trials`, or an interruption).
+    pub pending: usize,
 }
 
 /// Loads and expands a spec, failing on any invalid trial before anything is written.
 pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
     let spec = SweepSpec::load(spec_path)?;
     let plan = spec.plan()?;
-    let missing: BTreeSet<String> = plan
+    let mut missing: Vec<String> = plan
         .trials
         .iter()
         .map(|t| &t.config.data.dir)
         .filter(|d| !d.is_dir())
         .map(|d| d.display().to_string())
         .collect();
+    missing.sort();
+    missing.dedup();
     if !missing.is_empty() {
         let cwd = std::env::current_dir()
             .map(|p| p.display().to_string())
@@ -86,7 +108,7 @@ pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
         bail!(
             "{}: data.dir {} does not exist (relative paths are taken from the current directory, {cwd})",
             spec_path.display(),
-            missing.into_iter().collect::<Vec<_>>().join(", ")
+            missing.join(", ")
         );
     }
     Ok((spec, plan))
@@ -97,278 +119,631 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let (spec, plan) = plan(spec_path)?;
     let dir = SweepDir::new(&opts.results, &plan.name);
     let _lock = dir.lock()?;
-    dir.prepare(&plan, spec.source.text())?;
-    let states = dir.trial_states(&plan, false)?;
-    let kept = plan
-        .trials
-        .iter()
-        .filter(|t| states[&t.id].status.is_some_and(TrialStatus::is_final))
-        .count();
-    let mut todo: Vec<TrialJob> = plan
-        .trials
-        .iter()
-        .filter(|t| !states[&t.id].status.is_some_and(TrialStatus::is_final))
+    let mut record = dir.load_record(false)?;
+    if !record.name.is_empty() && record.objective != plan.objective {
+        bail!(
+            "{} holds sweep `{}` ranked by {}, and the spec now says {}: the trials kept \
+             checkpoints selected by the old metric; give the spec another name or use another \
+             --results directory",
+            dir.root().display(),
+            plan.name,
+            record.objective,
+            plan.objective
+        );
+    }
+    dir.write_spec(spec.source.text())?;
+    let mut journal = Journal::open(&dir.journal_file())?;
+    let mut notes = Vec::new();
+    let mut events = sync_plan(&record, &plan, &mut notes);
+    events.extend(collect_ended(&dir, &record));
+    for e in &events {
+        record.apply(e);
+    }
+    let interrupted = watch_signals()?;
+    let mut running = HashMap::new();
+    let exec: Box<dyn Executor> = match &opts.backend {
+        Backend::Local(o) => Box::new(LocalExecutor::new(o.clone())?),
+        Backend::Slurm(o) => {
+            let mut slurm = SlurmExecutor::new(&plan.name, dir.root(), o.clone())?;
+            // Trials of an earlier job that Slurm still has queued or running are followed,
+            // not submitted again.
+            for (array, tasks) in still_queued(&dir, &record)? {
+                for (_, job) in &tasks {
+                    running.insert(job.id.clone(), (job.clone(), Instant::now()));
+                }
+                slurm.attach(&array, tasks);
+            }
+            Box::new(slurm)
+        }
+    };
+    let mut queue: VecDeque<TrialJob> = record
+        .active()
+        .filter(|t| !t.status.is_final() && !running.contains_key(t.id()))
         .map(|t| TrialJob {
-            id: t.id.clone(),
-            index: t.index,
-            dir: dir.trial_dir(&t.id),
-            attempt: states[&t.id].attempts + 1,
-            cap: usize::MAX,
+            id: t.id().to_string(),
+            dir: dir.trial_dir(t.id()),
+            attempt: t.attempts + 1,
+            failures: 0,
+            cap: None,
         })
         .collect();
-    // Trials of an earlier Slurm job that are still queued or running are followed, not
-    // submitted again.
-    let attach = match &opts.backend {
-        Backend::Slurm(_) => still_queued(&dir, &mut todo)?,
-        Backend::Local(_) => None,
-    };
+    let unfinished = queue.len();
     if let Some(n) = opts.max_trials {
-        todo.truncate(n);
+        queue.truncate(n);
     }
-    let mut journal = Journal::open(&dir.journal_file())?;
-    journal.append(Event::Sweep {
+    let kept = record.active().filter(|t| t.status.is_final()).count();
+    let ran = queue.len() + running.len();
+    let sweep = Event::Sweep {
+        name: plan.name.clone(),
+        objective: plan.objective.clone(),
+        repeats: plan.repeats,
+        columns: plan.columns.clone(),
         trials: plan.trials.len(),
-        pending: todo.len(),
+        pending: ran,
         backend: opts.backend.name().into(),
         pid: std::process::id(),
-    })?;
-    let ran = todo.len() + attach.as_ref().map_or(0, |(_, a)| a.len());
-    let mut recorder = Recorder {
-        progress: SweepProgress::new(ran, opts.terminal),
-        dir: dir.clone(),
-        plan: plan.clone(),
-        journal,
-        states,
-        retries: opts.backend.retries(),
     };
+    record.apply(&sweep);
+    events.insert(0, sweep);
+    journal.append(&events)?;
+    let progress = SweepProgress::new(ran, opts.terminal, &plan.objective);
     if let Some(b) = &opts.banner {
-        recorder.progress.println(b);
+        progress.println(b);
+    }
+    for n in &notes {
+        progress.println(n);
     }
     if kept > 0 {
-        recorder.progress.println(&format!(
+        progress.println(&format!(
             "resuming {}: {kept} trials already finished, {ran} to run",
             plan.name
         ));
     }
-    recorder.publish()?;
-    let end = match &opts.backend {
-        Backend::Local(o) => local::run(todo, o, &mut recorder)?,
-        Backend::Slurm(o) => {
-            let root = std::path::absolute(dir.root())?;
-            slurm::run(&plan.name, &root, todo, attach, o, &mut recorder)?
-        }
+    if queue.len() < unfinished {
+        progress.println(&format!(
+            "--max-trials {}: {} trials stay pending for a later run",
+            queue.len(),
+            unfinished - queue.len()
+        ));
+    }
+    let trials: HashMap<&str, &PlannedTrial> =
+        plan.trials.iter().map(|t| (t.id.as_str(), t)).collect();
+    let mut study = Study {
+        dir: dir.clone(),
+        trials,
+        plan: &plan,
+        journal,
+        record,
+        exec,
+        progress,
+        retries: opts.retries,
+        timeout: opts.timeout,
+        running,
+        queue,
+        failed: 0,
+        published: None,
+        publish_cost: Duration::ZERO,
     };
+    study.publish(true)?;
+    let end = study.drive(&interrupted)?;
     if end == RunEnd::Interrupted {
-        recorder.journal.append(Event::Stopped {
+        study.log(Event::Stopped {
             reason: "interrupted (Ctrl-C or SIGTERM); run the same command again to resume".into(),
         })?;
     }
-    let leaderboard = recorder.publish()?;
-    recorder.progress.finish();
+    let leaderboard = study.publish(true)?.expect("a forced publication happens");
+    study.progress.finish();
+    let pending = study.record.count(TrialStatus::Pending);
     Ok(RunReport {
         dir,
         end,
         leaderboard,
+        failed: study.failed,
+        pending,
     })
 }
 
-/// The sbatch script `sweep run --backend slurm` would submit for this spec now (the trials
-/// not yet finished), without writing or submitting anything.
-pub fn slurm_script(
-    spec_path: &Path,
-    results: &Path,
-    opts: &slurm::SlurmOptions,
-) -> anyhow::Result<String> {
-    let (_, plan) = plan(spec_path)?;
-    let dir = SweepDir::new(results, &plan.name);
-    let indices: Vec<usize> = if dir.plan_file().is_file() {
-        let states = dir.trial_states(&plan, dir.is_locked())?;
-        plan.trials
-            .iter()
-            .filter(|t| {
-                !states
-                    .get(&t.id)
-                    .and_then(|r| r.status)
-                    .is_some_and(TrialStatus::is_final)
-            })
-            .map(|t| t.index)
-            .collect()
-    } else {
-        plan.trials.iter().map(|t| t.index).collect()
-    };
-    if indices.is_empty() {
-        anyhow::bail!(
-            "nothing to submit: every trial of {} has finished (see `sweep leaderboard {}`)",
-            plan.name,
-            dir.root().display()
-        );
+/// SIGINT and SIGTERM set the returned flag instead of ending the process.
+fn watch_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .context("cannot install signal handler")?;
     }
-    let root = std::path::absolute(dir.root())?;
-    Ok(slurm::script(&plan.name, &root, &indices, opts))
+    Ok(flag)
 }
 
-/// Removes from `todo` the trials that an earlier Slurm job of this sweep still has queued or
-/// running, and returns that job with them.
-fn still_queued(
-    dir: &SweepDir,
-    todo: &mut Vec<TrialJob>,
-) -> anyhow::Result<Option<(String, Vec<TrialJob>)>> {
-    let entries = journal::read(&dir.journal_file())?;
-    for (job, trials) in journal::submissions(&entries).into_iter().take(3) {
-        // An unknown (long finished) job id makes squeue fail: nothing to follow there.
-        let Ok(states) = slurm::task_states(&job) else {
-            continue;
-        };
-        let active: Vec<usize> = states
-            .iter()
-            .filter(|(_, (state, _))| slurm::is_active(state))
-            .map(|(task, _)| *task)
-            .collect();
-        let (attached, rest): (Vec<TrialJob>, Vec<TrialJob>) = std::mem::take(todo)
-            .into_iter()
-            .partition(|j| active.contains(&j.index) && trials.contains(&j.id));
-        *todo = rest;
-        if !attached.is_empty() {
-            return Ok(Some((job, attached)));
-        }
-    }
-    Ok(None)
-}
-
-/// The current leaderboard of a sweep directory (safe while a run is in progress).
-pub fn leaderboard(
-    dir: &SweepDir,
-) -> anyhow::Result<(Plan, HashMap<String, TrialRecord>, Leaderboard)> {
-    let plan = dir.read_plan()?;
-    let states = dir.trial_states(&plan, dir.is_locked())?;
-    let board = Leaderboard::build(dir, &plan, &states);
-    Ok((plan, states, board))
-}
-
-/// Rebuilds a sweep's journal state, leaderboard and `best/` from its trial directories
-/// (after trials ran detached on Slurm, or were copied in from elsewhere). Returns the
-/// leaderboard and how many trials' states the journal learnt.
-pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
-    let _lock = dir.lock()?;
-    let plan = dir.read_plan()?;
-    let recorded = journal::replay(&journal::read(&dir.journal_file())?);
-    let mut journal = Journal::open(&dir.journal_file())?;
-    let mut learnt = 0;
+/// The journal events that make the journal's plan the spec's: new trials enter, trials the
+/// spec no longer has are retired (their results stay in the journal). `notes` says what
+/// changed, for the user.
+fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<Event> {
+    let mut events = Vec::new();
+    let planned: std::collections::HashSet<&str> =
+        plan.trials.iter().map(|t| t.id.as_str()).collect();
+    let (mut added, mut new) = (0, 0);
     for t in &plan.trials {
-        let Some(summary) = dir.trial_summary(&t.id) else {
-            continue;
-        };
-        let status = match summary.status {
-            RunStatus::Completed => TrialStatus::Completed,
-            RunStatus::Diverged => TrialStatus::Diverged,
-            RunStatus::Failed => TrialStatus::Failed,
-            RunStatus::Interrupted => TrialStatus::Interrupted,
-            // A run that never wrote its end: it died (or still runs, elsewhere).
-            RunStatus::Running => continue,
-        };
-        let known = recorded.get(&t.id);
-        if known.and_then(|r| r.status) == Some(status) {
+        let known = record.get(&t.id);
+        if known.is_some_and(|k| k.active && k.def.params == t.params && k.def.label == t.label) {
             continue;
         }
-        journal.append(Event::Finished {
-            trial: t.id.clone(),
-            attempt: known.map_or(1, |r| r.attempts.max(1)),
-            status,
+        let mut def = t.def();
+        match known {
+            Some(k) => {
+                def.index = k.def.index;
+                added += usize::from(!k.active);
+            }
+            None => {
+                def.index = record.trials.len() + new;
+                new += 1;
+                added += 1;
+            }
+        }
+        events.push(Event::Trial(def));
+    }
+    let retired: Vec<String> = record
+        .active()
+        .filter(|t| !planned.contains(t.id()))
+        .map(|t| t.id().to_string())
+        .collect();
+    if record.trials.is_empty() {
+        return events;
+    }
+    if !retired.is_empty() {
+        let kept_any = record.active().any(|t| planned.contains(t.id()));
+        notes.push(if kept_any {
+            format!(
+                "the spec changed: {added} trials added, {} no longer in the spec (they leave the leaderboard; their results stay in the journal)",
+                retired.len()
+            )
+        } else {
+            format!(
+                "the spec changed every trial id (the base configuration, or a value every trial shares, changed): {added} new trials; the {} earlier trials leave the leaderboard and stay in the journal",
+                retired.len()
+            )
+        });
+        events.push(Event::Retired {
+            trials: retired,
+            reason: "no longer in the spec".into(),
+        });
+    } else if added > 0 {
+        notes.push(format!(
+            "the spec grew: {added} trials added; finished trials are kept"
+        ));
+    }
+    events
+}
+
+/// Journal events for trials whose runs ended while no orchestrator journalled them (it was
+/// killed, or they ran detached on Slurm): their epochs and how they ended, from their
+/// directories.
+fn collect_ended(dir: &SweepDir, record: &StudyRecord) -> Vec<Event> {
+    let mut events = Vec::new();
+    for t in record.active() {
+        if t.status.is_final() {
+            continue;
+        }
+        let Ok(run) = RunDir::open(&dir.trial_dir(t.id())) else {
+            continue;
+        };
+        let Ok(summary) = run.read_summary() else {
+            continue;
+        };
+        if !summary.status.is_final() {
+            continue;
+        }
+        for row in run.read_metrics().unwrap_or_default() {
+            if !t.epochs.contains(&row) {
+                events.push(Event::Epoch {
+                    trial: t.id().to_string(),
+                    row,
+                });
+            }
+        }
+        events.push(Event::Finished {
+            trial: t.id().to_string(),
+            attempt: t.attempts.max(1),
+            status: summary.status,
             message: Some(
                 summary
                     .message
                     .clone()
                     .unwrap_or_else(|| "collected from the trial directory".into()),
             ),
-            best_test_acc: (summary.best_epoch > 0).then_some(summary.best_test_acc),
             seconds: summary.seconds,
-        })?;
-        learnt += 1;
+            best: (summary.best_epoch > 0).then(|| summary.best.clone()),
+        });
     }
-    let states = dir.trial_states(&plan, false)?;
-    let recorder = Recorder {
-        progress: SweepProgress::new(0, false),
-        dir: dir.clone(),
-        plan,
-        journal,
-        states,
-        retries: 0,
-    };
-    Ok((recorder.publish()?, learnt))
+    events
 }
 
-/// Journals, displays and publishes what the executor reports.
-struct Recorder {
-    progress: SweepProgress,
+/// Trials of one Slurm array by task index.
+type ArrayTasks = Vec<(usize, TrialJob)>;
+
+/// Trials of earlier Slurm jobs that are still queued or running: per array job, the trials'
+/// task indices and jobs, to follow rather than submit again.
+fn still_queued(dir: &SweepDir, record: &StudyRecord) -> anyhow::Result<Vec<(String, ArrayTasks)>> {
+    let entries = journal::read(&dir.journal_file())?;
+    let mut out = Vec::new();
+    let mut taken = std::collections::HashSet::new();
+    for (array, trials) in journal::submissions(&entries).into_iter().take(8) {
+        // An unknown (long finished) job id makes squeue fail: nothing to follow there.
+        let Ok(states) = crate::exec::slurm::task_states(&array) else {
+            continue;
+        };
+        let mut tasks = Vec::new();
+        for (index, id) in trials.iter().enumerate() {
+            let active = states
+                .get(&index)
+                .is_some_and(|(s, _)| crate::exec::slurm::is_active(s));
+            let Some(t) = record.get(id) else { continue };
+            if active && !t.status.is_final() && taken.insert(id.clone()) {
+                tasks.push((
+                    index,
+                    TrialJob {
+                        id: id.clone(),
+                        dir: dir.trial_dir(id),
+                        attempt: t.attempts.max(1),
+                        failures: 0,
+                        cap: None,
+                    },
+                ));
+            }
+        }
+        if !tasks.is_empty() {
+            out.push((array, tasks));
+        }
+    }
+    Ok(out)
+}
+
+/// The state of one `sweep run` while it drives its executor.
+struct Study<'a> {
     dir: SweepDir,
-    plan: Plan,
+    plan: &'a Plan,
+    trials: HashMap<&'a str, &'a PlannedTrial>,
     journal: Journal,
-    states: HashMap<String, TrialRecord>,
+    record: StudyRecord,
+    exec: Box<dyn Executor>,
+    progress: SweepProgress,
     retries: u32,
+    timeout: Option<Duration>,
+    /// Attempts running now, with when they started.
+    running: HashMap<String, (TrialJob, Instant)>,
+    queue: VecDeque<TrialJob>,
+    /// Trials that ended without a result after their last attempt.
+    failed: usize,
+    /// When the leaderboard was last written.
+    published: Option<Instant>,
+    /// How long writing it took then.
+    publish_cost: Duration,
 }
 
-impl Recorder {
-    /// Rewrites leaderboard.csv and, when the winner changed, best/.
-    fn publish(&self) -> anyhow::Result<Leaderboard> {
-        let board = Leaderboard::build(&self.dir, &self.plan, &self.states);
+/// How often the study looks at signals and deadlines while waiting for its executor.
+const TICK: Duration = Duration::from_millis(100);
+
+impl Study<'_> {
+    /// Journals an event and applies it to the in-memory record.
+    fn log(&mut self, event: Event) -> anyhow::Result<()> {
+        self.journal.append(std::slice::from_ref(&event))?;
+        self.record.apply(&event);
+        Ok(())
+    }
+
+    /// Starts queued trials while the executor has room; then follows them until none runs.
+    fn drive(&mut self, interrupted: &AtomicBool) -> anyhow::Result<RunEnd> {
+        let mut stopping = false;
+        let mut timed_out = std::collections::HashSet::new();
+        loop {
+            while !stopping
+                && let Some(cap) = self.queue.front().map(|j| j.cap)
+                && self.exec.room_for(cap)
+            {
+                let job = self.queue.pop_front().expect("front exists");
+                self.start(job)?;
+            }
+            if self.running.is_empty() && (stopping || self.queue.is_empty()) {
+                break;
+            }
+            if !stopping && interrupted.load(Ordering::Relaxed) {
+                stopping = true;
+                if self.exec.interrupt()? == Interrupt::Detached {
+                    self.drain_ready()?;
+                    return Ok(RunEnd::Detached);
+                }
+            }
+            if let Some(limit) = self.timeout {
+                let overdue: Vec<String> = self
+                    .running
+                    .iter()
+                    .filter(|(id, (_, at))| at.elapsed() > limit && !timed_out.contains(*id))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in overdue {
+                    timed_out.insert(id.clone());
+                    self.exec.stop(&id, StopReason::Timeout)?;
+                }
+            }
+            let event = self.exec.next_event(TICK)?;
+            self.handle(event, stopping)?;
+        }
+        Ok(if stopping {
+            RunEnd::Interrupted
+        } else {
+            RunEnd::Drained
+        })
+    }
+
+    /// Handles what the executor has already queued (messages before detaching).
+    fn drain_ready(&mut self) -> anyhow::Result<()> {
+        loop {
+            match self.exec.next_event(Duration::ZERO)? {
+                ExecEvent::Tick => return Ok(()),
+                e => self.handle(e, true)?,
+            }
+        }
+    }
+
+    fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
+        let planned =
+            self.trials.get(job.id.as_str()).copied().with_context(|| {
+                format!("trial {} is in the journal but not in the plan", job.id)
+            })?;
+        let task = TrialTask {
+            id: job.id.clone(),
+            objective: self.plan.objective.clone(),
+            attempt: job.attempt,
+            command: None,
+        };
+        let dir = self.dir.prepare_trial(&task, &planned.config.to_toml())?;
+        RunDir::open(&dir)?.clear_requests();
+        self.running
+            .insert(job.id.clone(), (job.clone(), Instant::now()));
+        self.exec.start(job)
+    }
+
+    fn handle(&mut self, event: ExecEvent, stopping: bool) -> anyhow::Result<()> {
+        match event {
+            ExecEvent::Tick => {}
+            ExecEvent::Message(m) => self.progress.println(&m),
+            ExecEvent::Submitted { job, trials } => self.log(Event::Submitted { job, trials })?,
+            ExecEvent::Started { trial, device } => {
+                let Some((job, at)) = self.running.get_mut(&trial) else {
+                    return Ok(());
+                };
+                *at = Instant::now();
+                let (attempt, cap) = (job.attempt, job.cap);
+                self.log(Event::Started {
+                    trial: trial.clone(),
+                    attempt,
+                    device: device.clone(),
+                    cap,
+                })?;
+                self.progress.started(&trial, &device, attempt);
+            }
+            ExecEvent::Progress(e) => {
+                if let TrialEvent::Epoch { trial, row, .. } = &e
+                    && self.running.contains_key(trial)
+                {
+                    self.log(Event::Epoch {
+                        trial: trial.clone(),
+                        row: row.clone(),
+                    })?;
+                }
+                self.progress.event(&e);
+            }
+            ExecEvent::Ended { trial, outcome } => self.ended(trial, outcome, stopping)?,
+        }
+        Ok(())
+    }
+
+    fn ended(
+        &mut self,
+        trial: String,
+        outcome: TrialOutcome,
+        stopping: bool,
+    ) -> anyhow::Result<()> {
+        let Some((job, _)) = self.running.remove(&trial) else {
+            return Ok(());
+        };
+        self.log(Event::Finished {
+            trial: trial.clone(),
+            attempt: job.attempt,
+            status: outcome.status,
+            message: outcome.message.clone(),
+            seconds: crate::train::round_ms(outcome.seconds),
+            best: outcome.best.clone(),
+        })?;
+        let retry = if stopping {
+            None
+        } else {
+            next_attempt(&job, &outcome, self.retries, self.exec.per_device())
+        };
+        let will_retry = retry.is_some();
+        if let Some(next) = retry {
+            self.queue.push_back(next);
+        } else if outcome.status.is_failure() && outcome.status != TrialStatus::Interrupted {
+            self.failed += 1;
+        }
+        let board = self.publish(false)?;
+        let best = board.and_then(|b| b.best().and_then(|r| r.value.map(|v| (r.trial.clone(), v))));
+        self.progress.finished(&trial, &outcome, will_retry, best);
+        Ok(())
+    }
+
+    /// Rewrites leaderboard.csv and, when the winner changed, best/. Unless `force`, at most
+    /// about once a second and never more than 2% of the time (a sweep of thousands of quick
+    /// trials would otherwise spend its time rewriting files); None when skipped.
+    fn publish(&mut self, force: bool) -> anyhow::Result<Option<Leaderboard>> {
+        let wait = (self.publish_cost * 50).max(Duration::from_secs(1));
+        if !force && self.published.is_some_and(|at| at.elapsed() < wait) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let board = Leaderboard::build(&self.record);
         atomic::write(&self.dir.leaderboard_file(), Csv.serialize(&board)?)?;
         if let Some(best) = board.best()
             && self.dir.best_trial().as_deref() != Some(best.trial.as_str())
         {
             self.dir.publish_best(&best.trial)?;
         }
-        Ok(board)
+        self.published = Some(Instant::now());
+        self.publish_cost = started.elapsed();
+        Ok(Some(board))
     }
 }
 
-impl TrialSink for Recorder {
-    fn submitted(&mut self, id: &str, jobs: &[TrialJob]) -> anyhow::Result<()> {
-        self.journal.append(Event::Submitted {
-            job: id.to_string(),
-            trials: jobs.iter().map(|j| j.id.clone()).collect(),
+/// The next attempt of a trial after `outcome`, if it gets one. Out of memory halves the
+/// trials allowed beside it on its device until it runs alone; only then, and for failures
+/// and timeouts, attempts count against `retries`.
+fn next_attempt(
+    job: &TrialJob,
+    outcome: &TrialOutcome,
+    retries: u32,
+    per_device: usize,
+) -> Option<TrialJob> {
+    let next = |cap: Option<usize>, failures: u32| TrialJob {
+        attempt: job.attempt + 1,
+        cap,
+        failures,
+        ..job.clone()
+    };
+    match outcome.status {
+        TrialStatus::Oom => {
+            let cap = job.cap.unwrap_or(per_device);
+            if cap > 1 {
+                Some(next(Some(cap / 2), job.failures))
+            } else if job.failures < retries {
+                Some(next(Some(1), job.failures + 1))
+            } else {
+                None
+            }
+        }
+        TrialStatus::Failed | TrialStatus::Timeout if job.failures < retries => {
+            Some(next(job.cap, job.failures + 1))
+        }
+        _ => None,
+    }
+}
+
+/// The sbatch scripts `sweep run --backend slurm` would submit for this spec now (its
+/// unfinished trials), without writing or submitting anything.
+pub fn slurm_scripts(
+    spec_path: &Path,
+    results: &Path,
+    opts: &SlurmOptions,
+) -> anyhow::Result<Vec<crate::exec::slurm::ArrayScript>> {
+    let (_, plan) = plan(spec_path)?;
+    let dir = SweepDir::new(results, &plan.name);
+    let record = if dir.journal_file().is_file() {
+        dir.load_record(dir.is_locked())?
+    } else {
+        StudyRecord::default()
+    };
+    let jobs: Vec<TrialJob> = plan
+        .trials
+        .iter()
+        .filter(|t| record.get(&t.id).is_none_or(|r| !r.status.is_final()))
+        .map(|t| TrialJob {
+            id: t.id.clone(),
+            dir: std::path::absolute(dir.trial_dir(&t.id)).unwrap_or_else(|_| dir.trial_dir(&t.id)),
+            attempt: 1,
+            failures: 0,
+            cap: None,
         })
+        .collect();
+    if jobs.is_empty() {
+        bail!(
+            "nothing to submit: every trial of {} has finished (see `sweep leaderboard {}`)",
+            plan.name,
+            dir.root().display()
+        );
+    }
+    Ok(SlurmExecutor::new(&plan.name, dir.root(), opts.clone())?.scripts(&jobs))
+}
+
+/// The current leaderboard of a sweep directory (safe while a run is in progress).
+pub fn leaderboard(dir: &SweepDir) -> anyhow::Result<(StudyRecord, Leaderboard)> {
+    let record = dir.load_record(dir.is_locked())?;
+    let board = Leaderboard::build(&record);
+    Ok((record, board))
+}
+
+/// Rebuilds a sweep's journal, leaderboard and `best/` from its trial directories (after
+/// trials ran detached on Slurm, or were copied in from elsewhere). Returns the leaderboard
+/// and how many trials the journal learnt the end of.
+pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
+    let _lock = dir.lock()?;
+    let mut record = dir.load_record(false)?;
+    let events = collect_ended(dir, &record);
+    let learnt = events
+        .iter()
+        .filter(|e| matches!(e, Event::Finished { .. }))
+        .count();
+    Journal::open(&dir.journal_file())?.append(&events)?;
+    for e in &events {
+        record.apply(e);
+    }
+    let board = Leaderboard::build(&record);
+    atomic::write(&dir.leaderboard_file(), Csv.serialize(&board)?)?;
+    if let Some(best) = board.best()
+        && dir.best_trial().as_deref() != Some(best.trial.as_str())
+    {
+        dir.publish_best(&best.trial)?;
+    }
+    Ok((board, learnt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(cap: Option<usize>, failures: u32) -> TrialJob {
+        TrialJob {
+            id: "t".into(),
+            dir: PathBuf::from("/nonexistent"),
+            attempt: 1,
+            failures,
+            cap,
+        }
     }
 
-    fn message(&mut self, text: &str) {
-        self.progress.println(text);
+    fn outcome(status: TrialStatus) -> TrialOutcome {
+        TrialOutcome {
+            status,
+            message: None,
+            best: None,
+            seconds: 0.0,
+        }
     }
 
-    fn started(&mut self, job: &TrialJob, device: &str) -> anyhow::Result<()> {
-        self.journal.append(Event::Started {
-            trial: job.id.clone(),
-            attempt: job.attempt,
-            device: device.to_string(),
-        })?;
-        let r = self.states.entry(job.id.clone()).or_default();
-        r.status = Some(TrialStatus::Running);
-        r.attempts = job.attempt;
-        r.device = Some(device.to_string());
-        self.progress.started(&job.id, device, job.attempt);
-        Ok(())
+    #[test]
+    fn failures_are_retried_up_to_the_limit_and_results_never() {
+        let failed = outcome(TrialStatus::Failed);
+        assert_eq!(
+            next_attempt(&job(None, 0), &failed, 1, 2).map(|j| (j.attempt, j.failures)),
+            Some((2, 1))
+        );
+        assert_eq!(next_attempt(&job(None, 1), &failed, 1, 2), None);
+        for status in [
+            TrialStatus::Completed,
+            TrialStatus::Diverged,
+            TrialStatus::Pruned,
+            TrialStatus::Interrupted,
+        ] {
+            assert_eq!(next_attempt(&job(None, 0), &outcome(status), 5, 2), None);
+        }
     }
 
-    fn event(&mut self, job: &TrialJob, event: &TrialEvent) {
-        self.progress.event(&job.id, event);
-    }
-
-    fn finished(&mut self, job: &TrialJob, outcome: &TrialOutcome) -> anyhow::Result<()> {
-        self.journal.append(Event::Finished {
-            trial: job.id.clone(),
-            attempt: job.attempt,
-            status: outcome.status,
-            message: outcome.message.clone(),
-            best_test_acc: outcome.best_test_acc,
-            seconds: crate::train::round_ms(outcome.seconds),
-        })?;
-        let r = self.states.entry(job.id.clone()).or_default();
-        r.status = Some(outcome.status);
-        r.message = outcome.message.clone();
-        let board = self.publish()?;
-        let best = board
-            .best()
-            .and_then(|b| b.metric.map(|m| (b.trial.clone(), m)));
-        let will_retry = retry_decision(job, outcome, self.retries).is_some();
-        self.progress.finished(&job.id, outcome, will_retry, best);
-        Ok(())
+    #[test]
+    fn out_of_memory_halves_the_neighbours_then_counts_against_the_retries() {
+        let oom = outcome(TrialStatus::Oom);
+        let a = next_attempt(&job(None, 0), &oom, 1, 4).unwrap();
+        assert_eq!((a.cap, a.failures), (Some(2), 0), "4 per device -> 2");
+        let b = next_attempt(&a, &oom, 1, 4).unwrap();
+        assert_eq!((b.cap, b.failures), (Some(1), 0), "2 -> alone");
+        let c = next_attempt(&b, &oom, 1, 4).unwrap();
+        assert_eq!((c.cap, c.failures), (Some(1), 1), "alone, one retry");
+        assert_eq!(next_attempt(&c, &oom, 1, 4), None, "then it gives up");
+        assert_eq!(c.attempt, 4);
     }
 }

@@ -6,8 +6,7 @@ use std::io::Write;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Observer;
-use crate::store::run_dir::{EpochMetrics, RunSummary};
-use crate::trial::TrialEvent;
+use crate::trial::{EpochMetrics, TrialEvent, TrialSummary, format_metric};
 
 /// A progress bar per epoch on stderr.
 pub struct Bar {
@@ -34,7 +33,7 @@ impl Default for Bar {
 }
 
 impl Observer for Bar {
-    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &RunSummary) {
+    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &TrialSummary) {
         self.epochs = epochs;
         self.steps = steps_per_epoch;
         eprintln!(
@@ -68,7 +67,7 @@ impl Observer for Bar {
         }
     }
 
-    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
+    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &TrialSummary) {
         let line = epoch_line(epochs, m, s);
         match &self.bar {
             Some(bar) => bar.println(line),
@@ -76,7 +75,7 @@ impl Observer for Bar {
         }
     }
 
-    fn finished(&mut self, s: &RunSummary) {
+    fn finished(&mut self, s: &TrialSummary) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -97,15 +96,15 @@ pub fn for_stderr() -> Box<dyn Observer> {
 pub struct Lines;
 
 impl Observer for Lines {
-    fn started(&mut self, epochs: usize, steps: usize, s: &RunSummary) {
+    fn started(&mut self, epochs: usize, steps: usize, s: &TrialSummary) {
         Bar::new().started(epochs, steps, s);
     }
 
-    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
+    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &TrialSummary) {
         eprintln!("{}", epoch_line(epochs, m, s));
     }
 
-    fn finished(&mut self, s: &RunSummary) {
+    fn finished(&mut self, s: &TrialSummary) {
         eprintln!("{}", finish_line(s));
     }
 }
@@ -116,25 +115,34 @@ impl Observer for Lines {
 pub struct Events<W: Write> {
     out: W,
     echo: bool,
+    trial: String,
 }
 
 impl Events<std::io::Stdout> {
-    /// Events on stdout.
-    pub fn stdout() -> Self {
+    /// Events of trial `trial` on stdout.
+    pub fn stdout(trial: &str) -> Self {
         Self {
             out: std::io::stdout(),
             echo: false,
+            trial: trial.to_string(),
         }
     }
 }
 
 impl Events<std::fs::File> {
-    /// Events written to `path` (replaced), with a line per epoch on stderr.
-    pub fn file(path: &std::path::Path) -> anyhow::Result<Self> {
+    /// Events of trial `trial` appended to `path`, with a line per epoch on stderr.
+    pub fn file(trial: &str, path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let out = std::fs::File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self { out, echo: true })
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Self {
+            out,
+            echo: true,
+            trial: trial.to_string(),
+        })
     }
 }
 
@@ -147,59 +155,79 @@ impl<W: Write> Events<W> {
 }
 
 impl<W: Write> Observer for Events<W> {
-    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &RunSummary) {
+    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &TrialSummary) {
         if self.echo {
             Lines.started(epochs, steps_per_epoch, s);
         }
         self.emit(TrialEvent::Start {
-            epochs,
-            steps_per_epoch,
+            trial: self.trial.clone(),
+            epochs: Some(epochs),
+            resumed_from: s.epochs_run,
             device: s.device.clone(),
             engine: s.engine.clone(),
             threads: s.threads,
         });
     }
 
-    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &RunSummary) {
+    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &TrialSummary) {
         if self.echo {
             Lines.epoch(epochs, m, s);
         }
         self.emit(TrialEvent::Epoch {
-            epochs,
-            metrics: m.clone(),
-            best_test_acc: s.best_test_acc,
-            best_epoch: s.best_epoch,
+            trial: self.trial.clone(),
+            epochs: Some(epochs),
+            row: m.clone(),
         });
     }
 
-    fn finished(&mut self, s: &RunSummary) {
+    fn finished(&mut self, s: &TrialSummary) {
         if self.echo {
             Lines.finished(s);
         }
-        self.emit(TrialEvent::End { summary: s.clone() });
+        self.emit(TrialEvent::End {
+            trial: self.trial.clone(),
+            summary: s.clone(),
+        });
     }
 }
 
-fn epoch_line(epochs: usize, m: &EpochMetrics, s: &RunSummary) -> String {
-    format!(
-        "epoch {:>3}/{epochs}  lr {:<8}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  best {:.2}% (epoch {})  {:.1}s",
-        m.epoch,
-        m.lr,
-        m.train_loss,
-        m.train_acc,
-        m.test_loss,
-        m.test_acc,
-        s.best_test_acc,
-        s.best_epoch,
-        m.seconds
-    )
+/// One epoch as a log line: every value the trial reported, then the best so far.
+pub fn epoch_line(epochs: usize, m: &EpochMetrics, s: &TrialSummary) -> String {
+    let mut line = format!("epoch {:>3}/{epochs}", m.epoch);
+    for (name, v) in m.metrics.iter() {
+        match name {
+            "seconds" => {}
+            "lr" => line.push_str(&format!("  lr {v}")),
+            _ => line.push_str(&format!("  {name} {}", format_metric(v))),
+        }
+    }
+    if let Some(best) = s.best_value() {
+        line.push_str(&format!(
+            "  best {} {} (epoch {})",
+            s.objective.metric,
+            format_metric(best),
+            s.best_epoch
+        ));
+    }
+    if let Some(secs) = m.get("seconds") {
+        line.push_str(&format!("  {secs:.1}s"));
+    }
+    line
 }
 
-fn finish_line(s: &RunSummary) -> String {
-    let mut line = format!(
-        "{}: best test accuracy {:.2}% at epoch {} ({} epochs, {:.1}s)",
-        s.status, s.best_test_acc, s.best_epoch, s.epochs_run, s.seconds
-    );
+/// The last line of a run.
+pub fn finish_line(s: &TrialSummary) -> String {
+    let mut line = format!("{}: ", s.status);
+    match s.best_value() {
+        Some(v) => line.push_str(&format!(
+            "best {} {} at epoch {}",
+            s.objective.metric,
+            format_metric(v),
+            s.best_epoch
+        )),
+        None => line.push_str("no finished epoch"),
+    }
+    line.push_str(&format!(" ({} epochs, {:.1}s)", s.epochs_run, s.seconds));
     if let Some(m) = &s.message {
         line.push_str(&format!(" - {m}"));
     }

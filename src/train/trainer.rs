@@ -3,12 +3,12 @@
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use candle_core::Device;
 
-use crate::store::run_dir::{EpochMetrics, RunDir, RunStatus, RunSummary};
+use crate::store::run_dir::RunDir;
 use crate::train::augment::Augmenter;
 use crate::train::config::{ModelConfig, TrialConfig};
 use crate::train::data::batches::EpochBatches;
@@ -16,17 +16,19 @@ use crate::train::data::{Mnist, Normalizer};
 use crate::train::engine::{self, TestSet};
 use crate::train::model::Mlp;
 use crate::train::optim::MultiStepLr;
+use crate::train::threads;
+use crate::trial::{EpochMetrics, Metrics, Objective, StopReason, TrialStatus, TrialSummary};
 
 /// Receives progress as training goes (progress bar, event stream, nothing).
 pub trait Observer {
-    /// Training is about to start.
-    fn started(&mut self, _epochs: usize, _steps_per_epoch: usize, _summary: &RunSummary) {}
+    /// Training is about to start (at epoch `resumed_from + 1`).
+    fn started(&mut self, _epochs: usize, _steps_per_epoch: usize, _summary: &TrialSummary) {}
     /// A step of `epoch` (1-based) finished; `loss`/`acc` are the epoch's running means.
     fn step(&mut self, _epoch: usize, _step: usize, _loss: f64, _acc: f64) {}
     /// An epoch finished and was evaluated.
-    fn epoch(&mut self, _epochs: usize, _metrics: &EpochMetrics, _summary: &RunSummary) {}
+    fn epoch(&mut self, _epochs: usize, _row: &EpochMetrics, _summary: &TrialSummary) {}
     /// The run ended.
-    fn finished(&mut self, _summary: &RunSummary) {}
+    fn finished(&mut self, _summary: &TrialSummary) {}
 }
 
 /// An observer that ignores everything.
@@ -39,8 +41,25 @@ pub struct TrainContext<'a> {
     pub device: &'a Device,
     /// Set (by a signal handler) to stop training after the current step.
     pub stop: &'a AtomicBool,
-    /// The output directory.
+    /// The output directory; also where the orchestrator leaves its requests.
     pub run: &'a RunDir,
+    /// What selects the best epoch, whose checkpoint is kept.
+    pub objective: &'a Objective,
+}
+
+/// The metrics the built-in trainer reports after every epoch, in `metrics.csv` order.
+pub const REPORTED_METRICS: [&str; 6] = [
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+];
+
+/// The objective the trainer selects by when none is asked for.
+pub fn default_objective(_config: &TrialConfig) -> Objective {
+    Objective::test_acc()
 }
 
 /// Name of a device as the CLI and summaries spell it.
@@ -81,31 +100,33 @@ pub fn load_test_set(config: &TrialConfig, device: &Device) -> anyhow::Result<Te
 
 /// Trains `config`, writing everything into `ctx.run`; returns the final summary.
 ///
-/// A diverged or interrupted run is not an error: its summary says so.
+/// A diverged, stopped or interrupted run is not an error: its summary says so.
 pub fn train(
     config: &TrialConfig,
     ctx: &TrainContext,
     observer: &mut dyn Observer,
-) -> anyhow::Result<RunSummary> {
+) -> anyhow::Result<TrialSummary> {
     let started = Instant::now();
+    if !REPORTED_METRICS.contains(&ctx.objective.metric.as_str()) {
+        anyhow::bail!(
+            "metric `{}`: the built-in trainer reports {}",
+            ctx.objective.metric,
+            REPORTED_METRICS.join(", ")
+        );
+    }
     let engine_kind = engine::resolve(config.engine, ctx.device)?;
-    let mut summary = RunSummary {
-        status: RunStatus::Running,
-        best_test_acc: 0.0,
-        best_epoch: 0,
-        epochs_run: 0,
-        seconds: 0.0,
-        message: None,
-        device: device_name(ctx.device),
-        engine: format!("{engine_kind:?}").to_lowercase(),
-        threads: crate::train::threads::get(),
-    };
-    ctx.run.write_config(config)?;
+    let mut summary = TrialSummary::starting(
+        ctx.objective.clone(),
+        &device_name(ctx.device),
+        &format!("{engine_kind:?}").to_lowercase(),
+        threads::get(),
+    );
+    ctx.run.write_config(&config.to_toml())?;
     ctx.run.write_summary(&summary)?;
     let result = train_epochs(config, ctx, engine_kind, &mut summary, started, observer);
     summary.seconds = round_ms(started.elapsed().as_secs_f64());
     if let Err(e) = &result {
-        summary.status = RunStatus::Failed;
+        summary.status = TrialStatus::Failed;
         summary.message = Some(format!("{e:#}"));
     }
     ctx.run.write_summary(&summary)?;
@@ -113,11 +134,14 @@ pub fn train(
     result.map(|()| summary)
 }
 
+/// How often a running trial looks for the orchestrator's requests in its directory.
+const REQUEST_POLL: Duration = Duration::from_millis(250);
+
 fn train_epochs(
     config: &TrialConfig,
     ctx: &TrainContext,
     engine_kind: crate::train::config::Engine,
-    summary: &mut RunSummary,
+    summary: &mut TrialSummary,
     started: Instant,
     observer: &mut dyn Observer,
 ) -> anyhow::Result<()> {
@@ -145,6 +169,7 @@ fn train_epochs(
     let schedule = MultiStepLr::from_config(config);
     let mut rows: Vec<EpochMetrics> = Vec::new();
     ctx.run.write_metrics(&rows)?;
+    let mut last_poll = Instant::now();
 
     for epoch in 0..config.epochs {
         let epoch_start = Instant::now();
@@ -165,7 +190,15 @@ fn train_epochs(
         let (mut loss_sum, mut correct, mut seen, mut steps) = (0.0f64, 0usize, 0usize, 0usize);
         let stopped = batches.for_each(|batch| {
             if ctx.stop.load(Ordering::Relaxed) {
-                return ControlFlow::Break(Stop::Interrupted);
+                return ControlFlow::Break(Stop::Requested(
+                    ctx.run.stop_request().unwrap_or(StopReason::Interrupted),
+                ));
+            }
+            if last_poll.elapsed() >= REQUEST_POLL {
+                last_poll = Instant::now();
+                if let Some(reason) = ctx.run.stop_request() {
+                    return ControlFlow::Break(Stop::Requested(reason));
+                }
             }
             let outcome = match step.step(batch, lr) {
                 Ok(o) => o,
@@ -191,13 +224,14 @@ fn train_epochs(
             Some(Stop::Error(e)) => {
                 return Err(e.context(format!("training failed in epoch {}", epoch + 1)));
             }
-            Some(Stop::Interrupted) => {
-                summary.status = RunStatus::Interrupted;
-                summary.message = Some(format!("interrupted during epoch {}", epoch + 1));
+            Some(Stop::Requested(reason)) => {
+                summary.status = reason.status();
+                summary.message =
+                    Some(format!("{} during epoch {}", stopped_by(reason), epoch + 1));
                 return Ok(());
             }
             Some(Stop::Diverged(at)) => {
-                summary.status = RunStatus::Diverged;
+                summary.status = TrialStatus::Diverged;
                 summary.message = Some(format!(
                     "loss became non-finite at epoch {}, step {at} (lr {lr})",
                     epoch + 1
@@ -207,42 +241,49 @@ fn train_epochs(
         }
 
         let eval = engine::evaluate(&model, &test)?;
-        let row = EpochMetrics {
-            epoch: epoch + 1,
-            lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
-            test_loss: eval.loss,
-            test_acc: eval.accuracy,
-            seconds: round_ms(epoch_start.elapsed().as_secs_f64()),
-        };
         if !eval.loss.is_finite() {
-            summary.status = RunStatus::Diverged;
+            summary.status = TrialStatus::Diverged;
             summary.message = Some(format!(
                 "test loss became non-finite after epoch {}",
                 epoch + 1
             ));
             return Ok(());
         }
-        if row.test_acc > summary.best_test_acc || summary.best_epoch == 0 {
-            ctx.run.save_checkpoint(&model)?;
-            summary.best_test_acc = row.test_acc;
-            summary.best_epoch = row.epoch;
+        let row = EpochMetrics {
+            epoch: epoch + 1,
+            metrics: Metrics::new()
+                .with("lr", lr)
+                .with("train_loss", loss_sum / seen.max(1) as f64)
+                .with("train_acc", 100.0 * correct as f64 / seen.max(1) as f64)
+                .with("test_loss", eval.loss)
+                .with("test_acc", eval.accuracy)
+                .with("seconds", round_ms(epoch_start.elapsed().as_secs_f64())),
+        };
+        if summary.record(&row) {
+            ctx.run.save_checkpoint(|tmp| model.save(tmp))?;
         }
         rows.push(row);
         ctx.run.write_metrics(&rows)?;
-        summary.epochs_run = epoch + 1;
         summary.seconds = round_ms(started.elapsed().as_secs_f64());
         ctx.run.write_summary(summary)?;
         observer.epoch(config.epochs, rows.last().expect("just pushed"), summary);
     }
-    summary.status = RunStatus::Completed;
+    summary.status = TrialStatus::Completed;
     Ok(())
+}
+
+/// How a stop request reads in a message.
+fn stopped_by(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::Pruned => "pruned by the sweep",
+        StopReason::Timeout => "stopped at its time limit",
+        StopReason::Interrupted => "interrupted",
+    }
 }
 
 /// Why an epoch stopped early.
 enum Stop {
-    Interrupted,
+    Requested(StopReason),
     Diverged(usize),
     Error(anyhow::Error),
 }

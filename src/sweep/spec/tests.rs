@@ -19,14 +19,28 @@ fn trial_ids_are_stable_hashes_of_the_resolved_config() {
     let b = s.plan().unwrap();
     assert_eq!(a, b);
     assert_eq!(a.trials[0].id.len(), 8);
-    assert_eq!(a.trials[0].id, crate::sweep::plan::trial_id(&a.trials[0].config));
+    assert_eq!(
+        a.trials[0].id,
+        crate::sweep::plan::trial_id(&a.trials[0].config)
+    );
     assert_ne!(a.trials[0].id, a.trials[1].id);
     // The first trial is the base itself (lr 0.1): its config is the inline base.
     assert_eq!(a.trials[0].config.seed, 5);
     assert_eq!(a.trials[0].value("optimizer.lr"), "0.1");
-    // Columns show resolved values, searched or not.
-    assert_eq!(a.trials[1].value("epochs"), "3");
-    assert_eq!(a.trials[1].value("augment.rotation"), "");
+    assert_eq!(a.trials[1].value("optimizer.lr"), "0.2");
+    assert_eq!(a.trials[1].value("epochs"), "", "not a column of this plan");
+}
+
+#[test]
+fn list_columns_show_the_base_value_where_a_trial_does_not_set_the_key() {
+    let s = spec(&format!(
+        "name = \"x\"\n{BASE}[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"fast\"\n\"optimizer.lr\" = 0.5\n[[search.trials]]\nlabel = \"base\"\n"
+    ));
+    let p = s.plan().unwrap();
+    assert_eq!(p.columns, ["label", "optimizer.lr"]);
+    assert_eq!(p.trials[0].value("optimizer.lr"), "0.5");
+    assert_eq!(p.trials[1].value("optimizer.lr"), "0.1");
+    assert_eq!(p.trials[1].value("label"), "base");
 }
 
 #[test]

@@ -1,0 +1,396 @@
+//! Command trials: the user's own training program, run by `sweep trial` with its parameters
+//! filled into its command line. The program reports metrics by printing JSON lines
+//! (`{"epoch": 3, "val_acc": 97.1}`) on stdout, or by appending rows to `metrics.csv` in its
+//! trial directory; this wrapper turns them into the same events and files as a built-in
+//! trial, stops the program when the orchestrator asks (SIGTERM, then SIGKILL after a grace
+//! period), and records how it ended.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::store::run_dir::{METRICS_FILE, RunDir, parse_metrics_csv};
+use crate::train::{Observer, round_ms, threads};
+use crate::trial::{
+    CommandTask, EpochMetrics, Metrics, StopReason, TrialStatus, TrialSummary, TrialTask,
+};
+
+/// How often the wrapper looks at the program, its metrics file and the stop request.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Where the program's metrics come from (whichever delivers the first row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// JSON lines on stdout: the wrapper writes `metrics.csv`.
+    Stdout,
+    /// The program appends to `metrics.csv` itself.
+    File,
+}
+
+/// Parses one stdout line: a JSON object with a whole-number `epoch` and numeric values.
+/// Strings and other non-numbers are ignored; None for lines that are not such an object.
+pub fn parse_report(line: &str, prefix: Option<&str>) -> Option<EpochMetrics> {
+    let line = match prefix {
+        Some(p) => line.strip_prefix(p)?,
+        None => line,
+    };
+    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+    let object = value.as_object()?;
+    let epoch = object.get("epoch")?.as_u64()? as usize;
+    let mut metrics = Metrics::new();
+    // serde_json's map is sorted; keep the program's order by scanning the text for keys.
+    let mut names: Vec<(usize, &String)> = object
+        .keys()
+        .filter(|k| *k != "epoch")
+        .map(|k| (line.find(&format!("\"{k}\"")).unwrap_or(usize::MAX), k))
+        .collect();
+    names.sort();
+    for (_, k) in names {
+        match &object[k] {
+            serde_json::Value::Number(n) => metrics.set(k, n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::Null => metrics.set(k, f64::NAN),
+            _ => {}
+        }
+    }
+    Some(EpochMetrics { epoch, metrics })
+}
+
+/// Runs the program of a command trial in `dir` until it ends or is stopped.
+pub fn run(
+    dir: &Path,
+    task: &TrialTask,
+    cmd: &CommandTask,
+    device: &str,
+    stop: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<TrialStatus> {
+    let started = Instant::now();
+    let resume = task.attempt > 1;
+    let run = if resume {
+        RunDir::open(dir)?
+    } else {
+        RunDir::create(dir, true)?
+    };
+    let threads = threads::get();
+    let mut summary = TrialSummary::starting(task.objective.clone(), device, "command", threads);
+    // A resumed program continues the epochs an earlier attempt reported.
+    let earlier = if resume {
+        run.read_metrics().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for row in &earlier {
+        summary.record(row);
+    }
+    run.write_summary(&summary)?;
+    let mut trial = Trial {
+        run: &run,
+        summary,
+        observer,
+        epochs: cmd.epochs,
+        file_rows: earlier.len(),
+        rows: earlier,
+        source: None,
+        trouble: None,
+    };
+    trial
+        .observer
+        .started(cmd.epochs.unwrap_or(0), 0, &trial.summary);
+    let result = supervise(dir, task, cmd, device, resume, stop, &mut trial);
+    let Trial {
+        mut summary,
+        observer,
+        ..
+    } = trial;
+    summary.seconds = round_ms(started.elapsed().as_secs_f64());
+    match result {
+        Ok((status, message)) => {
+            summary.status = status;
+            summary.message = message;
+        }
+        Err(e) => {
+            summary.status = TrialStatus::Failed;
+            summary.message = Some(format!("{e:#}"));
+        }
+    }
+    run.write_summary(&summary)?;
+    observer.finished(&summary);
+    Ok(summary.status)
+}
+
+/// The wrapper's view of the running trial.
+struct Trial<'a> {
+    run: &'a RunDir,
+    summary: TrialSummary,
+    observer: &'a mut dyn Observer,
+    epochs: Option<usize>,
+    rows: Vec<EpochMetrics>,
+    /// Rows of `metrics.csv` already taken.
+    file_rows: usize,
+    source: Option<Source>,
+    /// Why the program must be stopped although nobody asked (a missing metric, divergence).
+    trouble: Option<(TrialStatus, String)>,
+}
+
+impl Trial<'_> {
+    /// Takes one reported row from `source`.
+    fn report(&mut self, row: EpochMetrics, source: Source) -> anyhow::Result<()> {
+        if *self.source.get_or_insert(source) != source || self.trouble.is_some() {
+            return Ok(());
+        }
+        let metric = &self.summary.objective.metric;
+        match row.metrics.get(metric) {
+            None if self.rows.is_empty() => {
+                let names: Vec<&str> = row.metrics.names().collect();
+                self.trouble = Some((
+                    TrialStatus::Failed,
+                    format!(
+                        "the program never reports the sweep's metric `{metric}`: epoch {} reported {}",
+                        row.epoch,
+                        if names.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                ));
+                return Ok(());
+            }
+            Some(v) if !v.is_finite() => {
+                self.trouble = Some((
+                    TrialStatus::Diverged,
+                    format!("`{metric}` became non-finite at epoch {}", row.epoch),
+                ));
+            }
+            _ => {}
+        }
+        self.rows.retain(|r| r.epoch < row.epoch);
+        self.rows.push(row.clone());
+        self.summary.record(&row);
+        if source == Source::Stdout {
+            self.run.write_metrics(&self.rows)?;
+        }
+        self.run.write_summary(&self.summary)?;
+        self.observer
+            .epoch(self.epochs.unwrap_or(0), &row, &self.summary);
+        Ok(())
+    }
+}
+
+fn supervise(
+    dir: &Path,
+    task: &TrialTask,
+    cmd: &CommandTask,
+    device: &str,
+    resume: bool,
+    stop: &AtomicBool,
+    trial: &mut Trial,
+) -> anyhow::Result<(TrialStatus, Option<String>)> {
+    let program = cmd.argv.first().context("the command is empty")?;
+    let mut command = Command::new(program);
+    command
+        .args(&cmd.argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .env("SWEEP_TRIAL_DIR", std::path::absolute(dir)?)
+        .env("SWEEP_TRIAL_ID", &task.id)
+        .env("SWEEP_THREADS", threads::get().to_string())
+        .env("OMP_NUM_THREADS", threads::get().to_string());
+    if resume {
+        command.env("SWEEP_RESUME", "1");
+    }
+    if let Some(gpus) = device.strip_prefix("cuda:")
+        && std::env::var_os("CUDA_VISIBLE_DEVICES").is_none()
+    {
+        command.env("CUDA_VISIBLE_DEVICES", gpus);
+    }
+    // SAFETY: setpgid and prctl are async-signal-safe. The program gets its own process group
+    // (so that a stop reaches its helpers too) and dies with this wrapper.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().with_context(|| {
+        format!(
+            "cannot run `{program}`: {}",
+            if program.contains('/') {
+                "no such executable file"
+            } else {
+                "not found on PATH"
+            }
+        )
+    })?;
+    let lines = read_lines(&mut child);
+    let metrics_file = dir.join(METRICS_FILE);
+    let mut stopping: Option<(StopReason, Instant)> = None;
+    let grace = Duration::from_secs_f64(cmd.grace_seconds.max(0.0));
+    let mut stdout_echo = std::io::stderr();
+    let status = loop {
+        let mut exited = child.try_wait()?;
+        while let Ok(line) = lines.try_recv() {
+            match parse_report(&line, cmd.prefix.as_deref()) {
+                Some(row) => trial.report(row, Source::Stdout)?,
+                None => {
+                    let _ = writeln!(stdout_echo, "{line}");
+                }
+            }
+        }
+        if trial.source != Some(Source::Stdout) {
+            poll_metrics_file(&metrics_file, trial)?;
+        }
+        if let Some(status) = exited.take() {
+            // Whatever the program printed last is in the channel before it closes.
+            for line in lines.iter() {
+                match parse_report(&line, cmd.prefix.as_deref()) {
+                    Some(row) => trial.report(row, Source::Stdout)?,
+                    None => {
+                        let _ = writeln!(stdout_echo, "{line}");
+                    }
+                }
+            }
+            if trial.source != Some(Source::Stdout) {
+                poll_metrics_file(&metrics_file, trial)?;
+            }
+            break status;
+        }
+        let requested = trial.run.stop_request().or_else(|| {
+            stop.load(Ordering::Relaxed)
+                .then_some(StopReason::Interrupted)
+        });
+        match (stopping, requested) {
+            (None, Some(reason)) => {
+                signal_group(&child, libc::SIGTERM);
+                stopping = Some((reason, Instant::now() + grace));
+            }
+            (None, None) if trial.trouble.is_some() => {
+                signal_group(&child, libc::SIGTERM);
+                stopping = Some((StopReason::Interrupted, Instant::now() + grace));
+            }
+            (Some((_, kill_at)), _) if Instant::now() >= kill_at => {
+                signal_group(&child, libc::SIGKILL);
+                stopping = stopping.map(|(r, _)| (r, Instant::now() + Duration::from_secs(3600)));
+            }
+            _ => {}
+        }
+        std::thread::sleep(TICK);
+    };
+    if let Some((status, message)) = trial.trouble.take() {
+        return Ok((status, Some(message)));
+    }
+    if let Some((reason, _)) = stopping {
+        let why = match reason {
+            StopReason::Pruned => "pruned by the sweep",
+            StopReason::Timeout => "stopped at its time limit",
+            StopReason::Interrupted => "interrupted",
+        };
+        let at = trial
+            .rows
+            .last()
+            .map_or(String::new(), |r| format!(" after epoch {}", r.epoch));
+        return Ok((reason.status(), Some(format!("{why}{at}"))));
+    }
+    Ok(match status.code() {
+        Some(0) => match trial.summary.best_value() {
+            Some(_) => (TrialStatus::Completed, None),
+            None => (
+                TrialStatus::Failed,
+                Some(format!(
+                    "the program exited 0 without reporting `{}` (print {{\"epoch\": 1, \"{}\": ...}} lines on stdout, or append them to {METRICS_FILE})",
+                    trial.summary.objective.metric, trial.summary.objective.metric
+                )),
+            ),
+        },
+        _ => (TrialStatus::Failed, Some(describe(&status))),
+    })
+}
+
+fn describe(status: &ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("the program exited with code {c}"),
+        (None, Some(s)) => format!("the program was killed by signal {s}"),
+        _ => "the program ended abnormally".into(),
+    }
+}
+
+/// The program's stdout, line by line, from a reader thread.
+fn read_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads the rows the program appended to `metrics.csv` since the last look.
+fn poll_metrics_file(path: &Path, trial: &mut Trial) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    // Only complete lines: the program may be writing the last one.
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => return Ok(()),
+    };
+    let rows = match parse_metrics_csv(complete) {
+        Ok(rows) => rows,
+        Err(e) => {
+            trial.trouble = Some((TrialStatus::Failed, format!("{}: {e:#}", path.display())));
+            return Ok(());
+        }
+    };
+    if rows.len() < trial.file_rows {
+        trial.file_rows = 0; // the program started the file afresh
+    }
+    let new: Vec<EpochMetrics> = rows.into_iter().skip(trial.file_rows).collect();
+    for row in new {
+        trial.file_rows += 1;
+        trial.report(row, Source::File)?;
+    }
+    Ok(())
+}
+
+/// Sends `signal` to the program's process group.
+fn signal_group(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill(2) on the process group we created for our own child, which has not been
+    // reaped yet (try_wait found it running).
+    unsafe { libc::kill(-(child.id() as i32), signal) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_with_an_epoch_are_reports_and_keep_their_order() {
+        let r = parse_report(
+            r#"{"epoch": 3, "val_acc": 97.1, "train_loss": 0.08, "note": "x"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.epoch, 3);
+        assert_eq!(
+            r.metrics.names().collect::<Vec<_>>(),
+            ["val_acc", "train_loss"]
+        );
+        assert_eq!(parse_report("loading data...", None), None);
+        assert_eq!(parse_report(r#"{"val_acc": 1}"#, None), None, "no epoch");
+        let p = parse_report(r#"@sweep {"epoch": 1, "loss": null}"#, Some("@sweep ")).unwrap();
+        assert!(p.get("loss").unwrap().is_nan());
+        assert_eq!(parse_report(r#"{"epoch": 1}"#, Some("@sweep ")), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! `sweep trial`: the one entry point that runs a trial everywhere, on a local slot and inside
+//! a Slurm array task alike. It reads the trial directory's `trial.json` (how to run it) and
+//! `trial.toml` (its configuration), runs the built-in trainer or the user's program, and
+//! reports [`crate::trial::TrialEvent`]s on stdout or into `events.jsonl`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+
+use super::command;
+use super::slurm::{TASK_FILE, TaskRecord};
+use crate::store::run_dir::RunDir;
+use crate::store::sweep_dir::{EVENTS_FILE, TRIAL_INPUT_FILE, TRIAL_TASK_FILE};
+use crate::train::config::TrialConfig;
+use crate::train::progress::Events;
+use crate::train::{self as trainer, Observer, TrainContext};
+use crate::trial::{TrialStatus, TrialTask};
+
+/// Where a trial process sends its event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsTo {
+    /// Stdout, read live by the local executor.
+    Stdout,
+    /// `events.jsonl` in the trial directory, polled by the Slurm executor.
+    File,
+}
+
+/// The trial directory on line `task` (from 0) of a Slurm array's task list.
+pub fn dir_from_list(list: &Path, task: usize) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(list)
+        .with_context(|| format!("cannot read task list {}", list.display()))?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines
+        .get(task)
+        .map(|l| PathBuf::from(l.trim()))
+        .with_context(|| {
+            format!(
+                "{}: the list has {} trials, no task {task}",
+                list.display(),
+                lines.len()
+            )
+        })
+}
+
+/// Reads a trial directory's `trial.json`.
+pub fn read_task(dir: &Path) -> anyhow::Result<TrialTask> {
+    let path = dir.join(TRIAL_TASK_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (is {} a trial directory?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid trial task", path.display()))
+}
+
+/// The GPUs Slurm assigned to this task: `CUDA_VISIBLE_DEVICES`, or else `SLURM_JOB_GPUS`
+/// (set without a device cgroup).
+struct SlurmGpus {
+    visible: Option<String>,
+    job_gpus: Option<String>,
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+impl SlurmGpus {
+    fn from_env() -> Self {
+        Self {
+            visible: env("CUDA_VISIBLE_DEVICES"),
+            job_gpus: env("SLURM_JOB_GPUS"),
+        }
+    }
+
+    /// The device to train on when none is given: the first visible GPU, or when only
+    /// SLURM_JOB_GPUS says which, that GPU by its index on the node (the process sees every
+    /// GPU then, so nothing needs to be changed in its environment).
+    fn device(&self) -> String {
+        if !candle_core::utils::cuda_is_available() {
+            if let Some(ids) = self.visible.as_ref().or(self.job_gpus.as_ref()) {
+                eprintln!(
+                    "GPU {ids} assigned, but this binary was built without CUDA: training on the CPU"
+                );
+            }
+            return "cpu".into();
+        }
+        match (&self.visible, &self.job_gpus) {
+            (Some(v), _) if v != "NoDevFiles" => "cuda:0".into(),
+            (_, Some(ids)) => match ids
+                .split(',')
+                .next()
+                .and_then(|i| i.trim().parse::<usize>().ok())
+            {
+                Some(i) => format!("cuda:{i}"),
+                None => "cpu".into(),
+            },
+            _ => "cpu".into(),
+        }
+    }
+}
+
+/// Runs the trial in `dir` and returns how it ended (its exit code says the same).
+pub fn run(
+    dir: &Path,
+    events: EventsTo,
+    device: Option<&str>,
+    stop: &AtomicBool,
+) -> anyhow::Result<TrialStatus> {
+    let task = read_task(dir)?;
+    let in_slurm = env("SLURM_ARRAY_JOB_ID").is_some();
+    let gpus = SlurmGpus::from_env();
+    let device = device.map_or_else(|| gpus.device(), str::to_string);
+    let mut observer = match events {
+        EventsTo::Stdout => Box::new(Events::stdout(&task.id)) as Box<dyn Observer>,
+        EventsTo::File => Box::new(Events::file(&task.id, &dir.join(EVENTS_FILE))?),
+    };
+    if in_slurm {
+        let _ = std::fs::remove_file(dir.join(TASK_FILE));
+    }
+    let result = match &task.command {
+        Some(cmd) => command::run(dir, &task, cmd, &device, stop, observer.as_mut()),
+        None => train_builtin(dir, &task, &device, stop, observer.as_mut()),
+    };
+    if in_slurm {
+        let status = result.as_ref().map_or(TrialStatus::Failed, |s| *s);
+        TaskRecord {
+            job: env("SLURM_ARRAY_JOB_ID").unwrap_or_default(),
+            task: env("SLURM_ARRAY_TASK_ID").unwrap_or_default(),
+            node: env("SLURMD_NODENAME").unwrap_or_default(),
+            cuda_visible_devices: gpus.visible,
+            slurm_job_gpus: gpus.job_gpus,
+            device,
+            exit_code: i32::from(status.exit_code()),
+            status: status.to_string(),
+        }
+        .write(dir)?;
+    }
+    result
+}
+
+fn train_builtin(
+    dir: &Path,
+    task: &TrialTask,
+    device: &str,
+    stop: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<TrialStatus> {
+    let config = TrialConfig::load(&dir.join(TRIAL_INPUT_FILE), &[])?;
+    let device = crate::devices::open(device)?;
+    let run = RunDir::create(dir, true)?;
+    let ctx = TrainContext {
+        device: &device,
+        stop,
+        run: &run,
+        objective: &task.objective,
+    };
+    Ok(trainer::train(&config, &ctx, observer)?.status)
+}

@@ -1,0 +1,92 @@
+//! `sweep status`: where a sweep stands, as text: trial counts, running trials with their
+//! progress, trials that ended without a result, and the best so far.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::exec::progress::human_duration;
+use crate::store::leaderboard::{Leaderboard, column_value};
+use crate::store::sweep_dir::SweepDir;
+use crate::trial::TrialStatus;
+use crate::trial::format_metric;
+
+/// The status report of the sweep in `dir` (safe while it runs).
+pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
+    let alive = dir.is_locked();
+    let record = dir.load_record(alive)?;
+    let board = Leaderboard::build(&record);
+    let mut out = String::new();
+    let retired = record.trials.len() - record.active().count();
+    writeln!(
+        out,
+        "sweep {} ({}): {} trials{}, ranked by {}, orchestrator {}",
+        record.name,
+        dir.root().display(),
+        record.active().count(),
+        if retired > 0 {
+            format!(" ({retired} more no longer in the spec)")
+        } else {
+            String::new()
+        },
+        record.objective,
+        if alive { "running" } else { "not running" }
+    )?;
+    let mut counts: BTreeMap<TrialStatus, usize> = BTreeMap::new();
+    for t in record.active() {
+        *counts.entry(t.status).or_default() += 1;
+    }
+    let line: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    writeln!(out, "  {}", line.join(", "))?;
+    let metric = &record.objective.metric;
+    for t in record.active() {
+        match t.status {
+            TrialStatus::Running => {
+                let progress = t.last().map_or("starting".to_string(), |r| {
+                    let value = record
+                        .objective
+                        .value(&r.metrics)
+                        .map_or("-".into(), format_metric);
+                    format!("epoch {} {metric} {value}", r.epoch)
+                });
+                writeln!(
+                    out,
+                    "  running {} on {} (attempt {}): {progress}",
+                    t.id(),
+                    t.device.as_deref().unwrap_or("?"),
+                    t.attempts
+                )?;
+            }
+            s if s.is_failure() => {
+                writeln!(
+                    out,
+                    "  {s} {}: {}",
+                    t.id(),
+                    t.message.as_deref().unwrap_or("")
+                )?;
+            }
+            _ => {}
+        }
+    }
+    if let Some(best) = board.best() {
+        let t = record
+            .get(&best.trial)
+            .expect("the leaderboard lists known trials");
+        let cells: Vec<String> = record
+            .columns
+            .iter()
+            .map(|c| (c, column_value(t, c)))
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(c, v)| format!("{c}={v}"))
+            .collect();
+        writeln!(
+            out,
+            "  best: {} {metric} {} at epoch {} ({}) in {}",
+            best.trial,
+            best.value.map_or("-".into(), format_metric),
+            best.best_epoch.unwrap_or(0),
+            cells.join(" "),
+            human_duration(best.seconds.unwrap_or(0.0))
+        )?;
+    }
+    Ok(out)
+}

@@ -115,12 +115,15 @@ fn a_four_trial_sweep_runs_as_one_array_two_at_a_time_and_records_a_failed_task(
     eprintln!("4-trial Slurm sweep: {:.1} s wall", wall.as_secs_f64());
     assert_eq!(o.status.code(), Some(2), "one trial failed: {}", text(&o));
     let root = results.join("four");
-    let script = std::fs::read_dir(root.join("slurm"))
+    // The first submission is the whole sweep (a second one retries the failed trial).
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(root.join("slurm"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "sh"))
-        .unwrap();
-    let script = std::fs::read_to_string(script).unwrap();
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    scripts.sort();
+    assert_eq!(scripts.len(), 2, "{scripts:?}");
+    let script = std::fs::read_to_string(&scripts[0]).unwrap();
     assert!(script.contains("#SBATCH --array=0-3%2"), "{script}");
     assert!(script.contains("#SBATCH --gres=gpu:1"), "{script}");
 
@@ -283,4 +286,199 @@ fn a_detached_sweep_is_gathered_by_collect() {
     let rows = csv_rows(&root.join("leaderboard.csv"))[1..].to_vec();
     assert!(rows.iter().all(|r| r[2] == "completed"), "{rows:?}");
     assert!(root.join("best/best.safetensors").is_file());
+}
+
+#[test]
+fn stopping_one_of_two_slurm_tasks_leaves_the_other_to_finish() {
+    use sweep::exec::slurm::{SlurmExecutor, SlurmOptions};
+    use sweep::exec::{ExecEvent, Executor};
+    use sweep::trial::{StopReason, TrialEvent, TrialStatus};
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !cluster_available() {
+        return;
+    }
+    let dir = scratch("slurm-stop-one");
+    let sweep_dir = dir.join("stop-one");
+    let trials = sweep_dir.join("trials");
+    let mut exec = SlurmExecutor::new(
+        "stop-one",
+        &sweep_dir,
+        SlurmOptions {
+            array_parallelism: None,
+            gpus_per_trial: 0,
+            cpus_per_trial: 1,
+            mem: None,
+            time: None,
+            partition: None,
+            sbatch_args: vec![],
+            cancel_on_exit: true,
+            poll: Duration::from_millis(200),
+            exe: env!("CARGO_BIN_EXE_sweep").into(),
+        },
+    )
+    .unwrap();
+    exec.start(prepared_trial(&trials, "long", 500)).unwrap();
+    exec.start(prepared_trial(&trials, "short", 3)).unwrap();
+    let mut submitted = 0;
+    let ended = drive(&mut exec, 2, |exec, e| match e {
+        ExecEvent::Submitted { trials, .. } => submitted += trials.len(),
+        ExecEvent::Progress(TrialEvent::Epoch { trial, .. }) if trial == "long" => {
+            exec.stop("long", StopReason::Pruned).unwrap();
+        }
+        _ => {}
+    });
+    assert_eq!(submitted, 2, "one array of two tasks");
+    assert_eq!(
+        ended["long"].status,
+        TrialStatus::Pruned,
+        "{:?}",
+        ended["long"]
+    );
+    assert_eq!(
+        ended["short"].status,
+        TrialStatus::Completed,
+        "{:?}",
+        ended["short"]
+    );
+    assert_eq!(summary(&trials.join("short"))["epochs_run"], 3);
+    assert!(
+        summary(&trials.join("long"))["epochs_run"]
+            .as_u64()
+            .unwrap()
+            < 500
+    );
+}
+
+#[test]
+fn a_sweep_longer_than_max_array_size_goes_out_as_several_arrays() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !cluster_available() {
+        return;
+    }
+    let limit: usize = String::from_utf8(
+        Command::new("scontrol")
+            .args(["show", "config"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .lines()
+    .find(|l| l.starts_with("MaxArraySize"))
+    .and_then(|l| l.split('=').nth(1))
+    .map(|v| v.trim().parse().unwrap())
+    .unwrap();
+    let n = limit + 2;
+    let dir = scratch("slurm-split");
+    let lrs: Vec<String> = (0..n)
+        .map(|i| format!("\"optimizer.lr\" = {}", 0.001 * (i + 1) as f64))
+        .collect();
+    let lrs: Vec<&str> = lrs.iter().map(String::as_str).collect();
+    let spec = list_spec(&dir, "split", 1, &lrs);
+    let results = dir.join("results");
+    let o = common::run(slurm_run(&spec, &results, &["--array-parallelism", "2"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("split");
+    let j = journal(&root);
+    let arrays: Vec<usize> = j
+        .iter()
+        .filter(|e| e["event"] == "submitted")
+        .map(|e| e["trials"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(arrays, [limit, 2], "split at MaxArraySize = {limit}");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(rows.len(), n + 1);
+    assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
+    // The second array waits for the first, so that --array-parallelism 2 holds across both.
+    let scripts: Vec<String> = std::fs::read_dir(root.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(
+        scripts
+            .iter()
+            .filter(|s| s.contains("#SBATCH --dependency=afterany:"))
+            .count(),
+        1,
+        "{scripts:?}"
+    );
+}
+
+#[test]
+fn squeue_failing_for_a_while_does_not_stop_the_sweep() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !cluster_available() {
+        return;
+    }
+    let dir = scratch("slurm-flaky");
+    // An squeue that fails its first three calls, then is the real one.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = String::from_utf8(Command::new("which").arg("squeue").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let counter = dir.join("calls");
+    let fake = bin.join("squeue");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nn=$(cat {c} 2>/dev/null || echo 0); echo $((n+1)) > {c}\n\
+             if [ \"$n\" -lt 3 ]; then echo 'slurm_load_jobs error: Socket timed out' >&2; exit 1; fi\n\
+             exec {real} \"$@\"\n",
+            c = counter.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let spec = list_spec(&dir, "flaky", 1, &["\"optimizer.lr\" = 0.01"]);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut cmd = slurm_run(&spec, &dir.join("results"), &[]);
+    cmd.env("PATH", path);
+    let o = common::run(cmd);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("squeue failed, trying again"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        std::fs::read_to_string(&counter)
+            .unwrap()
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            > 3
+    );
+}
+
+#[test]
+fn a_slurm_trial_past_its_timeout_is_stopped_and_retried() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !cluster_available() {
+        return;
+    }
+    let dir = scratch("slurm-timeout");
+    let spec = list_spec(&dir, "slow", 2000, &["\"optimizer.lr\" = 0.01"]);
+    let results = dir.join("results");
+    let o = common::run(slurm_run(
+        &spec,
+        &results,
+        &["--timeout-per-trial", "2s", "--retries", "1"],
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let j = journal(&results.join("slow"));
+    let ends: Vec<&str> = j
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ends,
+        ["timeout", "timeout"],
+        "one attempt and one retry: {j:?}"
+    );
+    assert_eq!(j.iter().filter(|e| e["event"] == "submitted").count(), 2);
 }

@@ -533,3 +533,154 @@ fn ctrl_c_stops_the_children_and_leaves_a_resumable_sweep() {
     assert!(text(&status).contains("interrupted 2"), "{}", text(&status));
     assert!(text(&status).contains("orchestrator not running"));
 }
+
+#[test]
+fn a_loss_metric_ranks_ascending_and_best_keeps_the_lowest_loss_checkpoint() {
+    let dir = scratch("test-loss");
+    let s = spec(
+        &dir,
+        "loss",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.003, 0.3]\nepochs = [4]",
+        "",
+    );
+    std::fs::write(
+        &s,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("metric = \"test_acc\"", "metric = \"test_loss\""),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("loss");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(
+        &rows[0][3..7],
+        [
+            "test_loss",
+            "best_epoch",
+            "test_acc_at_best",
+            "best_test_acc"
+        ]
+    );
+    let loss = |r: &Vec<String>| r[3].parse::<f64>().unwrap();
+    assert!(loss(&rows[1]) <= loss(&rows[2]), "ascending: {rows:?}");
+    // best/ holds the winner's checkpoint of its lowest test loss, not of its best accuracy.
+    let best = root.join("best");
+    let metrics = csv_rows(&best.join("metrics.csv"));
+    let col = metrics[0].iter().position(|c| c == "test_loss").unwrap();
+    let min_loss = metrics[1..]
+        .iter()
+        .map(|r| r[col].parse::<f64>().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let o = run(sweep(&["eval", best.to_str().unwrap(), "--json"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        (eval["loss"].as_f64().unwrap() - min_loss).abs() < 1e-6,
+        "{eval} vs the lowest loss {min_loss}"
+    );
+    assert_eq!(summary(&best)["objective"]["mode"], "min");
+    // rerun prints a loss as a loss.
+    let o = run(sweep(&["rerun", root.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let line = out.lines().find(|l| l.starts_with("rerun of")).unwrap();
+    assert!(line.contains("best test_loss 0."), "{line}");
+    assert!(!line.contains('%'), "a loss is no percentage: {line}");
+}
+
+#[test]
+fn max_trials_leaves_the_rest_pending_and_exits_zero() {
+    let dir = scratch("max-trials");
+    let s = spec(
+        &dir,
+        "mt",
+        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.02, 0.03]",
+        "",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--max-trials", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("2 trials are still pending"),
+        "{}",
+        text(&o)
+    );
+    let status = run(sweep(&["status", results.join("mt").to_str().unwrap()]));
+    assert!(text(&status).contains("pending 2"), "{}", text(&status));
+}
+
+/// A command sweep of tests/programs/fake_train.py: `run_args` after the script's path, a
+/// `[params]` table, and the `[search]` section.
+fn command_spec(dir: &Path, name: &str, run_args: &str, params: &str, search: &str) -> PathBuf {
+    let text = format!(
+        "name = \"{name}\"\nmetric = \"val_acc\"\n[command]\nrun = [\"python3\", \"{}\", {run_args}]\n[params]\n{params}\n{search}\n",
+        root().join("tests/programs/fake_train.py").display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn out_of_memory_is_retried_with_half_the_neighbours_then_gives_up() {
+    let dir = scratch("oom");
+    let s = command_spec(
+        &dir,
+        "oom",
+        r#""--lr", "{lr}", "--epochs", "2", "--sleep", "0.3", "--oom", "{oom}""#,
+        "lr = 0.1\noom = 0",
+        "[search]\nmethod = \"list\"\n[[search.trials]]\noom = 1\n[[search.trials]]\nlr = 0.05\n[[search.trials]]\nlr = 0.2",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--per-device", "4", "--retries", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let j = journal(&results.join("oom"));
+    let oom_id = j
+        .iter()
+        .find(|e| e["event"] == "trial" && e["params"]["oom"] == 1)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Caps per attempt: as many as --per-device allows, then 2, then alone; alone once more
+    // for the one retry; then it gives up.
+    let mut running = 0i64;
+    let mut caps = Vec::new();
+    for e in &j {
+        match e["event"].as_str().unwrap() {
+            "started" => {
+                running += 1;
+                if e["trial"] == oom_id.as_str() {
+                    let cap = e["cap"].as_u64();
+                    if let Some(c) = cap {
+                        assert!(running <= c as i64, "{running} trials beside a cap of {c}");
+                    }
+                    caps.push(cap);
+                }
+            }
+            "finished" => running -= 1,
+            _ => {}
+        }
+    }
+    assert_eq!(caps, [None, Some(2), Some(1), Some(1)]);
+    let ends: Vec<&str> = j
+        .iter()
+        .filter(|e| e["event"] == "finished" && e["trial"] == oom_id.as_str())
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(ends, ["oom"; 4]);
+    let last = j
+        .iter()
+        .rfind(|e| e["event"] == "finished" && e["trial"] == oom_id.as_str())
+        .unwrap();
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("CUDA out of memory"),
+        "{last}"
+    );
+}

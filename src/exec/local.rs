@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::slots::{DeviceSpec, Slot, SlotPool};
+use super::task::ORCHESTRATOR_PID;
 use super::{ExecEvent, Executor, Interrupt, TrialJob, TrialOutcome, outcome_from_dir};
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::TRIAL_LOG_FILE;
@@ -128,14 +129,11 @@ impl LocalExecutor {
                     .env("CUDA_VISIBLE_DEVICES", i.to_string());
             }
         }
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGTERM the child when
-        // the orchestrator dies, so that a `kill -9`ed sweep leaves no orphaned training behind.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        // The trial asks the kernel to SIGTERM it when the orchestrator dies (see
+        // `task::die_with_orchestrator`), so that a `kill -9`ed sweep leaves no orphaned
+        // training behind. Asked there rather than in a fork hook here, spawning stays a cheap
+        // posix_spawn.
+        cmd.env(ORCHESTRATOR_PID, std::process::id().to_string());
         let _context = self.runtime.enter();
         cmd.spawn()
             .with_context(|| format!("cannot run {}", self.opts.exe.display()))

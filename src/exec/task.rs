@@ -103,6 +103,24 @@ impl SlurmGpus {
     }
 }
 
+/// The environment variable through which the local executor tells a trial its pid.
+pub const ORCHESTRATOR_PID: &str = "SWEEP_ORCHESTRATOR_PID";
+
+/// Makes this trial process end (SIGTERM, which saves its state) when the orchestrator that
+/// started it dies, even by `kill -9`; exits at once if it is already gone.
+fn die_with_orchestrator() {
+    let Some(pid) = env(ORCHESTRATOR_PID).and_then(|p| p.parse::<i32>().ok()) else {
+        return;
+    };
+    // SAFETY: prctl and getppid only concern this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != pid {
+            std::process::exit(i32::from(crate::trial::EXIT_INTERRUPTED));
+        }
+    }
+}
+
 /// Runs the trial in `dir` and returns how it ended (its exit code says the same).
 pub fn run(
     dir: &Path,
@@ -110,6 +128,7 @@ pub fn run(
     device: Option<&str>,
     stop: &AtomicBool,
 ) -> anyhow::Result<TrialStatus> {
+    die_with_orchestrator();
     let task = read_task(dir)?;
     let in_slurm = env("SLURM_ARRAY_JOB_ID").is_some();
     let gpus = SlurmGpus::from_env();

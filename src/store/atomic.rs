@@ -43,6 +43,24 @@ pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
     write_with(path, |out| Ok(out.write_all(bytes.as_ref())?))
 }
 
+/// Replaces `path` with `bytes` by a rename, without waiting for the disk: readers never see a
+/// half-written file, but a machine crash may lose the new content. For inputs the
+/// orchestrator can write again (a trial's configuration), where an fsync per file would
+/// dominate the cost of sweeps of thousands of quick trials.
+pub fn replace(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    let tmp = temporary_path(path);
+    let result = std::fs::write(&tmp, bytes.as_ref())
+        .with_context(|| format!("cannot write {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Copies `from` to `to` atomically.
 pub fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
     write_with(to, |out| {

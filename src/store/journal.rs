@@ -125,10 +125,11 @@ pub enum Event {
 }
 
 impl Event {
-    /// Events worth an fsync: everything but per-epoch metrics, which the trial directory
-    /// also holds.
+    /// Events worth an fsync before the orchestrator goes on. Not per-epoch metrics (the trial
+    /// directory holds them too) nor the start of an attempt (a trial whose start is lost
+    /// runs again, as an interrupted one would).
     fn durable(&self) -> bool {
-        !matches!(self, Event::Epoch { .. })
+        !matches!(self, Event::Epoch { .. } | Event::Started { .. })
     }
 }
 
@@ -152,7 +153,7 @@ impl Journal {
         })
     }
 
-    /// Appends events as one write; fsynced before returning unless all are epoch rows.
+    /// Appends events as one write; fsynced before returning when any is durable.
     pub fn append(&mut self, events: &[Event]) -> anyhow::Result<()> {
         let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
         let mut text = String::new();

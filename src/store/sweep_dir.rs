@@ -23,8 +23,12 @@ use super::record::StudyRecord;
 use super::run_dir::{CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, SUMMARY_FILE};
 use crate::trial::{TrialStatus, TrialSummary, TrialTask};
 
-/// A trial's input configuration inside its directory.
+/// A built-in trial's input configuration inside its directory.
 pub const TRIAL_INPUT_FILE: &str = "trial.toml";
+/// A command trial's resolved parameters, as TOML.
+pub const PARAMS_TOML_FILE: &str = "params.toml";
+/// A command trial's resolved parameters, as JSON.
+pub const PARAMS_JSON_FILE: &str = "params.json";
 /// How to run the trial (`sweep trial` reads it).
 pub const TRIAL_TASK_FILE: &str = "trial.json";
 /// A trial's captured stderr.
@@ -165,17 +169,25 @@ impl SweepDir {
         atomic::write(&self.spec_file(), text)
     }
 
-    /// Writes a trial's input (its configuration and how to run it) into `trials/<id>/`; an
-    /// input already there is kept, so a resumed trial finds what it started with.
-    pub fn prepare_trial(&self, task: &TrialTask, config_toml: &str) -> anyhow::Result<PathBuf> {
+    /// Writes a trial's input files (its configuration, or its parameters) and how to run it
+    /// (`trial.json`) into `trials/<id>/`; input files already there are kept, so a resumed
+    /// trial finds what it started with.
+    pub fn prepare_trial(
+        &self,
+        task: &TrialTask,
+        inputs: &[(&str, String)],
+    ) -> anyhow::Result<PathBuf> {
         let dir = self.trial_dir(&task.id);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let input = dir.join(TRIAL_INPUT_FILE);
-        if !input.is_file() {
-            atomic::write(&input, config_toml)?;
+        // Inputs the study can write again: renamed into place without an fsync each.
+        for (name, text) in inputs {
+            let input = dir.join(name);
+            if !input.is_file() {
+                atomic::replace(&input, text)?;
+            }
         }
-        atomic::write(
+        atomic::replace(
             &dir.join(TRIAL_TASK_FILE),
             serde_json::to_string_pretty(task)? + "\n",
         )?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::search::{self, Method, Point};
-use super::spec::SweepSpec;
+use super::spec::{CommandSpec, Program, SweepSpec};
 use crate::store::journal::TrialDef;
 use crate::store::leaderboard::display_value;
 use crate::train::config::overrides::{get_path, set_path, split_key};
@@ -23,10 +23,49 @@ pub struct PlannedTrial {
     pub group: String,
     /// The list trial's label, if it has one.
     pub label: Option<String>,
-    /// The resolved configuration.
-    pub config: TrialConfig,
+    /// What it runs with.
+    pub input: TrialInput,
     /// Its value in each of the plan's columns (resolved, searched or not).
     pub params: BTreeMap<String, toml::Value>,
+}
+
+/// A trial's fully resolved input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrialInput {
+    /// A configuration of the built-in trainer.
+    Builtin(TrialConfig),
+    /// The parameters of a command trial (`seed` included).
+    Command(toml::Table),
+}
+
+impl TrialInput {
+    /// The input as TOML text: the trial directory's `trial.toml` (a TrialConfig) or
+    /// `params.toml`.
+    pub fn to_toml(&self) -> String {
+        match self {
+            TrialInput::Builtin(c) => c.to_toml(),
+            TrialInput::Command(t) => toml::to_string(t).expect("parameters serialise"),
+        }
+    }
+
+    /// The MNIST directory a built-in trial reads.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            TrialInput::Builtin(c) => Some(&c.data.dir),
+            TrialInput::Command(_) => None,
+        }
+    }
+
+    /// Epochs planned, when the input says.
+    pub fn epochs(&self) -> Option<usize> {
+        match self {
+            TrialInput::Builtin(c) => Some(c.epochs),
+            TrialInput::Command(t) => t
+                .get("epochs")
+                .and_then(toml::Value::as_integer)
+                .and_then(|e| usize::try_from(e).ok()),
+        }
+    }
 }
 
 /// A spec expanded into trials.
@@ -45,6 +84,8 @@ pub struct Plan {
     pub trials: Vec<PlannedTrial>,
     /// Draws dropped because they repeated an earlier trial exactly.
     pub duplicates: usize,
+    /// The user's program, for a command sweep.
+    pub command: Option<CommandSpec>,
 }
 
 /// Short stable hash of a text (the first 8 hex digits of its SHA-256).
@@ -85,26 +126,20 @@ impl SweepSpec {
         }
 
         let mut trials: Vec<PlannedTrial> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
         let mut errors: Vec<KeyError> = Vec::new();
         let mut duplicates = 0;
         for (point_index, point) in points.iter().enumerate() {
             for repeat in 0..self.repeats {
                 match self.resolve(&base, point, repeat) {
-                    Ok(config) => {
-                        let id = trial_id(&config);
-                        if trials.iter().any(|t| t.id == id) {
+                    Ok(input) => {
+                        let (id, group) = self.identify(&input);
+                        if !ids.insert(id.clone()) {
                             duplicates += 1;
                             continue;
                         }
-                        let group = short_hash(
-                            &TrialConfig {
-                                seed: 0,
-                                ..config.clone()
-                            }
-                            .to_toml(),
-                        );
-                        let resolved: toml::Table =
-                            toml::from_str(&config.to_toml()).expect("a TrialConfig is valid TOML");
+                        let resolved: toml::Table = toml::from_str(&input.to_toml())
+                            .expect("a trial's input is valid TOML");
                         let params = columns
                             .iter()
                             .filter_map(|c| {
@@ -116,7 +151,7 @@ impl SweepSpec {
                             id,
                             group,
                             label: point.label.clone(),
-                            config,
+                            input,
                             params,
                         });
                     }
@@ -147,17 +182,51 @@ impl SweepSpec {
             columns,
             trials,
             duplicates,
+            command: match &self.program {
+                Program::Command(c) => Some(c.clone()),
+                Program::Builtin(_) => None,
+            },
         })
     }
 
-    /// The TrialConfig of one point and repeat, or the errors that stop it (located in the spec
-    /// for searched keys, in the base for the rest).
+    /// A trial's id (the hash of its resolved input, and of the command it runs) and group
+    /// (the same without its seed).
+    fn identify(&self, input: &TrialInput) -> (String, String) {
+        match (input, &self.program) {
+            (TrialInput::Builtin(config), _) => (
+                trial_id(config),
+                short_hash(
+                    &TrialConfig {
+                        seed: 0,
+                        ..config.clone()
+                    }
+                    .to_toml(),
+                ),
+            ),
+            (TrialInput::Command(params), program) => {
+                let run = match program {
+                    Program::Command(c) => c.run.join("\u{1f}"),
+                    Program::Builtin(_) => String::new(),
+                };
+                let mut unseeded = params.clone();
+                unseeded.remove("seed");
+                let text = |t: &toml::Table| toml::to_string(t).expect("parameters serialise");
+                (
+                    short_hash(&format!("{}\n{run}", text(params))),
+                    short_hash(&format!("{}\n{run}", text(&unseeded))),
+                )
+            }
+        }
+    }
+
+    /// The input of one point and repeat, or the errors that stop it (located in the spec for
+    /// searched keys, in the base for the rest).
     fn resolve(
         &self,
         base: &toml::Table,
         point: &Point,
         repeat: usize,
-    ) -> Result<TrialConfig, Vec<KeyError>> {
+    ) -> Result<TrialInput, Vec<KeyError>> {
         let mut table = base.clone();
         for a in &point.values {
             set_path(&mut table, &a.path, a.value.clone()).map_err(|(_, msg)| {
@@ -177,6 +246,9 @@ impl SweepSpec {
             "seed".into(),
             toml::Value::Integer((seed + repeat as u64) as i64),
         );
+        if let Program::Command(_) = &self.program {
+            return Ok(TrialInput::Command(table));
+        }
         let locate = |path: &[String], msg: String| {
             let searched = point
                 .values
@@ -190,13 +262,15 @@ impl SweepSpec {
                 None => self.base_error(path, msg),
             }
         };
-        TrialConfig::from_table(table, locate).map_err(|e| match e.downcast::<KeyErrors>() {
-            Ok(list) => list.0,
-            Err(e) => match e.downcast::<KeyError>() {
-                Ok(one) => vec![one],
-                Err(other) => vec![self.source.error_at(&[], format!("{other:#}"))],
-            },
-        })
+        TrialConfig::from_table(table, locate)
+            .map(TrialInput::Builtin)
+            .map_err(|e| match e.downcast::<KeyErrors>() {
+                Ok(list) => list.0,
+                Err(e) => match e.downcast::<KeyError>() {
+                    Ok(one) => vec![one],
+                    Err(other) => vec![self.source.error_at(&[], format!("{other:#}"))],
+                },
+            })
     }
 }
 
@@ -212,6 +286,14 @@ impl PlannedTrial {
             .get(column)
             .map(display_value)
             .unwrap_or_default()
+    }
+
+    /// The TrialConfig of a built-in trial.
+    pub fn config(&self) -> Option<&TrialConfig> {
+        match &self.input {
+            TrialInput::Builtin(c) => Some(c),
+            TrialInput::Command(_) => None,
+        }
     }
 
     /// The trial as the journal records it.

@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 pub use super::plan::{Plan, PlannedTrial};
 use super::search::{Axis, Method};
+use crate::store::leaderboard::display_value;
 use crate::train::REPORTED_METRICS;
+use crate::train::config::overrides::{get_path, split_key};
 use crate::train::config::{KeyError, KeyErrors, SourceFile, path_segments};
 use crate::trial::{Mode, Objective};
 
@@ -24,8 +26,28 @@ struct SpecFile {
     mode: Option<Mode>,
     #[serde(default = "one")]
     repeats: usize,
-    base: Base,
+    #[serde(default)]
+    base: Option<Base>,
+    #[serde(default)]
+    command: Option<CommandFile>,
+    #[serde(default)]
+    params: Option<toml::Table>,
     search: SearchFile,
+}
+
+/// `[command]`: the user's program.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandFile {
+    run: Vec<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default = "default_grace")]
+    grace_seconds: f64,
+}
+
+fn default_grace() -> f64 {
+    10.0
 }
 
 fn one() -> usize {
@@ -66,6 +88,100 @@ pub enum BaseSource {
     Inline(toml::Table),
 }
 
+/// What each trial runs.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// The built-in trainer, on the base TrialConfig with the searched keys set.
+    Builtin(BaseSource),
+    /// The user's program, with the searched parameters filled into its command line.
+    Command(CommandSpec),
+}
+
+/// A command trial's program: `[command]` and `[params]` of the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandSpec {
+    /// The program and its arguments, with `{placeholders}`.
+    pub run: Vec<String>,
+    /// Only stdout lines starting with this carry metrics.
+    pub prefix: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL when a trial is stopped.
+    pub grace_seconds: f64,
+    /// The base values of the parameters; search paths refer to these keys.
+    pub params: toml::Table,
+}
+
+/// Placeholders every command trial has besides its parameters.
+const TRIAL_PLACEHOLDERS: [&str; 3] = ["trial_dir", "trial_id", "seed"];
+
+/// The `{name}` placeholders of one argument (`{{` and `}}` are literal braces), or what is
+/// wrong with it.
+fn placeholders(arg: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut chars = arg.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+            }
+            '{' => {
+                let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                if name.is_empty() || name.contains('{') {
+                    return Err(format!("`{arg}` has an unclosed or empty {{placeholder}}"));
+                }
+                names.push(name);
+            }
+            '}' => {
+                return Err(format!(
+                    "`{arg}` has a `}}` without its `{{` (write `}}}}` for a brace)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
+impl CommandSpec {
+    /// The command line of one trial: placeholders replaced by its parameters (resolved
+    /// `params`), its directory, id and seed.
+    pub fn render(&self, params: &toml::Table, trial_dir: &Path, trial_id: &str) -> Vec<String> {
+        self.run
+            .iter()
+            .map(|arg| {
+                let mut out = String::new();
+                let mut chars = arg.chars().peekable();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '{' if chars.peek() == Some(&'{') => {
+                            chars.next();
+                            out.push('{');
+                        }
+                        '}' if chars.peek() == Some(&'}') => {
+                            chars.next();
+                            out.push('}');
+                        }
+                        '{' => {
+                            let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                            out.push_str(&match name.as_str() {
+                                "trial_dir" => trial_dir.display().to_string(),
+                                "trial_id" => trial_id.to_string(),
+                                _ => get_path(params, &split_key(&name))
+                                    .map(display_value)
+                                    .unwrap_or_default(),
+                            });
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+}
+
 /// A parsed, validated sweep spec.
 #[derive(Debug, Clone)]
 pub struct SweepSpec {
@@ -79,8 +195,8 @@ pub struct SweepSpec {
     pub repeats: usize,
     /// The spec file itself.
     pub source: SourceFile,
-    /// The base configuration.
-    pub base: BaseSource,
+    /// What each trial runs: the built-in trainer on a base configuration, or a command.
+    pub program: Program,
     /// Search method.
     pub method: Method,
     /// Random draws (random only).
@@ -143,40 +259,108 @@ impl SweepSpec {
                 Objective::test_acc()
             }
         };
-        if file.metric.starts_with("val_") {
-            errors.push(at(
-                "metric",
-                format!(
-                    "{} needs a validation split, which sweep does not have yet; use test_acc",
-                    file.metric
-                ),
-            ));
-        } else if !REPORTED_METRICS.contains(&file.metric.as_str()) {
-            errors.push(at(
-                "metric",
-                format!(
-                    "the built-in trainer does not report `{}`; it reports {}",
-                    file.metric,
-                    REPORTED_METRICS.join(", ")
-                ),
-            ));
-        }
         if file.repeats == 0 {
             errors.push(at("repeats", "must be at least 1".into()));
         }
-        let base = match file.base {
-            Base::Path(p) => {
-                let dir = source.path().parent().unwrap_or(Path::new("."));
-                let resolved = dir.join(&p);
-                match SourceFile::read(&resolved) {
-                    Ok(s) => BaseSource::File(s),
-                    Err(e) => {
-                        errors.push(at("base", format!("{e:#}")));
-                        BaseSource::Inline(toml::Table::new())
+        let program = match (file.base, file.command, file.params) {
+            (Some(base), None, None) => {
+                if file.metric.starts_with("val_") {
+                    errors.push(at(
+                        "metric",
+                        format!(
+                            "{} needs a validation split, which sweep does not have yet; use test_acc",
+                            file.metric
+                        ),
+                    ));
+                } else if !REPORTED_METRICS.contains(&file.metric.as_str()) {
+                    errors.push(at(
+                        "metric",
+                        format!(
+                            "the built-in trainer does not report `{}`; it reports {}",
+                            file.metric,
+                            REPORTED_METRICS.join(", ")
+                        ),
+                    ));
+                }
+                Program::Builtin(match base {
+                    Base::Path(p) => {
+                        let dir = source.path().parent().unwrap_or(Path::new("."));
+                        let resolved = dir.join(&p);
+                        match SourceFile::read(&resolved) {
+                            Ok(s) => BaseSource::File(s),
+                            Err(e) => {
+                                errors.push(at("base", format!("{e:#}")));
+                                BaseSource::Inline(toml::Table::new())
+                            }
+                        }
+                    }
+                    Base::Inline(t) => BaseSource::Inline(t),
+                })
+            }
+            (None, Some(cmd), params) => {
+                let params = params.unwrap_or_default();
+                if cmd.run.is_empty() || cmd.run[0].is_empty() {
+                    errors.push(at(
+                        "command.run",
+                        "needs the program and its arguments, e.g. [\"python\", \"train.py\", \"--lr\", \"{lr}\"]".into(),
+                    ));
+                }
+                if !(cmd.grace_seconds.is_finite() && cmd.grace_seconds >= 0.0) {
+                    errors.push(at(
+                        "command.grace_seconds",
+                        format!("must be >= 0, got {}", cmd.grace_seconds),
+                    ));
+                }
+                let known: Vec<String> = TRIAL_PLACEHOLDERS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(param_paths(&params))
+                    .collect();
+                for (i, arg) in cmd.run.iter().enumerate() {
+                    let path = vec!["command".to_string(), "run".into(), i.to_string()];
+                    match placeholders(arg) {
+                        Err(msg) => errors.push(source.error_at(&path, msg)),
+                        Ok(names) => {
+                            for n in names.iter().filter(|n| !known.contains(n)) {
+                                errors.push(source.error_at(
+                                    &path,
+                                    format!(
+                                        "unknown placeholder {{{n}}}: the placeholders are the keys of [params] ({}) and {{trial_dir}}, {{trial_id}}, {{seed}}",
+                                        param_paths(&params).join(", ")
+                                    ),
+                                ));
+                            }
+                        }
                     }
                 }
+                Program::Command(CommandSpec {
+                    run: cmd.run,
+                    prefix: cmd.prefix,
+                    grace_seconds: cmd.grace_seconds,
+                    params,
+                })
             }
-            Base::Inline(t) => BaseSource::Inline(t),
+            (Some(_), Some(_), _) => {
+                errors.push(at(
+                    "command",
+                    "a spec has either `base` (the built-in trainer) or [command] with [params] (your own program), not both".into(),
+                ));
+                Program::Builtin(BaseSource::Inline(toml::Table::new()))
+            }
+            (_, None, Some(_)) => {
+                errors.push(at(
+                    "params",
+                    "[params] belongs to a [command] spec; the built-in trainer's base configuration is `base`".into(),
+                ));
+                Program::Builtin(BaseSource::Inline(toml::Table::new()))
+            }
+            (None, None, None) => {
+                errors.push(at(
+                    "name",
+                    "needs `base` (a TrialConfig file or a [base] table, for the built-in trainer) or [command] with [params] (your own program)".into(),
+                ));
+                Program::Builtin(BaseSource::Inline(toml::Table::new()))
+            }
         };
         let s = &file.search;
         let samples = match (s.method, s.samples) {
@@ -202,6 +386,23 @@ impl SweepSpec {
             match Axis::parse(name, value, s.method) {
                 Ok(a) => axes.push(a),
                 Err((path, msg)) => errors.push(source.error_at(&path, msg)),
+            }
+        }
+        if let Program::Command(cmd) = &program {
+            let known = param_paths(&cmd.params);
+            for a in &axes {
+                for p in &a.paths {
+                    let key = p.join(".");
+                    if !known.contains(&key) {
+                        errors.push(source.error_at(
+                            &["search".into(), "params".into(), a.name.clone()],
+                            format!(
+                                "`{key}` is not a key of [params]; give it its base value there (the keys are {})",
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                }
             }
         }
         match s.method {
@@ -240,7 +441,7 @@ impl SweepSpec {
             objective,
             repeats: file.repeats,
             source,
-            base,
+            program,
             method: s.method,
             samples,
             search_seed: s.seed,
@@ -249,25 +450,43 @@ impl SweepSpec {
         })
     }
 
-    /// The base configuration as a table.
+    /// The base values every trial starts from: the base TrialConfig, or the command's
+    /// `[params]`.
     pub fn base_table(&self) -> anyhow::Result<toml::Table> {
-        match &self.base {
-            BaseSource::File(f) => f.table(),
-            BaseSource::Inline(t) => Ok(t.clone()),
+        match &self.program {
+            Program::Builtin(BaseSource::File(f)) => f.table(),
+            Program::Builtin(BaseSource::Inline(t)) => Ok(t.clone()),
+            Program::Command(c) => Ok(c.params.clone()),
         }
     }
 
-    /// An error about a key of the base configuration, located in whichever file holds it.
+    /// An error about a key of the base values, located in whichever file holds it.
     pub fn base_error(&self, path: &[String], message: String) -> KeyError {
-        match &self.base {
-            BaseSource::File(f) => f.error_at(path, message),
-            BaseSource::Inline(_) => {
-                let mut p = vec!["base".to_string()];
-                p.extend_from_slice(path);
-                self.source.error_at(&p, message)
-            }
+        let inline = |table: &str| {
+            let mut p = vec![table.to_string()];
+            p.extend_from_slice(path);
+            self.source.error_at(&p, message.clone())
+        };
+        match &self.program {
+            Program::Builtin(BaseSource::File(f)) => f.error_at(path, message),
+            Program::Builtin(BaseSource::Inline(_)) => inline("base"),
+            Program::Command(_) => inline("params"),
         }
     }
+}
+
+/// Every key of a parameter table as a dotted path (nested tables flattened).
+fn param_paths(params: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in params {
+        match v {
+            toml::Value::Table(t) => {
+                out.extend(param_paths(t).into_iter().map(|p| format!("{k}.{p}")))
+            }
+            _ => out.push(k.clone()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

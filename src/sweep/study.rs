@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::plan::{Plan, PlannedTrial};
+use super::plan::{Plan, PlannedTrial, TrialInput};
 use super::spec::SweepSpec;
 use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::progress::SweepProgress;
@@ -22,8 +22,8 @@ use crate::store::journal::{self, Event, Journal};
 use crate::store::leaderboard::{Csv, Exporter, Leaderboard};
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
-use crate::store::sweep_dir::SweepDir;
-use crate::trial::{StopReason, TrialEvent, TrialStatus, TrialTask};
+use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir, TRIAL_INPUT_FILE};
+use crate::trial::{CommandTask, StopReason, TrialEvent, TrialStatus, TrialTask};
 
 /// Where trials run.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
     let mut missing: Vec<String> = plan
         .trials
         .iter()
-        .map(|t| &t.config.data.dir)
+        .filter_map(|t| t.input.data_dir())
         .filter(|d| !d.is_dir())
         .map(|d| d.display().to_string())
         .collect();
@@ -140,7 +140,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         record.apply(e);
     }
     let interrupted = watch_signals()?;
-    let mut running = HashMap::new();
+    let mut running: HashMap<String, Attempt> = HashMap::new();
     let exec: Box<dyn Executor> = match &opts.backend {
         Backend::Local(o) => Box::new(LocalExecutor::new(o.clone())?),
         Backend::Slurm(o) => {
@@ -149,7 +149,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             // not submitted again.
             for (array, tasks) in still_queued(&dir, &record)? {
                 for (_, job) in &tasks {
-                    running.insert(job.id.clone(), (job.clone(), Instant::now()));
+                    running.insert(job.id.clone(), Attempt::new(job.clone()));
                 }
                 slurm.attach(&array, tasks);
             }
@@ -396,6 +396,25 @@ fn still_queued(dir: &SweepDir, record: &StudyRecord) -> anyhow::Result<Vec<(Str
     Ok(out)
 }
 
+/// An attempt the study has started and not yet seen end.
+struct Attempt {
+    job: TrialJob,
+    /// When it started running (for `--timeout-per-trial`).
+    since: Instant,
+    /// The orchestrator has asked it to stop.
+    stopping: bool,
+}
+
+impl Attempt {
+    fn new(job: TrialJob) -> Self {
+        Self {
+            job,
+            since: Instant::now(),
+            stopping: false,
+        }
+    }
+}
+
 /// The state of one `sweep run` while it drives its executor.
 struct Study<'a> {
     dir: SweepDir,
@@ -407,8 +426,8 @@ struct Study<'a> {
     progress: SweepProgress,
     retries: u32,
     timeout: Option<Duration>,
-    /// Attempts running now, with when they started.
-    running: HashMap<String, (TrialJob, Instant)>,
+    /// Attempts running now.
+    running: HashMap<String, Attempt>,
     queue: VecDeque<TrialJob>,
     /// Trials that ended without a result after their last attempt.
     failed: usize,
@@ -432,7 +451,6 @@ impl Study<'_> {
     /// Starts queued trials while the executor has room; then follows them until none runs.
     fn drive(&mut self, interrupted: &AtomicBool) -> anyhow::Result<RunEnd> {
         let mut stopping = false;
-        let mut timed_out = std::collections::HashSet::new();
         loop {
             while !stopping
                 && let Some(cap) = self.queue.front().map(|j| j.cap)
@@ -455,12 +473,11 @@ impl Study<'_> {
                 let overdue: Vec<String> = self
                     .running
                     .iter()
-                    .filter(|(id, (_, at))| at.elapsed() > limit && !timed_out.contains(*id))
+                    .filter(|(_, a)| !a.stopping && a.since.elapsed() > limit)
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in overdue {
-                    timed_out.insert(id.clone());
-                    self.exec.stop(&id, StopReason::Timeout)?;
+                    self.stop(&id, StopReason::Timeout)?;
                 }
             }
             let event = self.exec.next_event(TICK)?;
@@ -488,17 +505,53 @@ impl Study<'_> {
             self.trials.get(job.id.as_str()).copied().with_context(|| {
                 format!("trial {} is in the journal but not in the plan", job.id)
             })?;
+        let (inputs, command) = match &planned.input {
+            TrialInput::Builtin(config) => (vec![(TRIAL_INPUT_FILE, config.to_toml())], None),
+            TrialInput::Command(params) => {
+                let cmd = self
+                    .plan
+                    .command
+                    .as_ref()
+                    .context("a command trial in a plan without a command")?;
+                let trial_dir = std::path::absolute(self.dir.trial_dir(&job.id))?;
+                let inputs = vec![
+                    (PARAMS_TOML_FILE, planned.input.to_toml()),
+                    (
+                        PARAMS_JSON_FILE,
+                        serde_json::to_string_pretty(params)? + "\n",
+                    ),
+                ];
+                let task = CommandTask {
+                    argv: cmd.render(params, &trial_dir, &job.id),
+                    prefix: cmd.prefix.clone(),
+                    grace_seconds: cmd.grace_seconds,
+                    epochs: planned.input.epochs(),
+                };
+                (inputs, Some(task))
+            }
+        };
         let task = TrialTask {
             id: job.id.clone(),
             objective: self.plan.objective.clone(),
             attempt: job.attempt,
-            command: None,
+            command,
         };
-        let dir = self.dir.prepare_trial(&task, &planned.config.to_toml())?;
+        let dir = self.dir.prepare_trial(&task, &inputs)?;
         RunDir::open(&dir)?.clear_requests();
         self.running
-            .insert(job.id.clone(), (job.clone(), Instant::now()));
+            .insert(job.id.clone(), Attempt::new(job.clone()));
         self.exec.start(job)
+    }
+
+    /// Asks the executor to stop a running trial (once).
+    fn stop(&mut self, trial: &str, reason: StopReason) -> anyhow::Result<()> {
+        match self.running.get_mut(trial) {
+            Some(a) if !a.stopping => {
+                a.stopping = true;
+                self.exec.stop(trial, reason)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn handle(&mut self, event: ExecEvent, stopping: bool) -> anyhow::Result<()> {
@@ -507,11 +560,11 @@ impl Study<'_> {
             ExecEvent::Message(m) => self.progress.println(&m),
             ExecEvent::Submitted { job, trials } => self.log(Event::Submitted { job, trials })?,
             ExecEvent::Started { trial, device } => {
-                let Some((job, at)) = self.running.get_mut(&trial) else {
+                let Some(a) = self.running.get_mut(&trial) else {
                     return Ok(());
                 };
-                *at = Instant::now();
-                let (attempt, cap) = (job.attempt, job.cap);
+                a.since = Instant::now();
+                let (attempt, cap) = (a.job.attempt, a.job.cap);
                 self.log(Event::Started {
                     trial: trial.clone(),
                     attempt,
@@ -542,7 +595,7 @@ impl Study<'_> {
         outcome: TrialOutcome,
         stopping: bool,
     ) -> anyhow::Result<()> {
-        let Some((job, _)) = self.running.remove(&trial) else {
+        let Some(Attempt { job, .. }) = self.running.remove(&trial) else {
             return Ok(());
         };
         self.log(Event::Finished {

@@ -114,3 +114,58 @@ pub fn interrupt(child: std::process::Child) -> Output {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait_with_output().unwrap()
 }
+
+/// A prepared trial directory `dir/<id>` (its `trial.toml` and `trial.json`, as a study writes
+/// them) training the small BN model for `epochs` epochs; returns the job that starts it.
+pub fn prepared_trial(dir: &Path, id: &str, epochs: usize) -> sweep::exec::TrialJob {
+    let trial_dir = dir.join(id);
+    std::fs::create_dir_all(&trial_dir).unwrap();
+    let config = small_config(&trial_dir, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("epochs = 1", &format!("epochs = {epochs}"));
+    std::fs::write(&config, text).unwrap();
+    let task = sweep::trial::TrialTask {
+        id: id.to_string(),
+        objective: sweep::trial::Objective::test_acc(),
+        attempt: 1,
+        command: None,
+    };
+    std::fs::write(
+        trial_dir.join("trial.json"),
+        serde_json::to_string(&task).unwrap(),
+    )
+    .unwrap();
+    sweep::exec::TrialJob {
+        id: id.to_string(),
+        dir: trial_dir,
+        attempt: 1,
+        failures: 0,
+        cap: None,
+    }
+}
+
+/// Drives `exec` until every started trial ended, calling `on_event` for each event (it may
+/// stop trials); returns each trial's outcome.
+pub fn drive(
+    exec: &mut dyn sweep::exec::Executor,
+    trials: usize,
+    mut on_event: impl FnMut(&mut dyn sweep::exec::Executor, &sweep::exec::ExecEvent),
+) -> std::collections::HashMap<String, sweep::exec::TrialOutcome> {
+    let mut ended = std::collections::HashMap::new();
+    let start = std::time::Instant::now();
+    while ended.len() < trials {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(180),
+            "trials did not end: {ended:?}"
+        );
+        let e = exec
+            .next_event(std::time::Duration::from_millis(100))
+            .unwrap();
+        on_event(exec, &e);
+        if let sweep::exec::ExecEvent::Ended { trial, outcome } = e {
+            ended.insert(trial, outcome);
+        }
+    }
+    ended
+}

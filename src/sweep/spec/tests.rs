@@ -21,11 +21,11 @@ fn trial_ids_are_stable_hashes_of_the_resolved_config() {
     assert_eq!(a.trials[0].id.len(), 8);
     assert_eq!(
         a.trials[0].id,
-        crate::sweep::plan::trial_id(&a.trials[0].config)
+        crate::sweep::plan::trial_id(a.trials[0].config().unwrap())
     );
     assert_ne!(a.trials[0].id, a.trials[1].id);
     // The first trial is the base itself (lr 0.1): its config is the inline base.
-    assert_eq!(a.trials[0].config.seed, 5);
+    assert_eq!(a.trials[0].config().unwrap().seed, 5);
     assert_eq!(a.trials[0].value("optimizer.lr"), "0.1");
     assert_eq!(a.trials[1].value("optimizer.lr"), "0.2");
     assert_eq!(a.trials[1].value("epochs"), "", "not a column of this plan");
@@ -49,7 +49,7 @@ fn repeats_derive_consecutive_seeds_and_share_a_group() {
         "name = \"x\"\nrepeats = 3\n{BASE}[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.1]\n"
     ));
     let p = s.plan().unwrap();
-    let seeds: Vec<u64> = p.trials.iter().map(|t| t.config.seed).collect();
+    let seeds: Vec<u64> = p.trials.iter().map(|t| t.config().unwrap().seed).collect();
     assert_eq!(seeds, vec![5, 6, 7]);
     assert!(p.trials.iter().all(|t| t.group == p.trials[0].group));
     assert_eq!(p.columns, vec!["optimizer.lr", "seed"]);
@@ -90,6 +90,6 @@ fn the_seed_table_spec_has_the_seven_study_rows() {
             &[],
         )
         .unwrap();
-        assert_eq!(t.config, example, "row {} ({name})", t.index + 1);
+        assert_eq!(t.config(), Some(&example), "row {} ({name})", t.index + 1);
     }
 }

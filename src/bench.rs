@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::train::augment::{Augmenter, PIXELS};
 use crate::train::config::{AffineConfig, EffectiveAugment, ModelConfig, OptimizerConfig};
+use crate::train::cpu::kernels;
 use crate::train::data::batches::Batch;
 use crate::train::data::{Mnist, Normalizer};
-use crate::train::engine::{self, AutogradStep, FusedCpuStep, TestSet, TrainStep, kernels};
+use crate::train::engine::{self, AutogradStep, FusedCpuStep, TestSet, TrainStep};
 use crate::train::model::{CLASSES, Mlp};
 
 /// What to measure.

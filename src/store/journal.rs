@@ -2,7 +2,7 @@
 //! starts (`trial`), and every change after that is a line: started, each epoch's metrics, a
 //! pruning decision, finished. State changes are fsynced before the orchestrator acts on them,
 //! so a killed orchestrator loses nothing that had finished, and replaying the journal
-//! ([`super::record::StudyRecord`]) gives back exactly the state it had.
+//! (into a study record) gives back exactly the state it had.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

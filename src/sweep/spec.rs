@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use super::plan::{Plan, PlannedTrial};
 use super::search::{Axis, Method};
 use crate::store::leaderboard::display_value;
 use crate::train::REPORTED_METRICS;

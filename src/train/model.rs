@@ -115,8 +115,8 @@ impl BatchNorm {
             self.running_var.as_tensor().clone(),
             self.weight.as_tensor().clone(),
             self.bias.as_tensor().clone(),
-            f64::from(crate::train::engine::kernels::BN_EPS),
-            f64::from(crate::train::engine::kernels::BN_MOMENTUM),
+            f64::from(crate::train::cpu::kernels::BN_EPS),
+            f64::from(crate::train::cpu::kernels::BN_MOMENTUM),
         )
     }
 }

@@ -3,7 +3,7 @@
 use candle_core::{Tensor, Var, backprop::GradStore};
 
 use crate::train::config::{OptimizerConfig, ScheduleName, TrialConfig};
-use crate::train::engine::{kernels, storage};
+use crate::train::cpu::{kernels, storage};
 
 /// `torch.optim.lr_scheduler.MultiStepLR`, stepped once per epoch.
 #[derive(Debug, Clone, PartialEq)]

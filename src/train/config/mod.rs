@@ -409,11 +409,6 @@ impl TrialConfig {
         v
     }
 
-    /// The learning rate in effect during `epoch` (0-based).
-    pub fn lr_at(&self, epoch: usize) -> f64 {
-        crate::train::optim::MultiStepLr::from_config(self).lr_at(epoch)
-    }
-
     /// The configuration as TOML text, every key written out.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a TrialConfig always serialises")

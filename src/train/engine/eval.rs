@@ -3,9 +3,9 @@
 use candle_core::{Device, ModuleT, Tensor};
 use serde::Serialize;
 
-use super::kernels;
-use super::storage::CpuSlice;
 use crate::train::augment::PIXELS;
+use crate::train::cpu::kernels;
+use crate::train::cpu::storage::CpuSlice;
 use crate::train::data::{Normalizer, Split};
 use crate::train::model::{CLASSES, Mlp};
 

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use candle_core::Tensor;
 
-use super::kernels;
-use super::storage::{CpuSlice, with_slice_mut};
 use super::{StepOutcome, TrainStep};
 use crate::train::augment::PIXELS;
 use crate::train::config::OptimizerConfig;
+use crate::train::cpu::kernels;
+use crate::train::cpu::storage::{CpuSlice, with_slice_mut};
 use crate::train::data::batches::Batch;
 use crate::train::model::{BatchNorm, CLASSES, Linear, Mlp};
 

@@ -8,8 +8,6 @@
 mod autograd;
 pub mod eval;
 mod fused;
-pub mod kernels;
-pub mod storage;
 
 use candle_core::{Device, Tensor};
 

@@ -4,6 +4,7 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::train::augment::PIXELS;
 use crate::train::config::{Activation, ModelConfig, OptimizerConfig};
+use crate::train::cpu::kernels;
 
 fn model_config(batch_norm: bool) -> ModelConfig {
     ModelConfig {

@@ -200,7 +200,10 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         let _ = autograd.step(&batch, 0.01);
     });
 
-    let mnist = Mnist::load(&opts.data_dir, 0, 0)?;
+    let mnist = Mnist::load(&crate::train::config::DataConfig {
+        dir: opts.data_dir.clone(),
+        ..Default::default()
+    })?;
     let augmenter = Augmenter::new(strong_augment());
     let mut out = [0u8; PIXELS];
     let n_aug = 60_000;

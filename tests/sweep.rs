@@ -578,7 +578,7 @@ fn a_loss_metric_ranks_ascending_and_best_keeps_the_lowest_loss_checkpoint() {
     assert!(o.status.success(), "{}", text(&o));
     let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        (eval["loss"].as_f64().unwrap() - min_loss).abs() < 1e-6,
+        (eval["test"]["loss"].as_f64().unwrap() - min_loss).abs() < 1e-6,
         "{eval} vs the lowest loss {min_loss}"
     );
     assert_eq!(summary(&best)["objective"]["mode"], "min");
@@ -682,5 +682,56 @@ fn out_of_memory_is_retried_with_half_the_neighbours_then_gives_up() {
             .unwrap()
             .contains("CUDA out of memory"),
         "{last}"
+    );
+}
+
+#[test]
+fn a_sweep_with_a_validation_split_ranks_on_it_and_reports_the_honest_test_accuracy() {
+    let dir = scratch("val-sweep");
+    let s = spec(
+        &dir,
+        "val",
+        "[set]\n\"data.val_size\" = 500\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.003, 0.05]\nepochs = [3]",
+        "",
+    );
+    // No metric in the spec: a base with a validation split selects on it.
+    std::fs::write(
+        &s,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("metric = \"test_acc\"\n", ""),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("val");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(
+        &rows[0][3..7],
+        ["val_acc", "best_epoch", "test_acc_at_best", "best_test_acc"]
+    );
+    let v = |r: &Vec<String>, c: usize| r[c].parse::<f64>().unwrap();
+    assert!(
+        v(&rows[1], 3) >= v(&rows[2], 3),
+        "ranked by val_acc: {rows:?}"
+    );
+    for r in &rows[1..] {
+        assert!(
+            v(r, 5) <= v(r, 6),
+            "the honest estimate never beats the best over epochs"
+        );
+        let metrics = csv_rows(&root.join("trials").join(&r[1]).join("metrics.csv"));
+        let epoch: usize = r[4].parse().unwrap();
+        let at_best: f64 = metrics[epoch][7].parse().unwrap();
+        assert!(
+            (at_best - v(r, 5)).abs() < 0.006,
+            "test_acc_at_best is the test accuracy at the chosen epoch"
+        );
+    }
+    let html = std::fs::read_to_string(root.join("report.html")).unwrap();
+    assert!(
+        html.contains("selected on the validation split"),
+        "the report says which set selected"
     );
 }

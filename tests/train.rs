@@ -84,12 +84,13 @@ fn eval_reproduces_the_recorded_best_accuracy() {
     let o = run(sweep(&["eval", out.to_str().unwrap(), "--json"]));
     assert!(o.status.success(), "{}", text(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report["accuracy"], summary(&out)["best"]["test_acc"]);
     assert_eq!(
-        report["recorded_test_acc"],
+        report["test"]["accuracy"],
         summary(&out)["best"]["test_acc"]
     );
-    let confusion = report["confusion"].as_array().unwrap();
+    assert_eq!(report["recorded"], summary(&out)["best"]);
+    assert!(report.get("val").is_none(), "no validation split");
+    let confusion = report["test"]["confusion"].as_array().unwrap();
     let total: u64 = confusion
         .iter()
         .flat_map(|r| r.as_array().unwrap())
@@ -176,4 +177,63 @@ fn an_existing_run_is_not_overwritten_by_accident() {
     let o = train(&small_config(&dir, ""), &out, &[], &[]);
     assert!(!o.status.success());
     assert!(text(&o).contains("--overwrite"), "{}", text(&o));
+}
+
+#[test]
+fn with_a_validation_split_the_kept_checkpoint_is_the_best_by_val_acc_and_eval_agrees() {
+    let dir = scratch("val-split");
+    let out = dir.join("run");
+    let o = train(
+        &small_config(&dir, ""),
+        &out,
+        &["epochs=3", "data.val_size=500", "data.split_seed=3"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let header = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        header.starts_with(
+            "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds\n"
+        ),
+        "{header}"
+    );
+    let s = summary(&out);
+    assert_eq!(
+        s["objective"]["metric"], "val_acc",
+        "the default with a split"
+    );
+    let val_accs: Vec<f64> = csv_rows(&out.join("metrics.csv"))[1..]
+        .iter()
+        .map(|r| r[5].parse().unwrap())
+        .collect();
+    let best = val_accs.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(s["best"]["val_acc"].as_f64().unwrap(), best);
+    let o = run(sweep(&[
+        "eval",
+        out.to_str().unwrap(),
+        "--split",
+        "val",
+        "--json",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["val"]["accuracy"], s["best"]["val_acc"]);
+    assert_eq!(e["val"]["total"], 500);
+    assert!(e.get("test").is_none());
+    let o = run(sweep(&["eval", out.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("val accuracy") && t.contains("test accuracy"),
+        "{t}"
+    );
+    // A split that takes more images of a class than there are is a clear error.
+    let o = train(
+        &small_config(&dir, ""),
+        &dir.join("run2"),
+        &["epochs=1", "data.val_size=59999"],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("needs"), "{}", text(&o));
 }

@@ -7,9 +7,10 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{parse_override, timestamped_run_dir};
-use crate::store::run_dir::{CHECKPOINT_FILE, RunDir};
+use crate::store::run_dir::RunDir;
+use crate::train::EvalSplit;
 use crate::train::config::{Override, TrialConfig};
-use crate::train::engine::{self, EvalOutcome};
+use crate::train::engine::EvalOutcome;
 use crate::train::model::CLASSES;
 use crate::train::{self as trainer, Observer, TrainContext, progress};
 use crate::trial::{Mode, Objective};
@@ -94,8 +95,13 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A run directory written by `sweep train` (config.toml + best.safetensors).
+    /// A run directory written by `sweep train` or a sweep's trial (config.toml +
+    /// best.safetensors).
     run_dir: PathBuf,
+    /// Evaluate on one set only [default: the validation split, if the run has one, and the
+    /// test set].
+    #[arg(long, value_enum)]
+    split: Option<SplitArg>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -104,40 +110,78 @@ pub struct EvalArgs {
     device: String,
 }
 
+/// `--split`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SplitArg {
+    /// The training images held out by data.val_size.
+    Val,
+    /// The test set.
+    Test,
+}
+
 #[derive(Serialize)]
 struct EvalReport<'a> {
     run_dir: &'a std::path::Path,
-    recorded_test_acc: Option<f64>,
-    #[serde(flatten)]
-    outcome: &'a EvalOutcome,
+    /// The epoch whose checkpoint was kept, and what was measured then.
+    best_epoch: Option<usize>,
+    recorded: Option<crate::trial::Metrics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val: Option<&'a EvalOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test: Option<&'a EvalOutcome>,
 }
 
 /// `sweep eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let run = RunDir::open(&args.run_dir)?;
-    let config = TrialConfig::load(&run.file(crate::store::run_dir::CONFIG_FILE), &[])?;
     let device = crate::devices::open(&args.device)?;
-    let model = trainer::load_model(&config.model, &run.file(CHECKPOINT_FILE), &device)?;
-    let test = trainer::load_test_set(&config, &device)?;
-    let outcome = engine::evaluate(&model, &test)?;
-    let recorded = run.read_summary().ok().and_then(|s| s.best.get("test_acc"));
+    let splits = match args.split {
+        Some(SplitArg::Val) => vec![EvalSplit::Val],
+        Some(SplitArg::Test) => vec![EvalSplit::Test],
+        None => vec![EvalSplit::Val, EvalSplit::Test],
+    };
+    let results = trainer::evaluate_checkpoint(&run, &splits, &device)?;
+    if results.is_empty() {
+        anyhow::bail!(
+            "{}: this run has no validation split (data.val_size is 0)",
+            args.run_dir.display()
+        );
+    }
+    let summary = run.read_summary().ok();
+    let get = |s: EvalSplit| results.iter().find(|(x, _)| *x == s).map(|(_, o)| o);
     if args.json {
         let report = EvalReport {
             run_dir: &args.run_dir,
-            recorded_test_acc: recorded,
-            outcome: &outcome,
+            best_epoch: summary.as_ref().map(|s| s.best_epoch),
+            recorded: summary.as_ref().map(|s| s.best.clone()),
+            val: get(EvalSplit::Val),
+            test: get(EvalSplit::Test),
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "test accuracy {:.2}% ({}/{}), loss {:.4}",
-            outcome.accuracy, outcome.correct, outcome.total, outcome.loss
-        );
-        if let Some(r) = recorded {
-            println!("recorded test accuracy of this checkpoint {r:.2}%");
-        }
-        println!("{}", confusion_table(&outcome));
+        return Ok(ExitCode::SUCCESS);
     }
+    if let Some(s) = &summary {
+        println!(
+            "checkpoint of epoch {} (kept by {})",
+            s.best_epoch, s.objective
+        );
+    }
+    for (split, o) in &results {
+        let name = split.name();
+        print!(
+            "{name} accuracy {:.2}% ({}/{}), loss {:.4}",
+            o.accuracy, o.correct, o.total, o.loss
+        );
+        match summary
+            .as_ref()
+            .and_then(|s| s.best.get(&format!("{name}_acc")))
+        {
+            Some(r) => println!("  (recorded at that epoch: {r:.2}%)"),
+            None => println!(),
+        }
+    }
+    let (split, last) = results.last().expect("not empty");
+    println!("{} set {}", split.name(), confusion_table(last));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -100,7 +100,8 @@ fn best_confusion(dir: &SweepDir, id: &str) -> anyhow::Result<EvalOutcome> {
     }
     let config = TrialConfig::load(&run.file(CONFIG_FILE), &[])?;
     let model = trainer::load_model(&config.model, &run.file(CHECKPOINT_FILE), &Device::Cpu)?;
-    let test = trainer::load_test_set(&config, &Device::Cpu)?;
+    let test = trainer::load_eval_set(&config, trainer::EvalSplit::Test, &Device::Cpu)?
+        .expect("every configuration has a test set");
     let outcome = engine::evaluate(&model, &test)?;
     if summary.status == TrialStatus::Completed {
         let cached = CachedEval {
@@ -111,6 +112,38 @@ fn best_confusion(dir: &SweepDir, id: &str) -> anyhow::Result<EvalOutcome> {
         return Ok(cached.outcome);
     }
     Ok(outcome)
+}
+
+/// Which set selected the kept checkpoints and the ranking, and which set the numbers report.
+fn selection_note(dir: &SweepDir, board: &Leaderboard) -> String {
+    let metric = escape(&board.objective.metric);
+    if metric.starts_with("val_") {
+        let split = board
+            .best()
+            .and_then(|b| TrialConfig::load(&dir.trial_dir(&b.trial).join(CONFIG_FILE), &[]).ok())
+            .map_or("a validation split".to_string(), |c| {
+                format!(
+                    "{} training images held out (data.val_size, split seed {})",
+                    c.data.val_size, c.data.split_seed
+                )
+            });
+        format!(
+            "Trials are <b>selected on the validation split</b> ({split}): each keeps its checkpoint \
+             of best <code>{metric}</code>, and the leaderboard ranks on it. The test set only \
+             reports: <code>test_acc_at_best</code> is the test accuracy of the kept checkpoint, \
+             an honest estimate for new data; <code>best_test_acc</code>, the best test accuracy \
+             over all epochs, is what selecting on the test set would claim, and is optimistic."
+        )
+    } else if metric.starts_with("test_") {
+        format!(
+            "Trials are <b>selected on the test set</b> (<code>{metric}</code>), as the study did: \
+             the same images choose the epoch, rank the trials and report the accuracy, so the \
+             numbers are optimistic for new data. Set <code>data.val_size</code> to select on a \
+             validation split instead."
+        )
+    } else {
+        format!("Trials are ranked by <code>{metric}</code>, as the trials report it.")
+    }
 }
 
 /// Escapes text for HTML.
@@ -170,6 +203,8 @@ fn html(
         escape(&dir.root().display().to_string()),
         chrono::Local::now().format("%Y-%m-%d %H:%M")
     )?;
+
+    writeln!(h, "<p>{}</p>", selection_note(dir, board))?;
 
     // Leaderboard.
     writeln!(

@@ -102,26 +102,53 @@ impl Leaderboard {
                 r.group_stats = by_group.get(&r.group).map(|v| stats(v));
             }
         }
-        let key = |r: &Row| {
-            if repeats {
-                r.group_stats.map(|g| g.mean).or(r.value)
-            } else {
-                r.value
-            }
-        };
-        let (mut ranked, rest): (Vec<Row>, Vec<Row>) = rows
+        let (ranked, rest): (Vec<Row>, Vec<Row>) = rows
             .into_iter()
             .partition(|r| tier(r.status).is_some() && r.value.is_some());
-        ranked.sort_by(|a, b| {
-            tier(a.status)
-                .cmp(&tier(b.status))
-                .then_with(|| objective.cmp(key(a).unwrap_or(f64::NAN), key(b).unwrap_or(f64::NAN)))
+        // With repeats a configuration ranks by the mean over its completed seeds (its best
+        // tier first), and its seeds follow each other, best first; without repeats every
+        // trial is a configuration of its own.
+        let mut groups: HashMap<&str, (u8, Option<f64>)> = HashMap::new();
+        for r in &ranked {
+            let t = tier(r.status).expect("ranked rows have a tier");
+            let mean = if repeats && t == 0 {
+                r.group_stats.map(|g| g.mean)
+            } else {
+                r.value
+            };
+            let entry = groups.entry(r.group.as_str()).or_insert((t, mean));
+            if t < entry.0 {
+                *entry = (t, mean);
+            } else if t == entry.0 && !repeats {
+                entry.1 = mean;
+            }
+        }
+        let key = |r: &Row| {
+            if repeats {
+                groups[r.group.as_str()]
+            } else {
+                (tier(r.status).unwrap_or(u8::MAX), r.value)
+            }
+        };
+        let mut order: Vec<usize> = (0..ranked.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ra, rb) = (&ranked[a], &ranked[b]);
+            let (ka, kb) = (key(ra), key(rb));
+            ka.0.cmp(&kb.0)
+                .then_with(|| objective.cmp(ka.1.unwrap_or(f64::NAN), kb.1.unwrap_or(f64::NAN)))
+                .then_with(|| ra.group.cmp(&rb.group))
+                .then_with(|| tier(ra.status).cmp(&tier(rb.status)))
                 .then_with(|| {
-                    objective.cmp(a.value.unwrap_or(f64::NAN), b.value.unwrap_or(f64::NAN))
+                    objective.cmp(ra.value.unwrap_or(f64::NAN), rb.value.unwrap_or(f64::NAN))
                 })
         });
-        for (i, r) in ranked.iter_mut().enumerate() {
-            r.rank = Some(i + 1);
+        let mut ranked: Vec<Row> = order.into_iter().map(|i| ranked[i].clone()).collect();
+        let mut rank = 0;
+        for i in 0..ranked.len() {
+            if i == 0 || !repeats || ranked[i].group != ranked[i - 1].group {
+                rank += 1;
+            }
+            ranked[i].rank = Some(rank);
         }
         let shows_test_acc =
             objective.metric != TEST_ACC && ranked.iter().any(|r| r.best_test_acc.is_some());
@@ -325,11 +352,20 @@ mod tests {
     type Trial<'a> = (&'a str, TrialStatus, &'a [(f64, f64)]);
 
     fn study(objective: Objective, trials: &[Trial]) -> StudyRecord {
+        grouped_study(objective, trials, |id| id.to_string(), 1)
+    }
+
+    fn grouped_study(
+        objective: Objective,
+        trials: &[Trial],
+        group: impl Fn(&str) -> String,
+        repeats: usize,
+    ) -> StudyRecord {
         let mut r = StudyRecord::default();
         r.apply(&Event::Sweep {
             name: "s".into(),
             objective,
-            repeats: 1,
+            repeats,
             columns: vec![],
             trials: trials.len(),
             pending: 0,
@@ -340,7 +376,7 @@ mod tests {
             r.apply(&Event::Trial(TrialDef {
                 index: i,
                 id: id.to_string(),
-                group: id.to_string(),
+                group: group(id),
                 label: None,
                 params: Default::default(),
             }));
@@ -365,6 +401,41 @@ mod tests {
             });
         }
         r
+    }
+
+    #[test]
+    fn with_repeats_configurations_rank_by_their_mean_not_their_luckiest_seed() {
+        use TrialStatus::*;
+        let record = grouped_study(
+            Objective::test_acc(),
+            &[
+                ("a0", Completed, &[(0.1, 99.0)]),
+                ("a1", Completed, &[(0.1, 98.0)]),
+                ("b0", Completed, &[(0.1, 99.2)]),
+                ("b1", Completed, &[(0.1, 97.0)]),
+                ("b2", Failed, &[]),
+            ],
+            |id| id[..1].to_string(),
+            2,
+        );
+        let board = Leaderboard::build(&record);
+        let rows: Vec<(&str, Option<usize>, Option<usize>)> = board
+            .rows
+            .iter()
+            .map(|r| (r.trial.as_str(), r.rank, r.group_stats.map(|g| g.n)))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a0", Some(1), Some(2)),
+                ("a1", Some(1), Some(2)),
+                ("b0", Some(2), Some(2)),
+                ("b1", Some(2), Some(2)),
+                ("b2", None, Some(2)),
+            ]
+        );
+        assert_eq!(board.best().unwrap().trial, "a0");
+        assert!((board.rows[0].group_stats.unwrap().mean - 98.5).abs() < 1e-9);
     }
 
     #[test]

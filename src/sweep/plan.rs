@@ -109,7 +109,13 @@ impl SweepSpec {
                 search::list(&self.trials).map_err(|(p, m)| self.source.error_at(&p, m))?
             }
         };
-        let base = self.base_table()?;
+        let mut base = self.base_table()?;
+        for (key, value) in &self.set {
+            set_path(&mut base, &split_key(key), value.clone()).map_err(|(_, msg)| {
+                self.source
+                    .error_at(&["set".into(), key.clone()], format!("`{key}` {msg}"))
+            })?;
+        }
         let mut columns: Vec<String> = Vec::new();
         if points.iter().any(|p| p.label.is_some()) {
             columns.push("label".into());
@@ -175,9 +181,32 @@ impl SweepSpec {
         if !errors.is_empty() {
             return Err(KeyErrors(errors).into());
         }
+        let split = |t: &PlannedTrial| t.config().is_none_or(|c| c.data.val_size > 0);
+        let objective = match &self.objective {
+            Some(o) => o.clone(),
+            None if !trials.is_empty() && trials.iter().all(split) => {
+                Objective::new("val_acc", None).expect("accuracies are maximised")
+            }
+            None => Objective::test_acc(),
+        };
+        if objective.metric.starts_with("val_")
+            && let Some(t) = trials.iter().find(|t| !split(t))
+        {
+            return Err(self
+                .source
+                .error_at(
+                    &["metric".into()],
+                    format!(
+                        "{} needs a validation split, and trial {} has none: set data.val_size, e.g. [set] \"data.val_size\" = 10000",
+                        objective.metric,
+                        t.index + 1
+                    ),
+                )
+                .into());
+        }
         Ok(Plan {
             name: self.name.clone(),
-            objective: self.objective.clone(),
+            objective,
             repeats: self.repeats,
             columns,
             trials,
@@ -255,11 +284,19 @@ impl SweepSpec {
                 .iter()
                 .rev()
                 .find(|a| a.path.starts_with(path) || path.starts_with(&a.path));
-            match searched {
-                Some(a) => self
+            let set = self
+                .set
+                .iter()
+                .find(|(k, _)| split_key(k).starts_with(path) || path.starts_with(&split_key(k)));
+            match (searched, set) {
+                (Some(a), _) => self
                     .source
                     .error_at(&a.origin, format!("{}: {msg}", path.join("."))),
-                None => self.base_error(path, msg),
+                (None, Some((k, _))) => self.source.error_at(
+                    &["set".into(), k.clone()],
+                    format!("{}: {msg}", path.join(".")),
+                ),
+                (None, None) => self.base_error(path, msg),
             }
         };
         TrialConfig::from_table(table, locate)

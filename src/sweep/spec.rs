@@ -19,8 +19,8 @@ struct SpecFile {
     name: String,
     #[serde(default)]
     description: Option<String>,
-    #[serde(default = "default_metric")]
-    metric: String,
+    #[serde(default)]
+    metric: Option<String>,
     #[serde(default)]
     mode: Option<Mode>,
     #[serde(default = "one")]
@@ -31,6 +31,8 @@ struct SpecFile {
     command: Option<CommandFile>,
     #[serde(default)]
     params: Option<toml::Table>,
+    #[serde(default)]
+    set: toml::Table,
     search: SearchFile,
 }
 
@@ -51,10 +53,6 @@ fn default_grace() -> f64 {
 
 fn one() -> usize {
     1
-}
-
-fn default_metric() -> String {
-    "test_acc".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,8 +186,12 @@ pub struct SweepSpec {
     pub name: String,
     /// Free text shown by `plan` and the report.
     pub description: Option<String>,
-    /// What ranks trials and selects each trial's kept checkpoint.
-    pub objective: Objective,
+    /// What ranks trials and selects each trial's kept checkpoint, when the spec names it
+    /// (else the plan chooses: validation accuracy with a validation split, else test
+    /// accuracy).
+    pub objective: Option<Objective>,
+    /// Overrides of the base configuration shared by every trial (`[set]`), as dotted keys.
+    pub set: Vec<(String, toml::Value)>,
     /// Seeds per configuration.
     pub repeats: usize,
     /// The spec file itself.
@@ -251,32 +253,35 @@ impl SweepSpec {
                 ),
             ));
         }
-        let objective = match Objective::new(&file.metric, file.mode) {
-            Ok(o) => o,
-            Err(msg) => {
-                errors.push(at("metric", msg));
-                Objective::test_acc()
+        let objective = match (&file.metric, file.mode) {
+            (Some(m), mode) => match Objective::new(m, mode) {
+                Ok(o) => Some(o),
+                Err(msg) => {
+                    errors.push(at("metric", msg));
+                    None
+                }
+            },
+            (None, Some(_)) => {
+                errors.push(at(
+                    "mode",
+                    "goes with `metric`: name the metric it is the direction of".into(),
+                ));
+                None
             }
+            (None, None) => None,
         };
         if file.repeats == 0 {
             errors.push(at("repeats", "must be at least 1".into()));
         }
         let program = match (file.base, file.command, file.params) {
             (Some(base), None, None) => {
-                if file.metric.starts_with("val_") {
+                if let Some(m) = &file.metric
+                    && !REPORTED_METRICS.contains(&m.as_str())
+                {
                     errors.push(at(
                         "metric",
                         format!(
-                            "{} needs a validation split, which sweep does not have yet; use test_acc",
-                            file.metric
-                        ),
-                    ));
-                } else if !REPORTED_METRICS.contains(&file.metric.as_str()) {
-                    errors.push(at(
-                        "metric",
-                        format!(
-                            "the built-in trainer does not report `{}`; it reports {}",
-                            file.metric,
+                            "the built-in trainer does not report `{m}`; it reports {}",
                             REPORTED_METRICS.join(", ")
                         ),
                     ));
@@ -298,6 +303,12 @@ impl SweepSpec {
             }
             (None, Some(cmd), params) => {
                 let params = params.unwrap_or_default();
+                if file.metric.is_none() {
+                    errors.push(at(
+                        "command",
+                        "a command sweep names the metric its program reports, e.g. metric = \"val_acc\" (and mode = \"max\" if the name does not say)".into(),
+                    ));
+                }
                 if cmd.run.is_empty() || cmd.run[0].is_empty() {
                     errors.push(at(
                         "command.run",
@@ -431,6 +442,7 @@ impl SweepSpec {
             }
             _ => {}
         }
+        let set = flatten_keys(&file.set);
         if !errors.is_empty() {
             return Err(KeyErrors(errors).into());
         }
@@ -438,6 +450,7 @@ impl SweepSpec {
             name: file.name,
             description: file.description,
             objective,
+            set,
             repeats: file.repeats,
             source,
             program,
@@ -459,6 +472,24 @@ impl SweepSpec {
         }
     }
 
+    /// An error about a key of the trials' configuration, located where the spec sets it: a
+    /// searched key, `[set]`, or the base.
+    pub fn key_error(&self, key: &str, message: String) -> KeyError {
+        let path = split_key(key);
+        if let Some(a) = self.axes.iter().find(|a| a.paths.contains(&path)) {
+            return self.source.error_at(
+                &["search".into(), "params".into(), a.name.clone()],
+                format!("`{key}` {message}"),
+            );
+        }
+        if self.set.iter().any(|(k, _)| k == key) {
+            return self
+                .source
+                .error_at(&["set".into(), key.to_string()], message);
+        }
+        self.base_error(&path, message)
+    }
+
     /// An error about a key of the base values, located in whichever file holds it.
     pub fn base_error(&self, path: &[String], message: String) -> KeyError {
         let inline = |table: &str| {
@@ -472,6 +503,22 @@ impl SweepSpec {
             Program::Command(_) => inline("params"),
         }
     }
+}
+
+/// `[set]` as (dotted key, value) pairs; nested tables are flattened.
+fn flatten_keys(table: &toml::Table) -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::Table(t) => out.extend(
+                flatten_keys(t)
+                    .into_iter()
+                    .map(|(p, v)| (format!("{k}.{p}"), v)),
+            ),
+            v => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
 }
 
 /// Every key of a parameter table as a dotted path (nested tables flattened).

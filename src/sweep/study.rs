@@ -111,7 +111,27 @@ pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
             missing.join(", ")
         );
     }
+    check_validation_splits(&spec, &plan)?;
     Ok((spec, plan))
+}
+
+/// Fails, naming the key, when a trial's validation split cannot be cut from its training set
+/// (too large, or more images of a class than it has). Reads only the labels.
+fn check_validation_splits(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
+    let mut checked = std::collections::HashSet::new();
+    for config in plan.trials.iter().filter_map(PlannedTrial::config) {
+        let data = &config.data;
+        if data.val_size == 0 || !checked.insert((data.dir.clone(), data.val_size)) {
+            continue;
+        }
+        let labels = crate::train::data::training_labels(&data.dir).with_context(|| {
+            format!("cannot read the training labels in {}", data.dir.display())
+        })?;
+        if let Err(msg) = crate::train::data::validation_quotas(&labels, data.val_size) {
+            return Err(spec.key_error("data.val_size", msg).into());
+        }
+    }
+    Ok(())
 }
 
 /// Runs (or resumes) the sweep in `spec_path`.

@@ -12,6 +12,9 @@ pub enum Stream {
     Shuffle = 2,
     /// Augmentation parameters in an epoch.
     Augment = 3,
+    /// Which training images are held out for validation (seeded by `data.split_seed`, not the
+    /// trial's seed, so that every trial of a sweep validates on the same images).
+    Split = 4,
 }
 
 /// A generator for `stream`, `index` (e.g. the epoch) of a trial with `seed`.

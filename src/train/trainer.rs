@@ -47,19 +47,35 @@ pub struct TrainContext<'a> {
     pub objective: &'a Objective,
 }
 
-/// The metrics the built-in trainer reports after every epoch, in `metrics.csv` order.
-pub const REPORTED_METRICS: [&str; 6] = [
+/// The metrics the built-in trainer can report after an epoch, in `metrics.csv` order
+/// (`val_*` only with a validation split).
+pub const REPORTED_METRICS: [&str; 8] = [
     "lr",
     "train_loss",
     "train_acc",
+    "val_loss",
+    "val_acc",
     "test_loss",
     "test_acc",
     "seconds",
 ];
 
-/// The objective the trainer selects by when none is asked for.
-pub fn default_objective(_config: &TrialConfig) -> Objective {
-    Objective::test_acc()
+/// The metrics the trainer reports for `config`.
+pub fn reported_metrics(config: &TrialConfig) -> Vec<&'static str> {
+    REPORTED_METRICS
+        .into_iter()
+        .filter(|m| config.data.val_size > 0 || !m.starts_with("val_"))
+        .collect()
+}
+
+/// The objective the trainer selects by when none is asked for: validation accuracy with a
+/// validation split, else test accuracy (the study's protocol).
+pub fn default_objective(config: &TrialConfig) -> Objective {
+    if config.data.val_size > 0 {
+        Objective::new("val_acc", None).expect("accuracies are maximised")
+    } else {
+        Objective::test_acc()
+    }
 }
 
 /// Name of a device as the CLI and summaries spell it.
@@ -85,17 +101,69 @@ pub fn load_model(
     Ok(mlp)
 }
 
-/// Loads the test split of `config` onto `device`.
-pub fn load_test_set(config: &TrialConfig, device: &Device) -> anyhow::Result<TestSet> {
+/// A set a trained model is evaluated on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalSplit {
+    /// The training images `data.val_size` holds out.
+    Val,
+    /// The test images.
+    Test,
+}
+
+impl EvalSplit {
+    /// "val" or "test", as metric names begin.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Val => "val",
+            EvalSplit::Test => "test",
+        }
+    }
+}
+
+/// Loads one evaluation set of `config` onto `device` (None: the config has no validation
+/// split). The validation split is cut from the training set exactly as training cut it.
+pub fn load_eval_set(
+    config: &TrialConfig,
+    split: EvalSplit,
+    device: &Device,
+) -> anyhow::Result<Option<TestSet>> {
     let data = &config.data;
-    let mut test = crate::train::data::Split::read(&data.dir, "t10k").with_context(|| {
-        format!(
-            "cannot load the MNIST test set (data.dir = {})",
-            data.dir.display()
-        )
-    })?;
-    test.truncate(data.test_limit);
-    TestSet::new(&test, &Normalizer::new(data.mean, data.std), device)
+    let normalizer = Normalizer::new(data.mean, data.std);
+    let context = || format!("cannot load MNIST (data.dir = {})", data.dir.display());
+    let images = match split {
+        EvalSplit::Val if data.val_size == 0 => return Ok(None),
+        EvalSplit::Val => {
+            let train =
+                crate::train::data::Split::read(&data.dir, "train").with_context(context)?;
+            train.hold_out(data.val_size, data.split_seed)?.1
+        }
+        EvalSplit::Test => {
+            let mut test =
+                crate::train::data::Split::read(&data.dir, "t10k").with_context(context)?;
+            test.truncate(data.test_limit);
+            test
+        }
+    };
+    Ok(Some(TestSet::new(&images, &normalizer, device)?))
+}
+
+/// Evaluates a run's kept checkpoint (`best.safetensors`, with its `config.toml`) on `splits`;
+/// a split the configuration lacks is left out.
+pub fn evaluate_checkpoint(
+    run: &RunDir,
+    splits: &[EvalSplit],
+    device: &Device,
+) -> anyhow::Result<Vec<(EvalSplit, engine::EvalOutcome)>> {
+    use crate::store::run_dir::{CHECKPOINT_FILE, CONFIG_FILE};
+    let config = TrialConfig::load(&run.file(CONFIG_FILE), &[])?;
+    let model = load_model(&config.model, &run.file(CHECKPOINT_FILE), device)?;
+    let mut out = Vec::new();
+    for &split in splits {
+        if let Some(set) = load_eval_set(&config, split, device)? {
+            out.push((split, engine::evaluate(&model, &set)?));
+        }
+    }
+    Ok(out)
 }
 
 /// Trains `config`, writing everything into `ctx.run`; returns the final summary.
@@ -107,11 +175,17 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> anyhow::Result<TrialSummary> {
     let started = Instant::now();
-    if !REPORTED_METRICS.contains(&ctx.objective.metric.as_str()) {
+    let reported = reported_metrics(config);
+    if !reported.contains(&ctx.objective.metric.as_str()) {
         anyhow::bail!(
-            "metric `{}`: the built-in trainer reports {}",
+            "metric `{}`: the built-in trainer reports {} for this configuration{}",
             ctx.objective.metric,
-            REPORTED_METRICS.join(", ")
+            reported.join(", "),
+            if ctx.objective.metric.starts_with("val_") {
+                " (val_* needs a validation split: set data.val_size)"
+            } else {
+                ""
+            }
         );
     }
     let engine_kind = engine::resolve(config.engine, ctx.device)?;
@@ -146,10 +220,14 @@ fn train_epochs(
     observer: &mut dyn Observer,
 ) -> anyhow::Result<()> {
     let data = &config.data;
-    let mnist = Mnist::load(&data.dir, data.train_limit, data.test_limit)
+    let mnist = Mnist::load(data)
         .with_context(|| format!("cannot load MNIST (data.dir = {})", data.dir.display()))?;
     let normalizer = Normalizer::new(data.mean, data.std);
     let test = TestSet::new(&mnist.test, &normalizer, ctx.device)?;
+    let val = match &mnist.val {
+        Some(v) => Some(TestSet::new(v, &normalizer, ctx.device)?),
+        None => None,
+    };
     let augmenter = config.effective_augment().map(Augmenter::new);
     let model = Mlp::new(&config.model, config.seed, ctx.device)?;
     // On a GPU without augmentation the whole normalised training set lives on the device and
@@ -240,24 +318,28 @@ fn train_epochs(
             }
         }
 
-        let eval = engine::evaluate(&model, &test)?;
-        if !eval.loss.is_finite() {
-            summary.status = TrialStatus::Diverged;
-            summary.message = Some(format!(
-                "test loss became non-finite after epoch {}",
-                epoch + 1
-            ));
-            return Ok(());
+        let mut metrics = Metrics::new()
+            .with("lr", lr)
+            .with("train_loss", loss_sum / seen.max(1) as f64)
+            .with("train_acc", 100.0 * correct as f64 / seen.max(1) as f64);
+        for (name, set) in [("val", val.as_ref()), ("test", Some(&test))] {
+            let Some(set) = set else { continue };
+            let eval = engine::evaluate(&model, set)?;
+            if !eval.loss.is_finite() {
+                summary.status = TrialStatus::Diverged;
+                summary.message = Some(format!(
+                    "{name} loss became non-finite after epoch {}",
+                    epoch + 1
+                ));
+                return Ok(());
+            }
+            metrics.set(&format!("{name}_loss"), eval.loss);
+            metrics.set(&format!("{name}_acc"), eval.accuracy);
         }
+        metrics.set("seconds", round_ms(epoch_start.elapsed().as_secs_f64()));
         let row = EpochMetrics {
             epoch: epoch + 1,
-            metrics: Metrics::new()
-                .with("lr", lr)
-                .with("train_loss", loss_sum / seen.max(1) as f64)
-                .with("train_acc", 100.0 * correct as f64 / seen.max(1) as f64)
-                .with("test_loss", eval.loss)
-                .with("test_acc", eval.accuracy)
-                .with("seconds", round_ms(epoch_start.elapsed().as_secs_f64())),
+            metrics,
         };
         if summary.record(&row) {
             ctx.run.save_checkpoint(|tmp| model.save(tmp))?;

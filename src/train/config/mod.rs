@@ -65,10 +65,23 @@ pub struct DataConfig {
     pub mean: f64,
     /// Standard deviation the centred pixel is divided by.
     pub std: f64,
-    /// Train on the first N training images only (0 = all 60000).
+    /// Train on the first N training images only (0 = all 60000); with a validation split,
+    /// the first N of the images it leaves for training.
     pub train_limit: usize,
     /// Evaluate on the first N test images only (0 = all 10000).
     pub test_limit: usize,
+    /// Training images held out for validation, the same number of each class (0 = none).
+    // Left out of the TOML when 0, so that configurations without a split keep their ids.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub val_size: usize,
+    /// Seeds which images the validation split holds (shared by every trial whatever its
+    /// `seed`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub split_seed: u64,
+}
+
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for DataConfig {
@@ -79,6 +92,8 @@ impl Default for DataConfig {
             std: 0.3081,
             train_limit: 0,
             test_limit: 0,
+            val_size: 0,
+            split_seed: 0,
         }
     }
 }

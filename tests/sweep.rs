@@ -735,3 +735,119 @@ fn a_sweep_with_a_validation_split_ranks_on_it_and_reports_the_honest_test_accur
         "the report says which set selected"
     );
 }
+
+#[test]
+fn a_trial_cut_off_by_kill_9_of_the_sweep_continues_from_its_last_epoch() {
+    let dir = scratch("resume-sweep");
+    let s = spec(
+        &dir,
+        "rs",
+        "[set]\nepochs = 8\n\"data.train_limit\" = 8000\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.02]",
+        "",
+    );
+    let results = dir.join("results");
+    let root = results.join("rs");
+    let mut child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for("three epochs", Duration::from_secs(120), || {
+        journal(&root)
+            .iter()
+            .filter(|e| e["event"] == "epoch")
+            .count()
+            >= 3
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&root);
+    let id = j.iter().find(|e| e["event"] == "trial").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(count(&j, "started", &id), 2);
+    // The second attempt's first epoch continues where the first left off.
+    let second_start = j
+        .iter()
+        .rposition(|e| e["event"] == "started")
+        .unwrap();
+    let resumed_at = j[second_start..]
+        .iter()
+        .find(|e| e["event"] == "epoch")
+        .unwrap()["epoch"]
+        .as_u64()
+        .unwrap();
+    assert!(resumed_at > 1, "resumed at epoch {resumed_at}, not from scratch");
+    // And it ends exactly as an uninterrupted run of the same configuration.
+    let trial = root.join("trials").join(&id);
+    let straight = dir.join("straight");
+    let o = run(sweep(&[
+        "train",
+        trial.join("trial.toml").to_str().unwrap(),
+        "--out",
+        straight.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(metrics_without_time(&trial), metrics_without_time(&straight));
+}
+
+#[test]
+fn asha_prunes_losing_trials_which_stay_final_and_rank_after_the_completed_ones() {
+    let dir = scratch("asha");
+    // Learning rates from hopeless to good; one trial at a time so that every rung decision is
+    // made against the trials before it.
+    let s = spec(
+        &dir,
+        "asha",
+        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[set]\nepochs = 4\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.05, 0.00001, 0.02, 0.000003, 0.01]",
+        "",
+    );
+    let results = dir.join("results");
+    let root = results.join("asha");
+    let o = run_sweep(&s, &results, &["--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&root);
+    let decisions: Vec<&serde_json::Value> =
+        j.iter().filter(|e| e["event"] == "decision").collect();
+    assert!(!decisions.is_empty());
+    assert!(decisions.iter().all(|d| d["pruner"] == "asha" && d["rung"].is_u64()));
+    let pruned: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d["stop"] == true)
+        .map(|d| d["trial"].as_str().unwrap())
+        .collect();
+    assert!(pruned.len() >= 2, "the two hopeless learning rates: {decisions:?}");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let statuses: Vec<&str> = rows[1..].iter().map(|r| r[2].as_str()).collect();
+    let first_pruned = statuses.iter().position(|s| *s == "pruned").unwrap();
+    assert!(
+        statuses[..first_pruned].iter().all(|s| *s == "completed")
+            && statuses[first_pruned..].iter().all(|s| *s == "pruned"),
+        "completed trials first, then the pruned ones: {statuses:?}"
+    );
+    assert!(rows[1..].iter().all(|r| !r[0].is_empty()), "pruned trials are ranked too");
+    for id in &pruned {
+        let s = summary(&root.join("trials").join(id));
+        assert_eq!(s["status"], "pruned");
+        assert!(s["epochs_run"].as_u64().unwrap() < 4);
+        assert!(root.join("trials").join(id).join("best.safetensors").is_file());
+    }
+    // Pruned trials are final: a resume runs nothing and decides nothing new.
+    let o = run_sweep(&s, &results, &[]);
+    assert!(text(&o).contains("0 to run"), "{}", text(&o));
+    let again = journal(&root);
+    assert_eq!(
+        again.iter().filter(|e| e["event"] == "decision").count(),
+        decisions.len()
+    );
+    let status = run(sweep(&["status", root.to_str().unwrap()]));
+    assert!(text(&status).contains(&format!("pruned {}", pruned.len())), "{}", text(&status));
+}

@@ -237,3 +237,48 @@ fn with_a_validation_split_the_kept_checkpoint_is_the_best_by_val_acc_and_eval_a
     assert!(!o.status.success());
     assert!(text(&o).contains("needs"), "{}", text(&o));
 }
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_from_its_last_epoch_to_the_same_metrics() {
+    let dir = scratch("resume");
+    let config = small_config(
+        &dir,
+        "[augment]\nrotation = 10.0\n[augment.affine]\ndegrees = 20.0\ntranslate = [0.1, 0.1]\nscale = [0.9, 1.1]",
+    );
+    let sets = ["epochs=8", "data.train_limit=8000"];
+    let whole = dir.join("whole");
+    let o = train(&config, &whole, &sets, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let cut = dir.join("cut");
+    let mut args = vec!["train", config.to_str().unwrap(), "--out", cut.to_str().unwrap()];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let mut child = sweep(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("three finished epochs", std::time::Duration::from_secs(120), || {
+        std::fs::read_to_string(cut.join("state.json"))
+            .is_ok_and(|t| t.contains("\"epoch\":3") || t.contains("\"epoch\":4"))
+    });
+    child.kill().unwrap(); // SIGKILL, most likely mid-epoch
+    child.wait().unwrap();
+    assert_eq!(summary(&cut)["status"], "running", "killed without a word");
+    let o = run(sweep(&["train", "--resume", cut.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("training 8 epochs"), "{}", text(&o));
+    assert_eq!(metrics_without_time(&cut), metrics_without_time(&whole));
+    assert_eq!(summary(&cut)["status"], "completed");
+    assert!(!cut.join("state.json").exists(), "a finished run keeps no state");
+    assert!(
+        std::fs::read_dir(&cut)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("state-")),
+        "nor state tensors"
+    );
+    let o = run(sweep(&["train", "--resume", cut.to_str().unwrap()]));
+    assert!(text(&o).contains("nothing to resume"), "{}", text(&o));
+}

@@ -16,9 +16,14 @@ use crate::train::{self as trainer, Observer, TrainContext, progress};
 use crate::trial::{Mode, Objective};
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["config", "resume"])))]
 pub struct TrainArgs {
     /// The trial configuration (see sweeps/examples/ and the README's TrialConfig reference).
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// Continue an interrupted run in DIR from its last finished epoch (with the configuration
+    /// and metric it started with).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "overwrite", "overrides"])]
+    resume: Option<PathBuf>,
     /// Output directory [default: results/runs/<timestamp>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -34,7 +39,8 @@ pub struct TrainArgs {
     /// Print one JSON event per line on stdout (start, each epoch, end) instead of a progress bar.
     #[arg(long)]
     events: bool,
-    /// The metric that selects the kept checkpoint (best.safetensors) [default: test_acc].
+    /// The metric that selects the kept checkpoint (best.safetensors) [default: val_acc with
+    /// a validation split, else test_acc].
     #[arg(long, value_name = "NAME")]
     metric: Option<String>,
     /// Whether the metric is minimised or maximised [default: from its name].
@@ -62,15 +68,36 @@ impl From<ModeArg> for Mode {
 
 /// `sweep train`.
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let config = TrialConfig::load(&args.config, &args.overrides)?;
-    let objective = match &args.metric {
-        Some(m) => Objective::new(m, args.mode.map(Mode::from))
+    let (config, out, run, earlier) = match (&args.config, &args.resume) {
+        (_, Some(dir)) => {
+            let run = RunDir::open(dir)?;
+            if !trainer::state::exists(&run) {
+                anyhow::bail!(
+                    "{}: nothing to resume (no {}): the run ended, or never finished an epoch",
+                    dir.display(),
+                    crate::store::run_dir::STATE_META_FILE
+                );
+            }
+            let config =
+                TrialConfig::load(&run.file(crate::store::run_dir::CONFIG_FILE), &[])?;
+            let earlier = run.read_summary().ok().map(|s| s.objective);
+            (config, dir.clone(), run, earlier)
+        }
+        (Some(path), None) => {
+            let config = TrialConfig::load(path, &args.overrides)?;
+            let out = args.out.clone().unwrap_or_else(timestamped_run_dir);
+            let run = RunDir::create(&out, args.overwrite)?;
+            (config, out, run, None)
+        }
+        (None, None) => anyhow::bail!("give a configuration, or --resume DIR"),
+    };
+    let objective = match (&args.metric, earlier) {
+        (Some(m), _) => Objective::new(m, args.mode.map(Mode::from))
             .map_err(|e| anyhow::anyhow!("--metric: {e}"))?,
-        None => trainer::default_objective(&config),
+        (None, Some(o)) => o,
+        (None, None) => trainer::default_objective(&config),
     };
     let device = crate::devices::open(&args.device)?;
-    let out = args.out.unwrap_or_else(timestamped_run_dir);
-    let run = RunDir::create(&out, args.overwrite)?;
     let stop = super::stop_on_signals()?;
     let name = out
         .file_name()
@@ -88,6 +115,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         stop: &stop,
         run: &run,
         objective: &objective,
+        resume: args.resume.is_some(),
     };
     let summary = trainer::train(&config, &ctx, observer.as_mut())?;
     Ok(ExitCode::from(summary.status.exit_code()))

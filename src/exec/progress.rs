@@ -17,6 +17,7 @@ pub struct SweepProgress {
     total: usize,
     done: usize,
     failed: usize,
+    pruned: usize,
     best: Option<(String, f64)>,
     running: HashMap<String, TrialLine>,
 }
@@ -93,6 +94,7 @@ impl SweepProgress {
             total,
             done: 0,
             failed: 0,
+            pruned: 0,
             best: None,
             running: HashMap::new(),
         };
@@ -120,8 +122,13 @@ impl SweepProgress {
                     format_metric(*v)
                 )
             });
+            let pruned = if self.pruned > 0 {
+                format!(", {} pruned", self.pruned)
+            } else {
+                String::new()
+            };
             overall.set_message(format!(
-                "{} running, {} failed{best}",
+                "{} running, {} failed{pruned}{best}",
                 self.running.len(),
                 self.failed
             ));
@@ -198,7 +205,7 @@ impl SweepProgress {
         }
     }
 
-    /// An attempt ended; `best` is the sweep's best result so far.
+    /// An attempt ended; `best` is the sweep's best result so far (None: unchanged).
     pub fn finished(
         &mut self,
         id: &str,
@@ -214,11 +221,15 @@ impl SweepProgress {
         }
         if !will_retry {
             self.done += 1;
-            if !outcome.status.is_final() {
-                self.failed += 1;
+            match outcome.status {
+                TrialStatus::Pruned => self.pruned += 1,
+                s if !s.is_final() => self.failed += 1,
+                _ => {}
             }
         }
-        self.best = best;
+        if best.is_some() {
+            self.best = best;
+        }
         let value = outcome.best.as_ref().and_then(|b| self.objective.value(b));
         let result = match (outcome.status, value) {
             (TrialStatus::Completed, Some(v)) => {

@@ -170,12 +170,20 @@ fn train_builtin(
 ) -> anyhow::Result<TrialStatus> {
     let config = TrialConfig::load(&dir.join(TRIAL_INPUT_FILE), &[])?;
     let device = crate::devices::open(device)?;
-    let run = RunDir::create(dir, true)?;
+    // An attempt after an interruption continues from the state the last one saved.
+    let earlier = RunDir::open(dir)?;
+    let resume = crate::train::state::exists(&earlier);
+    let run = if resume {
+        earlier
+    } else {
+        RunDir::create(dir, true)?
+    };
     let ctx = TrainContext {
         device: &device,
         stop,
         run: &run,
         objective: &task.objective,
+        resume,
     };
     Ok(trainer::train(&config, &ctx, observer)?.status)
 }

@@ -92,6 +92,8 @@ fn drawing_order(trials: &[TrialCurves]) -> Vec<(usize, &TrialCurves)> {
 fn style(i: usize, t: &TrialCurves) -> ShapeStyle {
     if t.best {
         BEST.stroke_width(3)
+    } else if t.pruned {
+        colour(i).mix(0.3).stroke_width(1)
     } else {
         colour(i).stroke_width(1)
     }
@@ -398,6 +400,7 @@ mod tests {
         TrialCurves {
             name: name.into(),
             best,
+            pruned: false,
             metrics: accs
                 .iter()
                 .enumerate()

@@ -27,6 +27,8 @@ pub struct TrialCurves {
     pub name: String,
     /// True for the leaderboard's winner.
     pub best: bool,
+    /// True for a trial the pruner stopped: its curve ends where it was stopped, muted.
+    pub pruned: bool,
     /// Its metrics so far.
     pub metrics: Vec<EpochMetrics>,
 }
@@ -50,6 +52,7 @@ pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
         .map(|r| TrialCurves {
             name: r.label.clone().unwrap_or_else(|| r.trial.clone()),
             best: r.rank == Some(1),
+            pruned: r.status == TrialStatus::Pruned,
             metrics: record
                 .get(&r.trial)
                 .map(|t| t.epochs.clone())

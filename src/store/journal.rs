@@ -63,6 +63,9 @@ pub enum Event {
         backend: String,
         /// Process id of the orchestrator.
         pid: u32,
+        /// The pruner and its settings, if the sweep has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pruner: Option<String>,
     },
     /// A trial entered the plan.
     Trial(TrialDef),
@@ -122,6 +125,34 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The pruner judged a trial at a decision point.
+    Decision(Decision),
+}
+
+/// A pruner's judgement of one trial at one epoch: whether it goes on, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Trial id.
+    pub trial: String,
+    /// The epoch it had reported.
+    pub epoch: usize,
+    /// "median" or "asha".
+    pub pruner: String,
+    /// The value judged: the best so far (median) or the value at the rung (ASHA).
+    pub value: f64,
+    /// ASHA's rung (an epoch), for ASHA decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<usize>,
+    /// The bar it was held against (the median, or the rung's cutoff); None when no other
+    /// trial had reached this point yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// How many other trials the bar comes from.
+    pub of: usize,
+    /// Stop the trial.
+    pub stop: bool,
+    /// The decision in words.
+    pub reason: String,
 }
 
 impl Event {
@@ -129,7 +160,12 @@ impl Event {
     /// directory holds them too) nor the start of an attempt (a trial whose start is lost
     /// runs again, as an interrupted one would).
     fn durable(&self) -> bool {
-        !matches!(self, Event::Epoch { .. } | Event::Started { .. })
+        match self {
+            Event::Epoch { .. } | Event::Started { .. } => false,
+            // A decision to go on changes nothing yet; a stop is acted upon.
+            Event::Decision(d) => d.stop,
+            _ => true,
+        }
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Leaderboard {
     /// Whether the test-accuracy columns are shown (another metric ranks, and trials report
     /// test accuracy).
     pub shows_test_acc: bool,
+    /// Whether the epochs run and the last value are shown (the sweep prunes).
+    pub shows_progress: bool,
     /// Ranked rows first, then the rest in plan order.
     pub rows: Vec<Row>,
 }
@@ -153,11 +155,14 @@ impl Leaderboard {
         let shows_test_acc =
             objective.metric != TEST_ACC && ranked.iter().any(|r| r.best_test_acc.is_some());
         ranked.extend(rest);
+        let shows_progress = record.pruner.is_some()
+            || ranked.iter().any(|r| r.status == TrialStatus::Pruned);
         Self {
             objective,
             columns: record.columns.clone(),
             repeats,
             shows_test_acc,
+            shows_progress,
             rows: ranked,
         }
     }
@@ -182,6 +187,9 @@ impl Leaderboard {
             .to_vec();
         if self.shows_test_acc {
             h.extend(["test_acc_at_best".to_string(), "best_test_acc".to_string()]);
+        }
+        if self.shows_progress {
+            h.extend(["epochs".to_string(), format!("last_{m}")]);
         }
         h.extend(self.columns.iter().cloned());
         h.extend(["seconds".to_string(), "device".to_string()]);
@@ -208,6 +216,10 @@ impl Leaderboard {
                 if self.shows_test_acc {
                     c.push(value(r.test_acc_at_best));
                     c.push(value(r.best_test_acc));
+                }
+                if self.shows_progress {
+                    c.push(r.epochs.to_string());
+                    c.push(value(r.last_value));
                 }
                 c.extend(r.values.iter().cloned());
                 c.push(opt(r.seconds.map(|x| format!("{x:.1}"))));
@@ -371,6 +383,7 @@ mod tests {
             pending: 0,
             backend: "local".into(),
             pid: 1,
+            pruner: None,
         });
         for (i, (id, status, curve)) in trials.iter().enumerate() {
             r.apply(&Event::Trial(TrialDef {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::journal::{Entry, Event, TrialDef};
+use super::journal::{Decision, Entry, Event, TrialDef};
 use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
 /// One trial as the journal knows it.
@@ -30,6 +30,8 @@ pub struct TrialRecord {
     pub epochs: Vec<EpochMetrics>,
     /// What the trial itself reported at its best epoch (when it ended with a summary).
     pub reported_best: Option<Metrics>,
+    /// The pruner's decisions about it, in order.
+    pub decisions: Vec<Decision>,
 }
 
 impl TrialRecord {
@@ -45,6 +47,7 @@ impl TrialRecord {
             seconds: 0.0,
             epochs: Vec::new(),
             reported_best: None,
+            decisions: Vec::new(),
         }
     }
 
@@ -100,6 +103,8 @@ pub struct StudyRecord {
     pub columns: Vec<String>,
     /// Trials the plan holds (or the budget of an adaptive sampler).
     pub planned: usize,
+    /// The pruner, described, if the sweep has one.
+    pub pruner: Option<String>,
     /// Every trial ever planned, in plan order.
     pub trials: Vec<TrialRecord>,
     by_id: HashMap<String, usize>,
@@ -113,6 +118,7 @@ impl Default for StudyRecord {
             repeats: 1,
             columns: Vec::new(),
             planned: 0,
+            pruner: None,
             trials: Vec::new(),
             by_id: HashMap::new(),
         }
@@ -138,8 +144,10 @@ impl StudyRecord {
                 repeats,
                 columns,
                 trials,
+                pruner,
                 ..
             } => {
+                self.pruner = pruner.clone();
                 self.name = name.clone();
                 self.objective = objective.clone();
                 self.repeats = *repeats;
@@ -199,6 +207,12 @@ impl StudyRecord {
                     if best.is_some() {
                         t.reported_best = best.clone();
                     }
+                }
+            }
+            Event::Decision(d) => {
+                if let Some(t) = self.get_mut(&d.trial) {
+                    t.decisions.retain(|x| x.epoch != d.epoch);
+                    t.decisions.push(d.clone());
                 }
             }
             Event::Submitted { .. } | Event::Stopped { .. } => {}

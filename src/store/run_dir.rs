@@ -22,9 +22,12 @@ pub const CHECKPOINT_FILE: &str = "best.safetensors";
 pub const SUMMARY_FILE: &str = "summary.json";
 /// The evaluation of the best checkpoint, cached by the report.
 pub const EVAL_FILE: &str = "eval.json";
-/// Full training state after the last finished epoch (weights, BatchNorm statistics, momentum).
-pub const STATE_FILE: &str = "state.safetensors";
-/// What the state file's tensors do not hold: epoch, best so far, the run's summary.
+/// Full training state after a finished epoch (weights, BatchNorm statistics, momentum):
+/// `state-<epoch>.safetensors`, named by the epoch so that the file `state.json` names is
+/// never the one being written.
+pub const STATE_TENSORS_PREFIX: &str = "state-";
+/// What the state's tensors do not hold (epoch, best so far, the run's summary), and which
+/// tensors file is current.
 pub const STATE_META_FILE: &str = "state.json";
 /// Left by the orchestrator to stop the trial; holds the reason.
 pub const STOP_FILE: &str = "stop";
@@ -54,19 +57,19 @@ impl RunDir {
         let dir = Self {
             path: path.to_path_buf(),
         };
-        let existing: Vec<_> = [
+        let mut existing: Vec<_> = [
             CONFIG_FILE,
             METRICS_FILE,
             CHECKPOINT_FILE,
             SUMMARY_FILE,
             EVAL_FILE,
-            STATE_FILE,
             STATE_META_FILE,
         ]
         .iter()
         .map(|f| path.join(f))
         .filter(|p| p.exists())
         .collect();
+        existing.extend(dir.state_tensor_files());
         if !existing.is_empty() {
             if !overwrite {
                 bail!(
@@ -135,6 +138,23 @@ impl RunDir {
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
         parse_metrics_csv(&text).with_context(|| format!("{}: malformed metrics", p.display()))
+    }
+
+    /// Every `state-<epoch>.safetensors` in the directory.
+    pub fn state_tensor_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with(STATE_TENSORS_PREFIX) && n.ends_with(".safetensors")
+                })
+            })
+            .collect()
     }
 
     /// Asks the running trial to stop, for `reason`.

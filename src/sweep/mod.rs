@@ -2,6 +2,7 @@
 //! and the study that runs them on an executor.
 
 pub mod plan;
+pub mod pruner;
 pub mod rerun;
 pub mod search;
 pub mod spec;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use super::pruner::PrunerSpec;
 use super::search::{self, Method, Point};
 use super::spec::{CommandSpec, Program, SweepSpec};
 use crate::store::journal::TrialDef;
@@ -86,6 +87,10 @@ pub struct Plan {
     pub duplicates: usize,
     /// The user's program, for a command sweep.
     pub command: Option<CommandSpec>,
+    /// What stops losing trials early.
+    pub pruner: Option<PrunerSpec>,
+    /// Keep the best checkpoints of only this many trials.
+    pub keep_checkpoints: Option<usize>,
 }
 
 /// Short stable hash of a text (the first 8 hex digits of its SHA-256).
@@ -215,6 +220,8 @@ impl SweepSpec {
                 Program::Command(c) => Some(c.clone()),
                 Program::Builtin(_) => None,
             },
+            pruner: self.pruner.clone(),
+            keep_checkpoints: self.keep_checkpoints,
         })
     }
 

@@ -72,6 +72,7 @@ pub fn rerun(
         stop: rerun.stop,
         run: &run,
         objective: &board.objective,
+        resume: false,
     };
     let summary = trainer::train(&config, &ctx, observer)?;
     Ok(RerunResult {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::pruner::{Asha, MedianPruner, PrunerSpec};
 use super::search::{Axis, Method};
 use crate::store::leaderboard::display_value;
 use crate::train::REPORTED_METRICS;
@@ -33,7 +34,35 @@ struct SpecFile {
     params: Option<toml::Table>,
     #[serde(default)]
     set: toml::Table,
+    #[serde(default)]
+    prune: Option<PruneFile>,
+    #[serde(default)]
+    keep_checkpoints: Option<usize>,
     search: SearchFile,
+}
+
+/// `[prune]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneFile {
+    method: PruneMethod,
+    #[serde(default)]
+    grace_epochs: Option<usize>,
+    #[serde(default)]
+    eta: Option<usize>,
+    #[serde(default)]
+    startup_trials: Option<usize>,
+    #[serde(default)]
+    warmup_epochs: Option<usize>,
+    #[serde(default)]
+    interval: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PruneMethod {
+    Median,
+    Asha,
 }
 
 /// `[command]`: the user's program.
@@ -192,6 +221,10 @@ pub struct SweepSpec {
     pub objective: Option<Objective>,
     /// Overrides of the base configuration shared by every trial (`[set]`), as dotted keys.
     pub set: Vec<(String, toml::Value)>,
+    /// What stops losing trials early (`[prune]`).
+    pub pruner: Option<PrunerSpec>,
+    /// Keep the best checkpoints of only this many trials (the best by the objective).
+    pub keep_checkpoints: Option<usize>,
     /// Seeds per configuration.
     pub repeats: usize,
     /// The spec file itself.
@@ -443,6 +476,13 @@ impl SweepSpec {
             _ => {}
         }
         let set = flatten_keys(&file.set);
+        let pruner = file.prune.as_ref().map(|p| prune_spec(p, &at, &mut errors));
+        if file.keep_checkpoints == Some(0) {
+            errors.push(at(
+                "keep_checkpoints",
+                "must be at least 1 (best/ keeps the winner's anyway); leave it out to keep all".into(),
+            ));
+        }
         if !errors.is_empty() {
             return Err(KeyErrors(errors).into());
         }
@@ -451,6 +491,8 @@ impl SweepSpec {
             description: file.description,
             objective,
             set,
+            pruner,
+            keep_checkpoints: file.keep_checkpoints,
             repeats: file.repeats,
             source,
             program,
@@ -503,6 +545,63 @@ impl SweepSpec {
             Program::Command(_) => inline("params"),
         }
     }
+}
+
+/// The pruner `[prune]` asks for; keys of the other method and bad values are errors.
+fn prune_spec(
+    p: &PruneFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> PrunerSpec {
+    let mut positive = |key: &str, v: Option<usize>, min: usize, default: usize| match v {
+        Some(n) if n < min => {
+            errors.push(at(&format!("prune.{key}"), format!("must be at least {min}, got {n}")));
+            default
+        }
+        Some(n) => n,
+        None => default,
+    };
+    let spec = match p.method {
+        PruneMethod::Median => {
+            let d = MedianPruner::default();
+            PrunerSpec::Median(MedianPruner {
+                startup_trials: positive("startup_trials", p.startup_trials, 0, d.startup_trials),
+                warmup_epochs: positive("warmup_epochs", p.warmup_epochs, 0, d.warmup_epochs),
+                interval: positive("interval", p.interval, 1, d.interval),
+            })
+        }
+        PruneMethod::Asha => {
+            let d = Asha::default();
+            PrunerSpec::Asha(Asha {
+                grace_epochs: positive("grace_epochs", p.grace_epochs, 1, d.grace_epochs),
+                eta: positive("eta", p.eta, 2, d.eta),
+            })
+        }
+    };
+    let foreign: &[(&str, bool)] = match p.method {
+        PruneMethod::Median => &[
+            ("grace_epochs", p.grace_epochs.is_some()),
+            ("eta", p.eta.is_some()),
+        ],
+        PruneMethod::Asha => &[
+            ("startup_trials", p.startup_trials.is_some()),
+            ("warmup_epochs", p.warmup_epochs.is_some()),
+            ("interval", p.interval.is_some()),
+        ],
+    };
+    let other = match p.method {
+        PruneMethod::Median => "asha",
+        PruneMethod::Asha => "median",
+    };
+    for (key, given) in foreign {
+        if *given {
+            errors.push(at(
+                &format!("prune.{key}"),
+                format!("belongs to method = \"{other}\""),
+            ));
+        }
+    }
+    spec
 }
 
 /// `[set]` as (dotted key, value) pairs; nested tables are flattened.

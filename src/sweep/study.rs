@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::plan::{Plan, PlannedTrial, TrialInput};
+use super::pruner::{Pruner, PrunerSpec};
 use super::spec::SweepSpec;
 use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::progress::SweepProgress;
@@ -202,6 +203,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         pending: ran,
         backend: opts.backend.name().into(),
         pid: std::process::id(),
+        pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
     };
     record.apply(&sweep);
     events.insert(0, sweep);
@@ -230,6 +232,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         plan.trials.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut study = Study {
         dir: dir.clone(),
+        pruner: plan.pruner.as_ref().map(PrunerSpec::build),
         trials,
         plan: &plan,
         journal,
@@ -241,8 +244,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         running,
         queue,
         failed: 0,
-        published: None,
-        publish_cost: Duration::ZERO,
+        unpublished: 0,
     };
     study.publish(true)?;
     let end = study.drive(&interrupted)?;
@@ -438,6 +440,7 @@ impl Attempt {
 /// The state of one `sweep run` while it drives its executor.
 struct Study<'a> {
     dir: SweepDir,
+    pruner: Option<Box<dyn Pruner>>,
     plan: &'a Plan,
     trials: HashMap<&'a str, &'a PlannedTrial>,
     journal: Journal,
@@ -451,10 +454,8 @@ struct Study<'a> {
     queue: VecDeque<TrialJob>,
     /// Trials that ended without a result after their last attempt.
     failed: usize,
-    /// When the leaderboard was last written.
-    published: Option<Instant>,
-    /// How long writing it took then.
-    publish_cost: Duration,
+    /// Trials that ended since the leaderboard was last written.
+    unpublished: usize,
 }
 
 /// How often the study looks at signals and deadlines while waiting for its executor.
@@ -563,6 +564,42 @@ impl Study<'_> {
         self.exec.start(job)
     }
 
+    /// Asks the pruner about a trial that reported `epoch`; journals its decision and stops
+    /// the trial when it says so. A decision the journal already holds (made before a resume)
+    /// stands.
+    fn judge(&mut self, trial: &str, epoch: usize, epochs: Option<usize>) -> anyhow::Result<()> {
+        let Some(pruner) = &self.pruner else {
+            return Ok(());
+        };
+        let Some(t) = self.record.get(trial) else {
+            return Ok(());
+        };
+        if let Some(d) = t.decisions.iter().find(|d| d.epoch == epoch) {
+            if d.stop {
+                self.stop(trial, StopReason::Pruned)?;
+            }
+            return Ok(());
+        }
+        let epochs = epochs.or_else(|| {
+            self.trials
+                .get(trial)
+                .and_then(|t| t.input.epochs())
+        });
+        let Some(decision) = pruner.decide(&self.record, trial, epoch, epochs) else {
+            return Ok(());
+        };
+        let stop = decision.stop;
+        if stop {
+            self.progress
+                .println(&format!("pruning {trial} at epoch {epoch}: {}", decision.reason));
+        }
+        self.log(Event::Decision(decision))?;
+        if stop {
+            self.stop(trial, StopReason::Pruned)?;
+        }
+        Ok(())
+    }
+
     /// Asks the executor to stop a running trial (once).
     fn stop(&mut self, trial: &str, reason: StopReason) -> anyhow::Result<()> {
         match self.running.get_mut(trial) {
@@ -594,15 +631,18 @@ impl Study<'_> {
                 self.progress.started(&trial, &device, attempt);
             }
             ExecEvent::Progress(e) => {
-                if let TrialEvent::Epoch { trial, row, .. } = &e
+                self.progress.event(&e);
+                if let TrialEvent::Epoch {
+                    trial, row, epochs, ..
+                } = &e
                     && self.running.contains_key(trial)
                 {
                     self.log(Event::Epoch {
                         trial: trial.clone(),
                         row: row.clone(),
                     })?;
+                    self.judge(trial, row.epoch, *epochs)?;
                 }
-                self.progress.event(&e);
             }
             ExecEvent::Ended { trial, outcome } => self.ended(trial, outcome, stopping)?,
         }
@@ -643,15 +683,17 @@ impl Study<'_> {
         Ok(())
     }
 
-    /// Rewrites leaderboard.csv and, when the winner changed, best/. Unless `force`, at most
-    /// about once a second and never more than 2% of the time (a sweep of thousands of quick
-    /// trials would otherwise spend its time rewriting files); None when skipped.
+    /// Rewrites leaderboard.csv and, when the winner changed, best/. Unless `force`, after
+    /// every trial in sweeps of up to 200 trials and after every 1/200 of the trials in larger
+    /// ones, so that rewriting files stays a linear cost however many trials end; None when
+    /// skipped.
     fn publish(&mut self, force: bool) -> anyhow::Result<Option<Leaderboard>> {
-        let wait = (self.publish_cost * 50).max(Duration::from_secs(1));
-        if !force && self.published.is_some_and(|at| at.elapsed() < wait) {
+        self.unpublished += 1;
+        let batch = (self.record.trials.len() / 200).max(1);
+        if !force && self.unpublished < batch {
             return Ok(None);
         }
-        let started = Instant::now();
+        self.unpublished = 0;
         let board = Leaderboard::build(&self.record);
         atomic::write(&self.dir.leaderboard_file(), Csv.serialize(&board)?)?;
         if let Some(best) = board.best()
@@ -659,8 +701,6 @@ impl Study<'_> {
         {
             self.dir.publish_best(&best.trial)?;
         }
-        self.published = Some(Instant::now());
-        self.publish_cost = started.elapsed();
         Ok(Some(board))
     }
 }

@@ -11,6 +11,7 @@ pub mod model;
 pub mod optim;
 pub mod progress;
 pub mod rng;
+pub mod state;
 pub mod threads;
 pub mod trainer;
 

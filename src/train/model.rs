@@ -184,21 +184,44 @@ impl Mlp {
 
     /// Writes every tensor to a safetensors file.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let tensors: HashMap<String, Tensor> = self
-            .named_vars()
+        candle_core::safetensors::save(&self.tensors(), path)
+            .with_context(|| format!("cannot write checkpoint {}", path.display()))
+    }
+
+    /// Every tensor by its state-dict name.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.named_vars()
             .into_iter()
             .map(|(name, v)| (name, v.as_tensor().clone()))
-            .collect();
-        candle_core::safetensors::save(&tensors, path)
-            .with_context(|| format!("cannot write checkpoint {}", path.display()))
+            .collect()
     }
 
     /// Loads every tensor from a safetensors file written by [`Mlp::save`] for the same config.
     pub fn load(&self, path: &Path) -> anyhow::Result<()> {
         let loaded = candle_core::safetensors::load(path, &self.device)
             .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        self.set_tensors(&loaded, path)?;
         let vars = self.named_vars();
-        for (name, var) in &vars {
+        if loaded.len() != vars.len() {
+            bail!(
+                "{}: holds {} tensors, the model has {} (was it saved for another model?)",
+                path.display(),
+                loaded.len(),
+                vars.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets every tensor of the model from `loaded` (read from `source`), which may hold
+    /// others besides.
+    pub fn set_tensors(
+        &self,
+        loaded: &HashMap<String, Tensor>,
+        source: &Path,
+    ) -> anyhow::Result<()> {
+        let path = source;
+        for (name, var) in &self.named_vars() {
             let t = loaded.get(name).with_context(|| {
                 format!(
                     "{}: no tensor `{name}` (was it saved for another model?)",
@@ -213,15 +236,7 @@ impl Mlp {
                     var.dims()
                 );
             }
-            var.set(&t.to_dtype(DType::F32)?)?;
-        }
-        if loaded.len() != vars.len() {
-            bail!(
-                "{}: holds {} tensors, the model has {} (was it saved for another model?)",
-                path.display(),
-                loaded.len(),
-                vars.len()
-            );
+            var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
         }
         Ok(())
     }

@@ -63,6 +63,36 @@ impl Sgd {
         })
     }
 
+    /// The momentum buffers, in parameter order.
+    pub fn momentum(&self) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.params
+            .iter()
+            .map(|(_, b)| Ok(b.flatten_all()?.to_vec1::<f32>()?))
+            .collect()
+    }
+
+    /// Restores momentum buffers saved by [`Sgd::momentum`].
+    pub fn set_momentum(&mut self, buffers: Vec<Vec<f32>>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            buffers.len() == self.params.len(),
+            "{} momentum buffers saved, the optimiser has {}",
+            buffers.len(),
+            self.params.len()
+        );
+        for ((p, buf), values) in self.params.iter_mut().zip(buffers) {
+            let restored = Tensor::from_vec(values, p.shape(), p.device())?;
+            if self.in_place {
+                // The fused update writes into the buffer in place: keep its storage.
+                storage::with_slice(&restored, |src| {
+                    storage::with_slice_mut(buf, |dst| dst.copy_from_slice(src))
+                })??;
+            } else {
+                *buf = restored;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one update from `grads`; parameters without a gradient are left alone.
     ///
     /// On the CPU this runs the fused in-place kernels; elsewhere it composes candle ops.

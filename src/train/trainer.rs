@@ -16,7 +16,7 @@ use crate::train::data::{Mnist, Normalizer};
 use crate::train::engine::{self, TestSet};
 use crate::train::model::Mlp;
 use crate::train::optim::MultiStepLr;
-use crate::train::threads;
+use crate::train::{state, threads};
 use crate::trial::{EpochMetrics, Metrics, Objective, StopReason, TrialStatus, TrialSummary};
 
 /// Receives progress as training goes (progress bar, event stream, nothing).
@@ -45,6 +45,9 @@ pub struct TrainContext<'a> {
     pub run: &'a RunDir,
     /// What selects the best epoch, whose checkpoint is kept.
     pub objective: &'a Objective,
+    /// Continue from the state an earlier run of this configuration saved in `run`, if it
+    /// holds one (else start from epoch 1).
+    pub resume: bool,
 }
 
 /// The metrics the built-in trainer can report after an epoch, in `metrics.csv` order
@@ -197,13 +200,20 @@ pub fn train(
     );
     ctx.run.write_config(&config.to_toml())?;
     ctx.run.write_summary(&summary)?;
-    let result = train_epochs(config, ctx, engine_kind, &mut summary, started, observer);
-    summary.seconds = round_ms(started.elapsed().as_secs_f64());
+    let mut clock = RunClock {
+        started,
+        earlier: 0.0,
+    };
+    let result = train_epochs(config, ctx, engine_kind, &mut summary, &mut clock, observer);
+    summary.seconds = clock.seconds();
     if let Err(e) = &result {
         summary.status = TrialStatus::Failed;
         summary.message = Some(format!("{e:#}"));
     }
     ctx.run.write_summary(&summary)?;
+    if summary.status.is_final() {
+        state::remove(ctx.run);
+    }
     observer.finished(&summary);
     result.map(|()| summary)
 }
@@ -216,7 +226,7 @@ fn train_epochs(
     ctx: &TrainContext,
     engine_kind: crate::train::config::Engine,
     summary: &mut TrialSummary,
-    started: Instant,
+    clock: &mut RunClock,
     observer: &mut dyn Observer,
 ) -> anyhow::Result<()> {
     let data = &config.data;
@@ -245,11 +255,31 @@ fn train_epochs(
     let fill_inputs = resident.is_none();
     let mut step = engine::build(engine_kind, &model, config, resident)?;
     let schedule = MultiStepLr::from_config(config);
-    let mut rows: Vec<EpochMetrics> = Vec::new();
+    let config_toml = config.to_toml();
+    let resumed = if ctx.resume {
+        state::load(ctx.run, &config_toml, &model, step.as_mut())?
+    } else {
+        None
+    };
+    let (first_epoch, mut rows) = match resumed {
+        Some(r) => {
+            // The summary so far, with where this attempt runs.
+            let here = (summary.device.clone(), summary.engine.clone(), summary.threads);
+            *summary = r.summary;
+            (summary.device, summary.engine, summary.threads) = here;
+            summary.status = TrialStatus::Running;
+            summary.message = None;
+            let mut rows = ctx.run.read_metrics().unwrap_or_default();
+            rows.retain(|row| row.epoch <= r.epoch);
+            clock.earlier = summary.seconds;
+            (r.epoch, rows)
+        }
+        None => (0, Vec::new()),
+    };
     ctx.run.write_metrics(&rows)?;
     let mut last_poll = Instant::now();
 
-    for epoch in 0..config.epochs {
+    for epoch in first_epoch..config.epochs {
         let epoch_start = Instant::now();
         let lr = schedule.lr_at(epoch);
         let batches = EpochBatches {
@@ -262,7 +292,7 @@ fn train_epochs(
             drop_single_sample_batch: config.model.batch_norm,
             fill_inputs,
         };
-        if epoch == 0 {
+        if epoch == first_epoch {
             observer.started(config.epochs, batches.count(), summary);
         }
         let (mut loss_sum, mut correct, mut seen, mut steps) = (0.0f64, 0usize, 0usize, 0usize);
@@ -346,8 +376,9 @@ fn train_epochs(
         }
         rows.push(row);
         ctx.run.write_metrics(&rows)?;
-        summary.seconds = round_ms(started.elapsed().as_secs_f64());
+        summary.seconds = clock.seconds();
         ctx.run.write_summary(summary)?;
+        state::save(ctx.run, &config_toml, &model, step.as_ref(), epoch + 1, summary)?;
         observer.epoch(config.epochs, rows.last().expect("just pushed"), summary);
     }
     summary.status = TrialStatus::Completed;
@@ -360,6 +391,18 @@ fn stopped_by(reason: StopReason) -> &'static str {
         StopReason::Pruned => "pruned by the sweep",
         StopReason::Timeout => "stopped at its time limit",
         StopReason::Interrupted => "interrupted",
+    }
+}
+
+/// The wall time of a run, earlier attempts of a resumed run included.
+struct RunClock {
+    started: Instant,
+    earlier: f64,
+}
+
+impl RunClock {
+    fn seconds(&self) -> f64 {
+        round_ms(self.earlier + self.started.elapsed().as_secs_f64())
     }
 }
 

@@ -38,6 +38,14 @@ impl AutogradStep {
 }
 
 impl TrainStep for AutogradStep {
+    fn momentum(&self) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.sgd.momentum()
+    }
+
+    fn set_momentum(&mut self, buffers: Vec<Vec<f32>>) -> anyhow::Result<()> {
+        self.sgd.set_momentum(buffers)
+    }
+
     fn step(&mut self, batch: &Batch, lr: f64) -> anyhow::Result<StepOutcome> {
         let n = batch.len();
         let device = self.model.device();

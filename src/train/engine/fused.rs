@@ -247,7 +247,60 @@ impl FusedCpuStep {
     }
 }
 
+impl FusedCpuStep {
+    /// The momentum buffers in [`Mlp::trainable`] order.
+    fn buffers(&mut self) -> Vec<&mut Momentum> {
+        let mut out = Vec::new();
+        for l in &mut self.hidden {
+            out.push(&mut l.m_weight);
+            out.push(&mut l.m_bias);
+            if l.bn.is_some() {
+                out.push(&mut l.m_gamma);
+                out.push(&mut l.m_beta);
+            }
+        }
+        out.push(&mut self.m_out_weight);
+        out.push(&mut self.m_out_bias);
+        out
+    }
+}
+
 impl TrainStep for FusedCpuStep {
+    fn momentum(&self) -> anyhow::Result<Vec<Vec<f32>>> {
+        let mut out = Vec::new();
+        for l in &self.hidden {
+            out.push(l.m_weight.0.clone());
+            out.push(l.m_bias.0.clone());
+            if l.bn.is_some() {
+                out.push(l.m_gamma.0.clone());
+                out.push(l.m_beta.0.clone());
+            }
+        }
+        out.push(self.m_out_weight.0.clone());
+        out.push(self.m_out_bias.0.clone());
+        Ok(out)
+    }
+
+    fn set_momentum(&mut self, buffers: Vec<Vec<f32>>) -> anyhow::Result<()> {
+        let mut slots = self.buffers();
+        ensure!(
+            slots.len() == buffers.len(),
+            "{} momentum buffers saved, the model has {}",
+            buffers.len(),
+            slots.len()
+        );
+        for (slot, b) in slots.iter_mut().zip(buffers) {
+            ensure!(
+                slot.0.len() == b.len(),
+                "a momentum buffer of {} values saved for one of {}",
+                b.len(),
+                slot.0.len()
+            );
+            slot.0 = b;
+        }
+        Ok(())
+    }
+
     fn step(&mut self, batch: &Batch, lr: f64) -> anyhow::Result<StepOutcome> {
         let b = batch.len();
         ensure!(

@@ -32,6 +32,13 @@ pub struct StepOutcome {
 pub trait TrainStep {
     /// Trains on `batch` with learning rate `lr`, updating the model's parameters in place.
     fn step(&mut self, batch: &Batch, lr: f64) -> anyhow::Result<StepOutcome>;
+
+    /// The optimiser's momentum buffers, one per trainable parameter in
+    /// [`Mlp::trainable`] order (to save a resumable state).
+    fn momentum(&self) -> anyhow::Result<Vec<Vec<f32>>>;
+
+    /// Restores momentum buffers saved by [`TrainStep::momentum`].
+    fn set_momentum(&mut self, buffers: Vec<Vec<f32>>) -> anyhow::Result<()>;
 }
 
 /// The engine `requested` resolves to on `device`.

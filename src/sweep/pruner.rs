@@ -1,0 +1,373 @@
+//! Pruners stop losing trials early: after each epoch a trial reports, the study asks the
+//! sweep's pruner whether it goes on. Two exist, as in Optuna and Ray Tune:
+//!
+//! - [`MedianPruner`] (Optuna's MedianPruner): stop a trial whose best value so far is worse
+//!   than the median of the completed trials' values at the same epoch.
+//! - [`Asha`] (asynchronous successive halving, Li et al. 2020, as Ray's ASHAScheduler): at
+//!   rungs `grace_epochs · eta^k`, a trial goes on only if its value is in the top `1/eta` of
+//!   the values recorded at that rung so far.
+//!
+//! Every decision is journalled with the numbers behind it; a decision already in the journal
+//! is never made again, so a resumed sweep keeps the decisions it made.
+
+use crate::store::journal::Decision;
+use crate::store::record::{StudyRecord, TrialRecord};
+use crate::trial::{Objective, TrialStatus, format_metric};
+
+/// The pruner a spec's `[prune]` section asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrunerSpec {
+    /// `method = "median"`.
+    Median(MedianPruner),
+    /// `method = "asha"`.
+    Asha(Asha),
+}
+
+impl PrunerSpec {
+    /// The pruner itself.
+    pub fn build(&self) -> Box<dyn Pruner> {
+        match self {
+            PrunerSpec::Median(m) => Box::new(m.clone()),
+            PrunerSpec::Asha(a) => Box::new(a.clone()),
+        }
+    }
+
+    /// The pruner and its settings, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            PrunerSpec::Median(m) => format!(
+                "median (startup_trials {}, warmup_epochs {}, interval {})",
+                m.startup_trials, m.warmup_epochs, m.interval
+            ),
+            PrunerSpec::Asha(a) => {
+                format!("asha (grace_epochs {}, eta {})", a.grace_epochs, a.eta)
+            }
+        }
+    }
+}
+
+/// Decides whether a trial goes on after an epoch.
+pub trait Pruner {
+    /// The decision about `trial` after it reported `epoch` (of `epochs` planned, when
+    /// known), or None when this epoch is not a decision point.
+    fn decide(
+        &self,
+        record: &StudyRecord,
+        trial: &str,
+        epoch: usize,
+        epochs: Option<usize>,
+    ) -> Option<Decision>;
+}
+
+/// Optuna's MedianPruner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MedianPruner {
+    /// No pruning until this many trials completed.
+    pub startup_trials: usize,
+    /// No pruning during a trial's first epochs.
+    pub warmup_epochs: usize,
+    /// Judge every `interval` epochs after the warm-up.
+    pub interval: usize,
+}
+
+impl Default for MedianPruner {
+    fn default() -> Self {
+        Self {
+            startup_trials: 5,
+            warmup_epochs: 0,
+            interval: 1,
+        }
+    }
+}
+
+/// Asynchronous successive halving (the stopping variant, as Ray's ASHAScheduler).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asha {
+    /// The first rung, in epochs.
+    pub grace_epochs: usize,
+    /// The reduction factor: rungs are `eta` times apart and keep the top `1/eta`.
+    pub eta: usize,
+}
+
+impl Default for Asha {
+    fn default() -> Self {
+        Self {
+            grace_epochs: 1,
+            eta: 3,
+        }
+    }
+}
+
+/// The objective's value of `t` at `epoch`.
+fn value_at(objective: &Objective, t: &TrialRecord, epoch: usize) -> Option<f64> {
+    t.epochs
+        .iter()
+        .find(|r| r.epoch == epoch)
+        .and_then(|r| objective.value(&r.metrics))
+}
+
+/// The median of `values` (not empty).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The `q`-quantile of `values` (not empty), interpolated linearly as numpy's percentile.
+pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (values.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    values[lo] + (values[hi] - values[lo]) * (pos - lo as f64)
+}
+
+impl Pruner for MedianPruner {
+    fn decide(
+        &self,
+        record: &StudyRecord,
+        trial: &str,
+        epoch: usize,
+        _epochs: Option<usize>,
+    ) -> Option<Decision> {
+        if epoch <= self.warmup_epochs || !(epoch - self.warmup_epochs).is_multiple_of(self.interval)
+        {
+            return None;
+        }
+        let completed = || {
+            record
+                .active()
+                .filter(|t| t.status == TrialStatus::Completed && t.id() != trial)
+        };
+        if completed().count() < self.startup_trials.max(1) {
+            return None;
+        }
+        let objective = &record.objective;
+        let t = record.get(trial)?;
+        let best = objective
+            .best(&t.epochs.iter().filter(|r| r.epoch <= epoch).cloned().collect::<Vec<_>>())
+            .and_then(|r| objective.value(&r.metrics))?;
+        let mut others: Vec<f64> = completed()
+            .filter_map(|o| value_at(objective, o, epoch))
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let of = others.len();
+        let bar = median(&mut others);
+        let stop = objective.better(bar, best);
+        let m = &objective.metric;
+        let reason = format!(
+            "best {m} so far {} is {} the median {} of {of} completed trials at epoch {epoch}",
+            format_metric(best),
+            if stop { "worse than" } else { "no worse than" },
+            format_metric(bar)
+        );
+        Some(Decision {
+            trial: trial.to_string(),
+            epoch,
+            pruner: "median".into(),
+            value: best,
+            rung: None,
+            threshold: Some(bar),
+            of,
+            stop,
+            reason,
+        })
+    }
+}
+
+impl Asha {
+    /// The rungs below `epochs`: grace, grace·eta, grace·eta², ...
+    pub fn rungs(&self, epochs: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut r = self.grace_epochs.max(1);
+        while r < epochs {
+            out.push(r);
+            r = r.saturating_mul(self.eta.max(2));
+        }
+        out
+    }
+}
+
+impl Pruner for Asha {
+    fn decide(
+        &self,
+        record: &StudyRecord,
+        trial: &str,
+        epoch: usize,
+        epochs: Option<usize>,
+    ) -> Option<Decision> {
+        let epochs = epochs?;
+        if !self.rungs(epochs).contains(&epoch) {
+            return None;
+        }
+        let objective = &record.objective;
+        let value = value_at(objective, record.get(trial)?, epoch)?;
+        let mut recorded: Vec<f64> = record
+            .trials
+            .iter()
+            .filter(|t| t.id() != trial)
+            .flat_map(|t| t.decisions.iter())
+            .filter(|d| d.pruner == "asha" && d.rung == Some(epoch))
+            .map(|d| d.value)
+            .collect();
+        let of = recorded.len();
+        let keep = 1.0 / self.eta as f64;
+        // The top 1/eta: above the (1 - 1/eta)-quantile when larger is better, below the
+        // 1/eta-quantile when smaller is.
+        let cutoff = (!recorded.is_empty()).then(|| {
+            let q = match objective.mode {
+                crate::trial::Mode::Max => 1.0 - keep,
+                crate::trial::Mode::Min => keep,
+            };
+            quantile(&mut recorded, q)
+        });
+        let stop = cutoff.is_some_and(|c| objective.better(c, value));
+        let m = &objective.metric;
+        let reason = match cutoff {
+            None => format!("first trial at rung {epoch}: it goes on"),
+            Some(c) => format!(
+                "{m} {} at rung {epoch} is {} the top 1/{} (cutoff {} of {of} trials)",
+                format_metric(value),
+                if stop { "outside" } else { "inside" },
+                self.eta,
+                format_metric(c)
+            ),
+        };
+        Some(Decision {
+            trial: trial.to_string(),
+            epoch,
+            pruner: "asha".into(),
+            value,
+            rung: Some(epoch),
+            threshold: cutoff,
+            of,
+            stop,
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::journal::{Event, TrialDef};
+    use crate::trial::{EpochMetrics, Metrics};
+
+    /// Adds trial `id` with its accuracy curve to `r`.
+    fn add(r: &mut StudyRecord, id: &str, curve: &[f64]) {
+        r.apply(&Event::Trial(TrialDef {
+            index: r.trials.len(),
+            id: id.to_string(),
+            group: id.to_string(),
+            label: None,
+            params: Default::default(),
+        }));
+        for (e, v) in curve.iter().enumerate() {
+            r.apply(&Event::Epoch {
+                trial: id.to_string(),
+                row: EpochMetrics {
+                    epoch: e + 1,
+                    metrics: Metrics::new().with("test_acc", *v),
+                },
+            });
+        }
+    }
+
+    /// A study of trials with the given accuracy curves and statuses.
+    fn study(curves: &[(&str, &[f64], TrialStatus)]) -> StudyRecord {
+        let mut r = StudyRecord::default();
+        for (id, curve, status) in curves {
+            add(&mut r, id, curve);
+            if *status != TrialStatus::Running {
+                r.apply(&Event::Finished {
+                    trial: id.to_string(),
+                    attempt: 1,
+                    status: *status,
+                    message: None,
+                    seconds: 1.0,
+                    best: None,
+                });
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn the_median_pruner_stops_a_trial_whose_best_is_below_the_median_at_its_epoch() {
+        use TrialStatus::*;
+        let r = study(&[
+            ("a", &[90.0, 95.0, 97.0], Completed),
+            ("b", &[91.0, 96.0, 98.0], Completed),
+            ("c", &[92.0, 94.0, 96.0], Completed),
+            ("slow", &[89.0, 93.0], Running),
+            ("fine", &[91.5, 95.5], Running),
+        ]);
+        let p = MedianPruner {
+            startup_trials: 3,
+            warmup_epochs: 1,
+            interval: 1,
+        };
+        assert_eq!(p.decide(&r, "slow", 1, None), None, "warm-up");
+        let d = p.decide(&r, "slow", 2, None).unwrap();
+        assert!(d.stop, "93 < median(95, 96, 94) = 95: {}", d.reason);
+        assert_eq!((d.threshold, d.of), (Some(95.0), 3));
+        let d = p.decide(&r, "fine", 2, None).unwrap();
+        assert!(!d.stop, "95.5 >= 95");
+        let strict = MedianPruner {
+            startup_trials: 4,
+            ..p.clone()
+        };
+        assert_eq!(strict.decide(&r, "slow", 2, None), None, "3 of 4 startup trials");
+        let sparse = MedianPruner {
+            interval: 2,
+            warmup_epochs: 0,
+            ..p
+        };
+        assert_eq!(sparse.decide(&r, "slow", 1, None), None, "not a decision epoch");
+        assert!(sparse.decide(&r, "slow", 2, None).is_some());
+    }
+
+    #[test]
+    fn asha_rungs_grow_by_eta_and_keep_the_top_third() {
+        let asha = Asha {
+            grace_epochs: 1,
+            eta: 3,
+        };
+        assert_eq!(asha.rungs(15), [1, 3, 9]);
+        assert_eq!(asha.rungs(9), [1, 3]);
+        assert_eq!(Asha { grace_epochs: 2, eta: 2 }.rungs(16), [2, 4, 8]);
+        // Trials arrive at rung 1 one after another; each is judged against those before it.
+        let curves: [(&str, &[f64]); 6] = [
+            ("t1", &[90.0]),
+            ("t2", &[85.0]),
+            ("t3", &[95.0]),
+            ("t4", &[92.0]),
+            ("t5", &[96.0]),
+            ("t6", &[80.0]),
+        ];
+        let mut r = StudyRecord::default();
+        let mut stops = Vec::new();
+        for (id, curve) in curves {
+            add(&mut r, id, curve);
+            let d = asha.decide(&r, id, 1, Some(15)).unwrap();
+            stops.push(d.stop);
+            r.apply(&Event::Decision(d));
+        }
+        // The 2/3-quantile of the values before: t1 first, on; t2 85 < 90, stop; t3 95 >=
+        // 88.33, on; t4 92 >= 91.67, on; t5 96 >= 92.0, on; t6 80 < 94.0, stop.
+        assert_eq!(stops, [false, true, false, false, false, true]);
+        assert_eq!(asha.decide(&r, "t1", 2, Some(15)), None, "2 is no rung");
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        assert_eq!(quantile(&mut [1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
+        assert!((quantile(&mut [85.0, 90.0], 2.0 / 3.0) - 88.333333).abs() < 1e-5);
+        assert_eq!(quantile(&mut [7.0], 0.9), 7.0);
+    }
+}

@@ -105,6 +105,9 @@ SlurmctldHost=localhost
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job may start again once its credential expired (Slurm's default: 120 s); the
+# requeue tests would wait that long per requeue.
+AuthInfo=cred_expire=10
 CredType=cred/munge
 StateSaveLocation=$STATE_DIR/ctld
 SlurmdSpoolDir=$STATE_DIR/d

@@ -313,6 +313,7 @@ fn stopping_one_of_two_slurm_tasks_leaves_the_other_to_finish() {
             sbatch_args: vec![],
             cancel_on_exit: true,
             poll: Duration::from_millis(200),
+            requeue_before: Duration::from_secs(120),
             exe: env!("CARGO_BIN_EXE_sweep").into(),
         },
     )
@@ -481,4 +482,71 @@ fn a_slurm_trial_past_its_timeout_is_stopped_and_retried() {
         "one attempt and one retry: {j:?}"
     );
     assert_eq!(j.iter().filter(|e| e["event"] == "submitted").count(), 2);
+}
+
+#[test]
+fn a_trial_longer_than_its_time_limit_finishes_over_several_requeues_with_the_same_metrics() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !cluster_available() {
+        return;
+    }
+    let dir = scratch("slurm-requeue");
+    // About 45 s of training; a one-minute limit, stopped 50 s before it: the trial keeps 15 s
+    // slices.
+    let base = small_config(&dir, "");
+    let config = std::fs::read_to_string(&base)
+        .unwrap()
+        .replace("epochs = 1", "epochs = 220")
+        .replace("train_limit = 2000", "train_limit = 10000")
+        .replace("hidden = [128, 128]", "hidden = [256, 256]");
+    std::fs::write(&base, config).unwrap();
+    let spec = dir.join("rq.toml");
+    std::fs::write(
+        &spec,
+        "name = \"rq\"\nbase = \"trial.toml\"\n[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"long\"\n",
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let child = slurm_run(&spec, &results, &["--time", "1", "--requeue-before", "50s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Meanwhile, the same configuration without interruption.
+    let straight = dir.join("straight");
+    let o = common::run(sweep(&[
+        "train",
+        base.to_str().unwrap(),
+        "--out",
+        straight.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("rq");
+    let trial = std::fs::read_dir(root.join("trials"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log: String = std::fs::read_dir(root.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "out"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let requeues = log.matches("requeued job").count();
+    assert!(requeues >= 2, "{requeues} requeues:\n{log}");
+    assert_eq!(summary(&trial)["status"], "completed");
+    assert_eq!(
+        metrics_without_time(&trial),
+        metrics_without_time(&straight)
+    );
+    let j = journal(&root);
+    assert_eq!(
+        j.iter().filter(|e| e["event"] == "finished").count(),
+        1,
+        "one attempt, however many requeues"
+    );
 }

@@ -775,17 +775,17 @@ fn a_trial_cut_off_by_kill_9_of_the_sweep_continues_from_its_last_epoch() {
         .to_string();
     assert_eq!(count(&j, "started", &id), 2);
     // The second attempt's first epoch continues where the first left off.
-    let second_start = j
-        .iter()
-        .rposition(|e| e["event"] == "started")
-        .unwrap();
+    let second_start = j.iter().rposition(|e| e["event"] == "started").unwrap();
     let resumed_at = j[second_start..]
         .iter()
         .find(|e| e["event"] == "epoch")
         .unwrap()["epoch"]
         .as_u64()
         .unwrap();
-    assert!(resumed_at > 1, "resumed at epoch {resumed_at}, not from scratch");
+    assert!(
+        resumed_at > 1,
+        "resumed at epoch {resumed_at}, not from scratch"
+    );
     // And it ends exactly as an uninterrupted run of the same configuration.
     let trial = root.join("trials").join(&id);
     let straight = dir.join("straight");
@@ -796,7 +796,10 @@ fn a_trial_cut_off_by_kill_9_of_the_sweep_continues_from_its_last_epoch() {
         straight.to_str().unwrap(),
     ]));
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(metrics_without_time(&trial), metrics_without_time(&straight));
+    assert_eq!(
+        metrics_without_time(&trial),
+        metrics_without_time(&straight)
+    );
 }
 
 #[test]
@@ -818,13 +821,20 @@ fn asha_prunes_losing_trials_which_stay_final_and_rank_after_the_completed_ones(
     let decisions: Vec<&serde_json::Value> =
         j.iter().filter(|e| e["event"] == "decision").collect();
     assert!(!decisions.is_empty());
-    assert!(decisions.iter().all(|d| d["pruner"] == "asha" && d["rung"].is_u64()));
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["pruner"] == "asha" && d["rung"].is_u64())
+    );
     let pruned: Vec<&str> = decisions
         .iter()
         .filter(|d| d["stop"] == true)
         .map(|d| d["trial"].as_str().unwrap())
         .collect();
-    assert!(pruned.len() >= 2, "the two hopeless learning rates: {decisions:?}");
+    assert!(
+        pruned.len() >= 2,
+        "the two hopeless learning rates: {decisions:?}"
+    );
     let rows = csv_rows(&root.join("leaderboard.csv"));
     let statuses: Vec<&str> = rows[1..].iter().map(|r| r[2].as_str()).collect();
     let first_pruned = statuses.iter().position(|s| *s == "pruned").unwrap();
@@ -833,12 +843,20 @@ fn asha_prunes_losing_trials_which_stay_final_and_rank_after_the_completed_ones(
             && statuses[first_pruned..].iter().all(|s| *s == "pruned"),
         "completed trials first, then the pruned ones: {statuses:?}"
     );
-    assert!(rows[1..].iter().all(|r| !r[0].is_empty()), "pruned trials are ranked too");
+    assert!(
+        rows[1..].iter().all(|r| !r[0].is_empty()),
+        "pruned trials are ranked too"
+    );
     for id in &pruned {
         let s = summary(&root.join("trials").join(id));
         assert_eq!(s["status"], "pruned");
         assert!(s["epochs_run"].as_u64().unwrap() < 4);
-        assert!(root.join("trials").join(id).join("best.safetensors").is_file());
+        assert!(
+            root.join("trials")
+                .join(id)
+                .join("best.safetensors")
+                .is_file()
+        );
     }
     // Pruned trials are final: a resume runs nothing and decides nothing new.
     let o = run_sweep(&s, &results, &[]);
@@ -849,5 +867,42 @@ fn asha_prunes_losing_trials_which_stay_final_and_rank_after_the_completed_ones(
         decisions.len()
     );
     let status = run(sweep(&["status", root.to_str().unwrap()]));
-    assert!(text(&status).contains(&format!("pruned {}", pruned.len())), "{}", text(&status));
+    assert!(
+        text(&status).contains(&format!("pruned {}", pruned.len())),
+        "{}",
+        text(&status)
+    );
+}
+
+#[test]
+fn keep_checkpoints_keeps_only_the_best_trials_checkpoints_and_status_shows_the_disk() {
+    let dir = scratch("keep");
+    let s = spec(
+        &dir,
+        "keep",
+        "keep_checkpoints = 2\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.001, 0.01, 0.05, 0.1]",
+        "",
+    );
+    let results = dir.join("results");
+    let root = results.join("keep");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let kept: Vec<bool> = rows[1..]
+        .iter()
+        .map(|r| {
+            root.join("trials")
+                .join(&r[1])
+                .join("best.safetensors")
+                .is_file()
+        })
+        .collect();
+    assert_eq!(kept, [true, true, false, false], "the top 2 by the metric");
+    assert!(root.join("best/best.safetensors").is_file());
+    let status = run(sweep(&["status", root.to_str().unwrap()]));
+    assert!(
+        text(&status).contains("in 2 kept checkpoints, 0.0 MB in 0 resumable states"),
+        "{}",
+        text(&status)
+    );
 }

@@ -251,7 +251,12 @@ fn a_run_killed_mid_epoch_resumes_from_its_last_epoch_to_the_same_metrics() {
     assert!(o.status.success(), "{}", text(&o));
 
     let cut = dir.join("cut");
-    let mut args = vec!["train", config.to_str().unwrap(), "--out", cut.to_str().unwrap()];
+    let mut args = vec![
+        "train",
+        config.to_str().unwrap(),
+        "--out",
+        cut.to_str().unwrap(),
+    ];
     for s in sets {
         args.extend(["--set", s]);
     }
@@ -260,10 +265,14 @@ fn a_run_killed_mid_epoch_resumes_from_its_last_epoch_to_the_same_metrics() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("three finished epochs", std::time::Duration::from_secs(120), || {
-        std::fs::read_to_string(cut.join("state.json"))
-            .is_ok_and(|t| t.contains("\"epoch\":3") || t.contains("\"epoch\":4"))
-    });
+    wait_for(
+        "three finished epochs",
+        std::time::Duration::from_secs(120),
+        || {
+            std::fs::read_to_string(cut.join("state.json"))
+                .is_ok_and(|t| t.contains("\"epoch\":3") || t.contains("\"epoch\":4"))
+        },
+    );
     child.kill().unwrap(); // SIGKILL, most likely mid-epoch
     child.wait().unwrap();
     assert_eq!(summary(&cut)["status"], "running", "killed without a word");
@@ -272,11 +281,16 @@ fn a_run_killed_mid_epoch_resumes_from_its_last_epoch_to_the_same_metrics() {
     assert!(text(&o).contains("training 8 epochs"), "{}", text(&o));
     assert_eq!(metrics_without_time(&cut), metrics_without_time(&whole));
     assert_eq!(summary(&cut)["status"], "completed");
-    assert!(!cut.join("state.json").exists(), "a finished run keeps no state");
     assert!(
-        std::fs::read_dir(&cut)
+        !cut.join("state.json").exists(),
+        "a finished run keeps no state"
+    );
+    assert!(
+        std::fs::read_dir(&cut).unwrap().all(|e| !e
             .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("state-")),
+            .file_name()
+            .to_string_lossy()
+            .starts_with("state-")),
         "nor state tensors"
     );
     let o = run(sweep(&["train", "--resume", cut.to_str().unwrap()]));

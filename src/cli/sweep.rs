@@ -125,6 +125,10 @@ struct SlurmArgs {
     /// On Ctrl-C, cancel the job (scancel) without asking.
     #[arg(long)]
     cancel_on_exit: bool,
+    /// A task with a time limit (--time) stops this long before it and requeues itself
+    /// (--requeue), to continue from its last finished epoch.
+    #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = parse_duration)]
+    requeue_before: Duration,
     /// How often to poll squeue (e.g. 2s, 500ms).
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
     poll: Duration,
@@ -213,6 +217,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 sbatch_args: s.sbatch_args,
                 cancel_on_exit: s.cancel_on_exit,
                 poll: s.poll,
+                requeue_before: s.requeue_before,
                 exe,
             };
             if s.dry_run {

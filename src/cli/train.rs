@@ -78,8 +78,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                     crate::store::run_dir::STATE_META_FILE
                 );
             }
-            let config =
-                TrialConfig::load(&run.file(crate::store::run_dir::CONFIG_FILE), &[])?;
+            let config = TrialConfig::load(&run.file(crate::store::run_dir::CONFIG_FILE), &[])?;
             let earlier = run.read_summary().ok().map(|s| s.objective);
             (config, dir.clone(), run, earlier)
         }

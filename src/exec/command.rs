@@ -71,7 +71,12 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> anyhow::Result<TrialStatus> {
     let started = Instant::now();
-    let resume = task.attempt > 1;
+    // A later attempt, or the same Slurm task requeued (preempted, or near its time limit).
+    let requeued = std::env::var("SLURM_RESTART_COUNT")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n > 0);
+    let resume = task.attempt > 1 || requeued;
     let run = if resume {
         RunDir::open(dir)?
     } else {

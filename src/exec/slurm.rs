@@ -39,8 +39,40 @@ pub struct SlurmOptions {
     pub cancel_on_exit: bool,
     /// How often to poll squeue.
     pub poll: Duration,
+    /// How long before its time limit Slurm warns a task (which then requeues itself).
+    pub requeue_before: Duration,
     /// The `sweep` binary the tasks run (on a cluster: a path every node can see).
     pub exe: PathBuf,
+}
+
+/// The environment variable that tells a task how many seconds before its time limit to stop
+/// and requeue itself.
+pub const REQUEUE_BEFORE: &str = "SWEEP_REQUEUE_BEFORE";
+
+/// A Slurm duration (`squeue`'s `%L`): `SS`, `MM:SS`, `HH:MM:SS` or `D-HH:MM:SS`; None for
+/// `UNLIMITED`, `NOT_SET` and anything else.
+pub fn parse_slurm_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (days, clock) = match s.split_once('-') {
+        Some((d, rest)) => (d.parse::<u64>().ok()?, rest),
+        None => (0, s),
+    };
+    let parts: Vec<u64> = clock
+        .split(':')
+        .map(|p| p.parse::<u64>().ok())
+        .collect::<Option<_>>()?;
+    let secs = match parts.as_slice() {
+        [s] => *s,
+        [m, s] => m * 60 + s,
+        [h, m, s] => h * 3600 + m * 60 + s,
+        _ => return None,
+    };
+    Some(Duration::from_secs(days * 86400 + secs))
+}
+
+/// The time this Slurm job has left before its time limit (None: unlimited, or unknown).
+pub fn time_left(job: &str) -> Option<Duration> {
+    parse_slurm_duration(&slurm("squeue", &["-h", "-j", job, "-o", "%L"]).ok()?)
 }
 
 /// The file each task writes into its trial directory when it ends.
@@ -131,12 +163,20 @@ pub fn script(
     if let Some(job) = after {
         lines.push(format!("#SBATCH --dependency=afterany:{job}"));
     }
+    // Preempted, or near its time limit, a task is requeued and continues from the last
+    // epoch it finished; its log keeps every run.
+    lines.push("#SBATCH --requeue".to_string());
+    lines.push("#SBATCH --open-mode=append".to_string());
     for a in &opts.sbatch_args {
         lines.push(format!("#SBATCH {a}"));
     }
     lines.push(format!(
         "# Task i trains the trial whose directory is on line i (from 0) of {}.",
         list_path.display()
+    ));
+    lines.push(format!(
+        "export {REQUEUE_BEFORE}={}",
+        opts.requeue_before.as_secs().max(1)
     ));
     lines.push(format!(
         "exec {} --threads {} trial --list {} --task \"$SLURM_ARRAY_TASK_ID\" --events file",
@@ -649,6 +689,7 @@ mod tests {
             sbatch_args: vec!["--qos=high".into()],
             cancel_on_exit: false,
             poll: Duration::from_secs(1),
+            requeue_before: Duration::from_secs(90),
             exe: PathBuf::from("/opt/sweep/bin/sweep"),
         };
         let s = script(
@@ -668,10 +709,23 @@ mod tests {
             "#SBATCH --partition=gpu",
             "#SBATCH --dependency=afterany:77",
             "#SBATCH --qos=high",
+            "#SBATCH --requeue",
+            "export SWEEP_REQUEUE_BEFORE=90",
             "#SBATCH --output=/scratch/results/lr/slurm/%A_%a.out",
             "exec /opt/sweep/bin/sweep --threads 4 trial --list /scratch/results/lr/slurm/tasks-1.txt --task \"$SLURM_ARRAY_TASK_ID\" --events file",
         ] {
             assert!(s.lines().any(|l| l == line), "missing `{line}` in\n{s}");
         }
+    }
+
+    #[test]
+    fn slurm_durations_parse_in_its_formats() {
+        let d = |s| parse_slurm_duration(s).map(|d| d.as_secs());
+        assert_eq!(d("0:43"), Some(43));
+        assert_eq!(d("1:02:03"), Some(3723));
+        assert_eq!(d("2-01:00:00"), Some(2 * 86400 + 3600));
+        assert_eq!(d("59"), Some(59));
+        assert_eq!(d("UNLIMITED"), None);
+        assert_eq!(d("INVALID"), None);
     }
 }

@@ -4,7 +4,10 @@
 //! reports [`crate::trial::TrialEvent`]s on stdout or into `events.jsonl`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -121,16 +124,48 @@ fn die_with_orchestrator() {
     }
 }
 
+/// Stops the trial (raising `stop` and `requeue`) `SWEEP_REQUEUE_BEFORE` seconds before this
+/// Slurm job's time limit, as `squeue` tells it when the task starts; nothing without a limit.
+/// (Slurm's own warning, `--signal`, reached requeued tasks right after they restarted, before
+/// they could make progress.)
+fn watch_time_limit(stop: &Arc<AtomicBool>, requeue: &Arc<AtomicBool>) {
+    let Some(job) = env("SLURM_JOB_ID") else {
+        return;
+    };
+    let Some(left) = super::slurm::time_left(&job) else {
+        return;
+    };
+    let margin = env(super::slurm::REQUEUE_BEFORE)
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(Duration::from_secs(120), Duration::from_secs)
+        // However short the limit, the trial keeps a quarter of it (at least 10 s) to make
+        // progress in.
+        .min(left.saturating_sub((left / 4).max(Duration::from_secs(10))));
+    let (stop, requeue) = (Arc::clone(stop), Arc::clone(requeue));
+    std::thread::spawn(move || {
+        std::thread::sleep(left - margin);
+        requeue.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
 /// Runs the trial in `dir` and returns how it ended (its exit code says the same).
+///
+/// In a Slurm task with a time limit, the trial stops `SWEEP_REQUEUE_BEFORE` seconds before it
+/// and requeues the task, which continues from its last finished epoch.
 pub fn run(
     dir: &Path,
     events: EventsTo,
     device: Option<&str>,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<TrialStatus> {
     die_with_orchestrator();
     let task = read_task(dir)?;
     let in_slurm = env("SLURM_ARRAY_JOB_ID").is_some();
+    let requeue = Arc::new(AtomicBool::new(false));
+    if in_slurm {
+        watch_time_limit(stop, &requeue);
+    }
     let gpus = SlurmGpus::from_env();
     let device = device.map_or_else(|| gpus.device(), str::to_string);
     let mut observer = match events {
@@ -144,6 +179,24 @@ pub fn run(
         Some(cmd) => command::run(dir, &task, cmd, &device, stop, observer.as_mut()),
         None => train_builtin(dir, &task, &device, stop, observer.as_mut()),
     };
+    if in_slurm
+        && requeue.load(Ordering::Relaxed)
+        && matches!(result, Ok(TrialStatus::Interrupted))
+        && let Some(job) = env("SLURM_JOB_ID")
+    {
+        // The task goes on later: leave no record of an end.
+        match Command::new("scontrol").args(["requeue", &job]).status() {
+            Ok(s) if s.success() => {
+                eprintln!(
+                    "near the time limit: requeued job {job} to continue from the last finished epoch"
+                );
+                return result;
+            }
+            other => {
+                eprintln!("near the time limit, and `scontrol requeue {job}` failed ({other:?})")
+            }
+        }
+    }
     if in_slurm {
         let status = result.as_ref().map_or(TrialStatus::Failed, |s| *s);
         TaskRecord {

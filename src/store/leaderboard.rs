@@ -110,7 +110,7 @@ impl Leaderboard {
         // With repeats a configuration ranks by the mean over its completed seeds (its best
         // tier first), and its seeds follow each other, best first; without repeats every
         // trial is a configuration of its own.
-        let mut groups: HashMap<&str, (u8, Option<f64>)> = HashMap::new();
+        let mut groups: HashMap<String, (u8, Option<f64>)> = HashMap::new();
         for r in &ranked {
             let t = tier(r.status).expect("ranked rows have a tier");
             let mean = if repeats && t == 0 {
@@ -118,7 +118,7 @@ impl Leaderboard {
             } else {
                 r.value
             };
-            let entry = groups.entry(r.group.as_str()).or_insert((t, mean));
+            let entry = groups.entry(r.group.clone()).or_insert((t, mean));
             if t < entry.0 {
                 *entry = (t, mean);
             } else if t == entry.0 && !repeats {
@@ -127,15 +127,14 @@ impl Leaderboard {
         }
         let key = |r: &Row| {
             if repeats {
-                groups[r.group.as_str()]
+                groups[&r.group]
             } else {
                 (tier(r.status).unwrap_or(u8::MAX), r.value)
             }
         };
-        let mut order: Vec<usize> = (0..ranked.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (ra, rb) = (&ranked[a], &ranked[b]);
-            let (ka, kb) = (key(ra), key(rb));
+        let mut keyed: Vec<((u8, Option<f64>), Row)> =
+            ranked.into_iter().map(|r| (key(&r), r)).collect();
+        keyed.sort_by(|(ka, ra), (kb, rb)| {
             ka.0.cmp(&kb.0)
                 .then_with(|| objective.cmp(ka.1.unwrap_or(f64::NAN), kb.1.unwrap_or(f64::NAN)))
                 .then_with(|| ra.group.cmp(&rb.group))
@@ -144,7 +143,7 @@ impl Leaderboard {
                     objective.cmp(ra.value.unwrap_or(f64::NAN), rb.value.unwrap_or(f64::NAN))
                 })
         });
-        let mut ranked: Vec<Row> = order.into_iter().map(|i| ranked[i].clone()).collect();
+        let mut ranked: Vec<Row> = keyed.into_iter().map(|(_, r)| r).collect();
         let mut rank = 0;
         for i in 0..ranked.len() {
             if i == 0 || !repeats || ranked[i].group != ranked[i - 1].group {
@@ -155,8 +154,8 @@ impl Leaderboard {
         let shows_test_acc =
             objective.metric != TEST_ACC && ranked.iter().any(|r| r.best_test_acc.is_some());
         ranked.extend(rest);
-        let shows_progress = record.pruner.is_some()
-            || ranked.iter().any(|r| r.status == TrialStatus::Pruned);
+        let shows_progress =
+            record.pruner.is_some() || ranked.iter().any(|r| r.status == TrialStatus::Pruned);
         Self {
             objective,
             columns: record.columns.clone(),

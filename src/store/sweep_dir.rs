@@ -20,7 +20,9 @@ use anyhow::{Context, bail};
 use super::atomic;
 use super::journal;
 use super::record::StudyRecord;
-use super::run_dir::{CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, SUMMARY_FILE};
+use super::run_dir::{
+    CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, STATE_TENSORS_PREFIX, SUMMARY_FILE,
+};
 use crate::trial::{TrialStatus, TrialSummary, TrialTask};
 
 /// A built-in trial's input configuration inside its directory.
@@ -35,6 +37,21 @@ pub const TRIAL_TASK_FILE: &str = "trial.json";
 pub const TRIAL_LOG_FILE: &str = "train.log";
 /// The event stream of a trial run as a batch job (the local executor reads stdout instead).
 pub const EVENTS_FILE: &str = "events.jsonl";
+
+/// Bytes a sweep directory holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Every file.
+    pub total: u64,
+    /// Trials' kept checkpoints (`best.safetensors`).
+    pub checkpoints: u64,
+    /// How many trials keep one.
+    pub checkpoint_files: usize,
+    /// Resumable states of unfinished trials.
+    pub states: u64,
+    /// How many trials have one.
+    pub state_files: usize,
+}
 
 /// The directory of one sweep.
 #[derive(Debug, Clone)]
@@ -240,6 +257,43 @@ impl SweepDir {
             }
         }
         atomic::write(&best.join("trial.txt"), format!("{id}\n"))
+    }
+
+    /// Removes the kept checkpoints of the trials in `ids` (`best/` keeps its own copy).
+    pub fn drop_checkpoints<'a>(&self, ids: impl Iterator<Item = &'a str>) {
+        for id in ids {
+            let _ = std::fs::remove_file(self.trial_dir(id).join(CHECKPOINT_FILE));
+        }
+    }
+
+    /// How much disk the sweep uses, and on what.
+    pub fn disk_usage(&self) -> DiskUsage {
+        let mut usage = DiskUsage::default();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.filter_map(Result::ok) {
+                let Ok(meta) = e.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(e.path());
+                    continue;
+                }
+                let size = meta.len();
+                usage.total += size;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let in_trial = dir.parent().is_some_and(|p| p.ends_with("trials"));
+                if in_trial && name == CHECKPOINT_FILE {
+                    usage.checkpoints += size;
+                    usage.checkpoint_files += 1;
+                } else if in_trial && name.starts_with(STATE_TENSORS_PREFIX) {
+                    usage.states += size;
+                    usage.state_files += 1;
+                }
+            }
+        }
+        usage
     }
 
     /// The trial `best/` currently holds.

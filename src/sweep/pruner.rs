@@ -133,7 +133,8 @@ impl Pruner for MedianPruner {
         epoch: usize,
         _epochs: Option<usize>,
     ) -> Option<Decision> {
-        if epoch <= self.warmup_epochs || !(epoch - self.warmup_epochs).is_multiple_of(self.interval)
+        if epoch <= self.warmup_epochs
+            || !(epoch - self.warmup_epochs).is_multiple_of(self.interval)
         {
             return None;
         }
@@ -148,7 +149,13 @@ impl Pruner for MedianPruner {
         let objective = &record.objective;
         let t = record.get(trial)?;
         let best = objective
-            .best(&t.epochs.iter().filter(|r| r.epoch <= epoch).cloned().collect::<Vec<_>>())
+            .best(
+                &t.epochs
+                    .iter()
+                    .filter(|r| r.epoch <= epoch)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
             .and_then(|r| objective.value(&r.metrics))?;
         let mut others: Vec<f64> = completed()
             .filter_map(|o| value_at(objective, o, epoch))
@@ -322,13 +329,21 @@ mod tests {
             startup_trials: 4,
             ..p.clone()
         };
-        assert_eq!(strict.decide(&r, "slow", 2, None), None, "3 of 4 startup trials");
+        assert_eq!(
+            strict.decide(&r, "slow", 2, None),
+            None,
+            "3 of 4 startup trials"
+        );
         let sparse = MedianPruner {
             interval: 2,
             warmup_epochs: 0,
             ..p
         };
-        assert_eq!(sparse.decide(&r, "slow", 1, None), None, "not a decision epoch");
+        assert_eq!(
+            sparse.decide(&r, "slow", 1, None),
+            None,
+            "not a decision epoch"
+        );
         assert!(sparse.decide(&r, "slow", 2, None).is_some());
     }
 
@@ -340,7 +355,14 @@ mod tests {
         };
         assert_eq!(asha.rungs(15), [1, 3, 9]);
         assert_eq!(asha.rungs(9), [1, 3]);
-        assert_eq!(Asha { grace_epochs: 2, eta: 2 }.rungs(16), [2, 4, 8]);
+        assert_eq!(
+            Asha {
+                grace_epochs: 2,
+                eta: 2
+            }
+            .rungs(16),
+            [2, 4, 8]
+        );
         // Trials arrive at rung 1 one after another; each is judged against those before it.
         let curves: [(&str, &[f64]); 6] = [
             ("t1", &[90.0]),

@@ -480,7 +480,8 @@ impl SweepSpec {
         if file.keep_checkpoints == Some(0) {
             errors.push(at(
                 "keep_checkpoints",
-                "must be at least 1 (best/ keeps the winner's anyway); leave it out to keep all".into(),
+                "must be at least 1 (best/ keeps the winner's anyway); leave it out to keep all"
+                    .into(),
             ));
         }
         if !errors.is_empty() {
@@ -555,7 +556,10 @@ fn prune_spec(
 ) -> PrunerSpec {
     let mut positive = |key: &str, v: Option<usize>, min: usize, default: usize| match v {
         Some(n) if n < min => {
-            errors.push(at(&format!("prune.{key}"), format!("must be at least {min}, got {n}")));
+            errors.push(at(
+                &format!("prune.{key}"),
+                format!("must be at least {min}, got {n}"),
+            ));
             default
         }
         Some(n) => n,

@@ -67,6 +67,17 @@ pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
             _ => {}
         }
     }
+    let disk = dir.disk_usage();
+    let mb = |b: u64| b as f64 / 1e6;
+    writeln!(
+        out,
+        "  disk: {:.1} MB ({:.1} MB in {} kept checkpoints, {:.1} MB in {} resumable states)",
+        mb(disk.total),
+        mb(disk.checkpoints),
+        disk.checkpoint_files,
+        mb(disk.states),
+        disk.state_files
+    )?;
     if let Some(best) = board.best() {
         let t = record
             .get(&best.trial)

@@ -580,18 +580,16 @@ impl Study<'_> {
             }
             return Ok(());
         }
-        let epochs = epochs.or_else(|| {
-            self.trials
-                .get(trial)
-                .and_then(|t| t.input.epochs())
-        });
+        let epochs = epochs.or_else(|| self.trials.get(trial).and_then(|t| t.input.epochs()));
         let Some(decision) = pruner.decide(&self.record, trial, epoch, epochs) else {
             return Ok(());
         };
         let stop = decision.stop;
         if stop {
-            self.progress
-                .println(&format!("pruning {trial} at epoch {epoch}: {}", decision.reason));
+            self.progress.println(&format!(
+                "pruning {trial} at epoch {epoch}: {}",
+                decision.reason
+            ));
         }
         self.log(Event::Decision(decision))?;
         if stop {
@@ -684,23 +682,17 @@ impl Study<'_> {
     }
 
     /// Rewrites leaderboard.csv and, when the winner changed, best/. Unless `force`, after
-    /// every trial in sweeps of up to 200 trials and after every 1/200 of the trials in larger
+    /// every trial in sweeps of up to 100 trials and after every 1/100 of the trials in larger
     /// ones, so that rewriting files stays a linear cost however many trials end; None when
     /// skipped.
     fn publish(&mut self, force: bool) -> anyhow::Result<Option<Leaderboard>> {
         self.unpublished += 1;
-        let batch = (self.record.trials.len() / 200).max(1);
+        let batch = (self.record.trials.len() / 100).max(1);
         if !force && self.unpublished < batch {
             return Ok(None);
         }
         self.unpublished = 0;
-        let board = Leaderboard::build(&self.record);
-        atomic::write(&self.dir.leaderboard_file(), Csv.serialize(&board)?)?;
-        if let Some(best) = board.best()
-            && self.dir.best_trial().as_deref() != Some(best.trial.as_str())
-        {
-            self.dir.publish_best(&best.trial)?;
-        }
+        let board = publish(&self.dir, &self.record, self.plan.keep_checkpoints)?;
         Ok(Some(board))
     }
 }
@@ -796,14 +788,36 @@ pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
     for e in &events {
         record.apply(e);
     }
-    let board = Leaderboard::build(&record);
+    let board = publish(dir, &record, None)?;
+    Ok((board, learnt))
+}
+
+/// Writes the leaderboard of `record` and, when the winner changed, `best/`. With
+/// `keep_checkpoints = K`, finished trials ranked below the first K lose their checkpoints
+/// (a finished trial only ever moves down, so none is needed again).
+fn publish(
+    dir: &SweepDir,
+    record: &StudyRecord,
+    keep_checkpoints: Option<usize>,
+) -> anyhow::Result<Leaderboard> {
+    let board = Leaderboard::build(record);
     atomic::write(&dir.leaderboard_file(), Csv.serialize(&board)?)?;
     if let Some(best) = board.best()
         && dir.best_trial().as_deref() != Some(best.trial.as_str())
     {
         dir.publish_best(&best.trial)?;
     }
-    Ok((board, learnt))
+    if let Some(k) = keep_checkpoints {
+        dir.drop_checkpoints(
+            board
+                .rows
+                .iter()
+                .skip(k)
+                .filter(|r| r.status.is_final())
+                .map(|r| r.trial.as_str()),
+        );
+    }
+    Ok(board)
 }
 
 #[cfg(test)]

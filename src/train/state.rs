@@ -180,13 +180,18 @@ mod tests {
         for b in &data[..3] {
             step_a.step(b, 0.1).unwrap();
         }
-        let summary = TrialSummary::starting(crate::trial::Objective::test_acc(), "cpu", "fused", 1);
+        let summary =
+            TrialSummary::starting(crate::trial::Objective::test_acc(), "cpu", "fused", 1);
         save(&run, "cfg", &a, &step_a, 3, &summary).unwrap();
         assert!(exists(&run));
         // A fresh model and step (other seed), restored, must go on exactly as the original.
         let b = Mlp::new(&config, 99, &Device::Cpu).unwrap();
         let mut step_b = FusedCpuStep::new(&b, &opt, 8).unwrap();
-        assert!(load(&run, "another config", &b, &mut step_b).unwrap().is_none());
+        assert!(
+            load(&run, "another config", &b, &mut step_b)
+                .unwrap()
+                .is_none()
+        );
         let resumed = load(&run, "cfg", &b, &mut step_b).unwrap().unwrap();
         assert_eq!(resumed.epoch, 3);
         for batch in &data[3..] {

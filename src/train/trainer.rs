@@ -264,7 +264,11 @@ fn train_epochs(
     let (first_epoch, mut rows) = match resumed {
         Some(r) => {
             // The summary so far, with where this attempt runs.
-            let here = (summary.device.clone(), summary.engine.clone(), summary.threads);
+            let here = (
+                summary.device.clone(),
+                summary.engine.clone(),
+                summary.threads,
+            );
             *summary = r.summary;
             (summary.device, summary.engine, summary.threads) = here;
             summary.status = TrialStatus::Running;
@@ -378,7 +382,14 @@ fn train_epochs(
         ctx.run.write_metrics(&rows)?;
         summary.seconds = clock.seconds();
         ctx.run.write_summary(summary)?;
-        state::save(ctx.run, &config_toml, &model, step.as_ref(), epoch + 1, summary)?;
+        state::save(
+            ctx.run,
+            &config_toml,
+            &model,
+            step.as_ref(),
+            epoch + 1,
+            summary,
+        )?;
         observer.epoch(config.epochs, rows.last().expect("just pushed"), summary);
     }
     summary.status = TrialStatus::Completed;

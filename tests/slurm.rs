@@ -550,3 +550,45 @@ fn a_trial_longer_than_its_time_limit_finishes_over_several_requeues_with_the_sa
         "one attempt, however many requeues"
     );
 }
+
+#[test]
+fn a_tpe_sweep_on_slurm_submits_trials_as_they_are_asked() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !cluster_available() {
+        return;
+    }
+    let dir = scratch("slurm-tpe");
+    let spec = dir.join("tpe.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"tpe\"\nmetric = \"val_acc\"\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\"]\n[params]\nlr = 0.01\n[search]\nmethod = \"tpe\"\nsamples = 6\nstartup = 2\nseed = 1\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\n",
+            root().join("tests/programs/fake_train.py").display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = common::run(slurm_run(&spec, &results, &["--array-parallelism", "2"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&results.join("tpe"));
+    let asked = j.iter().filter(|e| e["event"] == "trial").count();
+    assert_eq!(asked, 6);
+    let submissions = j.iter().filter(|e| e["event"] == "submitted").count();
+    assert!(
+        submissions >= 3,
+        "trials go out as they are asked: {submissions} submissions"
+    );
+    // Never more than 2 trials in flight.
+    let mut running = 0i32;
+    for e in &j {
+        match e["event"].as_str().unwrap() {
+            "started" => running += 1,
+            "finished" => running -= 1,
+            _ => {}
+        }
+        assert!(running <= 2, "{j:?}");
+    }
+    let rows = csv_rows(&results.join("tpe/leaderboard.csv"));
+    assert_eq!(rows.len(), 7);
+    assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
+}

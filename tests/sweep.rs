@@ -906,3 +906,131 @@ fn keep_checkpoints_keeps_only_the_best_trials_checkpoints_and_status_shows_the_
         text(&status)
     );
 }
+
+/// A TPE sweep of fake_train.py over lr and momentum.
+fn tpe_spec(dir: &Path, name: &str, samples: usize) -> PathBuf {
+    command_spec(
+        dir,
+        name,
+        r#""--lr", "{lr}", "--epochs", "2", "--sleep", "0.05""#,
+        "lr = 0.01\nmomentum = 0.9",
+        &format!(
+            "[search]\nmethod = \"tpe\"\nsamples = {samples}\nstartup = 3\nseed = 5\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\nmomentum = {{ uniform = [0.0, 0.99] }}"
+        ),
+    )
+}
+
+fn asked(root: &Path) -> Vec<String> {
+    journal(root)
+        .iter()
+        .filter(|e| e["event"] == "trial")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn tpe_asks_for_the_same_trials_in_parallel_whatever_the_timing() {
+    let dir = scratch("tpe-determinism");
+    let s = tpe_spec(&dir, "tpe", 10);
+    let mut sequences = Vec::new();
+    for run_no in 0..2 {
+        let results = dir.join(format!("results{run_no}"));
+        let mut cmd = sweep(&[
+            "run",
+            s.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--per-device",
+            "2",
+        ]);
+        // Epochs of random length: trials end in another order every run.
+        cmd.env("FAKE_TRAIN_JITTER", "0.3");
+        let o = run(cmd);
+        assert!(o.status.success(), "{}", text(&o));
+        let ids = asked(&results.join("tpe"));
+        assert_eq!(ids.len(), 10);
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), 10, "no trial asked twice");
+        sequences.push(ids);
+    }
+    assert_eq!(sequences[0], sequences[1]);
+    // The plan shows the space and the budget.
+    let o = run(sweep(&["plan", s.to_str().unwrap()]));
+    assert!(
+        text(&o).contains("tpe: 10 trials, the first 3 at random"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("lr: log_uniform [0.0001, 1.0]"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_tpe_sweep_killed_mid_way_resumes_without_losing_or_repeating_a_trial_and_can_grow() {
+    let dir = scratch("tpe-resume");
+    let s = tpe_spec(&dir, "tpe", 12);
+    let results = dir.join("results");
+    let root = results.join("tpe");
+    let mut child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for("five finished trials", Duration::from_secs(120), || {
+        journal(&root)
+            .iter()
+            .filter(|e| e["event"] == "finished")
+            .count()
+            >= 5
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = asked(&root);
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let after = asked(&root);
+    assert_eq!(after.len(), 12);
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "the trials asked before are kept"
+    );
+    let unique: std::collections::HashSet<&String> = after.iter().collect();
+    assert_eq!(unique.len(), 12, "no trial asked twice");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(rows.len(), 13);
+    assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
+    let j = journal(&root);
+    for id in &after {
+        assert_eq!(
+            j.iter()
+                .filter(|e| e["event"] == "finished"
+                    && e["trial"] == id.as_str()
+                    && e["status"] == "completed")
+                .count(),
+            1,
+            "{id} completed once"
+        );
+    }
+    // More samples: the sweep goes on where it stopped.
+    std::fs::write(
+        &s,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("samples = 12", "samples = 15"),
+    )
+    .unwrap();
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let grown = asked(&root);
+    assert_eq!(grown.len(), 15);
+    assert_eq!(&grown[..12], &after[..]);
+}

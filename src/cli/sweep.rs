@@ -37,6 +37,23 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &spec.description {
         println!("{d}");
     }
+    if let Some(tpe) = &plan.tpe {
+        println!(
+            "tpe: {} trials, the first {} at random, asked for one at a time as slots free (seed {}), over",
+            tpe.budget, tpe.startup, tpe.seed
+        );
+        for a in &tpe.axes {
+            println!("  {}", a.describe());
+        }
+        println!(
+            "results go to results/{}/ (ranked by {})",
+            plan.name, plan.objective
+        );
+        if let Some(p) = &plan.pruner {
+            println!("pruned by {}", p.describe());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("{}", plan.table());
     let dup = if plan.duplicates > 0 {
         format!(" ({} duplicate draws dropped)", plan.duplicates)
@@ -49,6 +66,9 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         plan.name,
         plan.objective
     );
+    if let Some(p) = &plan.pruner {
+        println!("pruned by {}", p.describe());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -184,6 +184,10 @@ impl Executor for LocalExecutor {
         self.opts.per_device
     }
 
+    fn parallelism(&self) -> Option<usize> {
+        Some(self.pool.capacity())
+    }
+
     fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
         let Some(slot) = self.pool.acquire(job.cap.unwrap_or(self.opts.per_device)) else {
             anyhow::bail!("no free slot for trial {}", job.id);

@@ -95,6 +95,9 @@ pub trait Executor {
     fn room_for(&self, cap: Option<usize>) -> bool;
     /// Trials that may share one device (the cap an out-of-memory retry halves).
     fn per_device(&self) -> usize;
+    /// How many trials it runs at once (None: as many as it is given, the batch system
+    /// queues the rest).
+    fn parallelism(&self) -> Option<usize>;
     /// Starts an attempt (the trial directory already holds its input).
     fn start(&mut self, job: TrialJob) -> anyhow::Result<()>;
     /// Stops one running trial for `reason`; its `Ended` event follows.

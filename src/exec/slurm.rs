@@ -580,6 +580,10 @@ impl Executor for SlurmExecutor {
         1
     }
 
+    fn parallelism(&self) -> Option<usize> {
+        self.opts.array_parallelism
+    }
+
     fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
         // A task appends to events.jsonl; a new attempt starts a new stream.
         let _ = std::fs::remove_file(job.dir.join(EVENTS_FILE));

@@ -1,4 +1,8 @@
 //! SVG charts of a sweep (plotters' SVG backend): learning curves and parameter scatters.
+//!
+//! Charts stay legible with hundreds of trials: the best few are drawn in colour (the
+//! winner thick and black) with a legend, the rest as faint grey lines, and beyond
+//! [`MAX_DRAWN`] trials the lowest ranked are left out.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -9,6 +13,11 @@ use crate::trial::EpochMetrics;
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (640, 380);
 
+/// Trials drawn in colour, with a legend entry: the best of the leaderboard.
+pub const HIGHLIGHTED: usize = 8;
+/// Trials drawn at most (the best by the leaderboard); the rest are left out of the curves.
+pub const MAX_DRAWN: usize = 300;
+
 /// Colour of a trial's line: the palette, by position in the leaderboard.
 fn colour(i: usize) -> RGBColor {
     let c = Palette99::pick(i).to_rgba();
@@ -17,14 +26,32 @@ fn colour(i: usize) -> RGBColor {
 
 /// Colour used to highlight the best trial.
 pub const BEST: RGBColor = RGBColor(0, 0, 0);
+/// Colour of the trials below the highlighted ones.
+const FAINT: RGBColor = RGBColor(150, 150, 150);
 
-/// How the accuracy chart shows test accuracy.
+/// How a metric's chart shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccuracyAxis {
-    /// Test accuracy in percent, linear.
+pub enum MetricAxis {
+    /// The value, linearly.
     Linear,
-    /// Test error (100 − accuracy) on a log axis, which separates 98.5 % from 99.4 %.
+    /// An accuracy in percent as the error (100 − accuracy) on a log axis, which separates
+    /// 98.5 % from 99.4 %.
     LogError,
+    /// The value on a log axis (losses).
+    Log,
+}
+
+impl MetricAxis {
+    /// The axis that suits `metric`: log error for accuracies, log for losses.
+    pub fn for_metric(metric: &str) -> Self {
+        if metric.contains("acc") {
+            MetricAxis::LogError
+        } else if metric.contains("loss") || metric.contains("err") {
+            MetricAxis::Log
+        } else {
+            MetricAxis::Linear
+        }
+    }
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -33,37 +60,32 @@ fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot draw chart: {e}")
 }
 
-/// Test accuracy (or error) per epoch, one line per trial, the best one thick and black.
-pub fn accuracy(trials: &[TrialCurves], axis: AccuracyAxis) -> anyhow::Result<String> {
+/// `metric` per epoch, one line per trial.
+pub fn metric(trials: &[TrialCurves], metric: &str, axis: MetricAxis) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw_accuracy(&root, trials, axis)?;
+        draw_metric(&root, trials, metric, axis)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
 }
 
-/// Training loss per epoch (log axis), one line per trial.
-pub fn loss(trials: &[TrialCurves]) -> anyhow::Result<String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw_loss(&root, trials)?;
-        root.present().map_err(plot_error)?;
-    }
-    Ok(svg)
-}
-
-/// The learning curves side by side (test error and train loss) as one SVG, for READMEs.
-pub fn curves(trials: &[TrialCurves]) -> anyhow::Result<String> {
+/// The learning curves side by side (the objective and the training loss) as one SVG, for
+/// READMEs.
+pub fn curves(trials: &[TrialCurves], objective: &str) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (SIZE.0 * 2, SIZE.1)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
         let panels = root.split_evenly((1, 2));
-        draw_accuracy(&panels[0], trials, AccuracyAxis::LogError)?;
-        draw_loss(&panels[1], trials)?;
+        draw_metric(
+            &panels[0],
+            trials,
+            objective,
+            MetricAxis::for_metric(objective),
+        )?;
+        draw_metric(&panels[1], trials, "train_loss", MetricAxis::Log)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
@@ -78,24 +100,30 @@ fn max_epoch(trials: &[TrialCurves]) -> f64 {
         .max(2) as f64
 }
 
-/// Trials with data, the best last so that it is drawn on top.
+/// The trials drawn (the best [`MAX_DRAWN`], with data), faint ones first and the best last,
+/// so that the best are drawn on top.
 fn drawing_order(trials: &[TrialCurves]) -> Vec<(usize, &TrialCurves)> {
     let mut order: Vec<(usize, &TrialCurves)> = trials
         .iter()
         .enumerate()
+        .take(MAX_DRAWN)
         .filter(|(_, t)| !t.metrics.is_empty())
         .collect();
-    order.sort_by_key(|(_, t)| t.best);
+    order.sort_by_key(|(i, t)| (t.best, std::cmp::Reverse(*i)));
     order
+}
+
+fn highlighted(i: usize, t: &TrialCurves) -> bool {
+    t.best || (i < HIGHLIGHTED && !t.pruned)
 }
 
 fn style(i: usize, t: &TrialCurves) -> ShapeStyle {
     if t.best {
         BEST.stroke_width(3)
-    } else if t.pruned {
-        colour(i).mix(0.3).stroke_width(1)
-    } else {
+    } else if highlighted(i, t) {
         colour(i).stroke_width(1)
+    } else {
+        FAINT.mix(0.35).stroke_width(1)
     }
 }
 
@@ -112,60 +140,53 @@ struct LineChart<'a> {
     legend_at: SeriesLabelPosition,
 }
 
-fn draw_accuracy(area: &Area, trials: &[TrialCurves], axis: AccuracyAxis) -> anyhow::Result<()> {
-    match axis {
-        AccuracyAxis::Linear => draw_lines(
-            area,
-            trials,
-            &LineChart {
-                caption: "test accuracy (%)",
-                y_desc: "test accuracy %",
-                value: &|m| m.get("test_acc").filter(|v| v.is_finite()),
-                label: &|y| format!("{y:.1}"),
-                // At most 5 points below the best, so that early epochs do not flatten the rest.
-                range: &|lo, hi| {
-                    let lo = lo.max(hi - 5.0).floor();
-                    lo..hi.min(100.0).ceil().max(lo + 0.5)
-                },
-                legend_at: SeriesLabelPosition::LowerRight,
-            },
-        ),
-        // ln(error) on a linear axis with labels mapped back: plotters' own log axis labels
-        // only powers of ten, which a 0.5-2 % range does not contain.
-        AccuracyAxis::LogError => draw_lines(
-            area,
-            trials,
-            &LineChart {
-                caption: "test error (%, log scale)",
-                y_desc: "test error %",
-                value: &|m| {
-                    m.get("test_acc")
-                        .map(|a| (100.0 - a).max(0.01).ln())
-                        .filter(|v| v.is_finite())
-                },
-                label: &|y| significant(y.exp()),
-                range: &log_range,
-                legend_at: SeriesLabelPosition::UpperRight,
-            },
-        ),
-    }
-}
-
-fn draw_loss(area: &Area, trials: &[TrialCurves]) -> anyhow::Result<()> {
+fn draw_metric(
+    area: &Area,
+    trials: &[TrialCurves],
+    metric: &str,
+    axis: MetricAxis,
+) -> anyhow::Result<()> {
+    let caption = match axis {
+        MetricAxis::LogError => format!("{} error (%, log scale)", metric.trim_end_matches("_acc")),
+        MetricAxis::Log => format!("{metric} (log scale)"),
+        MetricAxis::Linear => metric.to_string(),
+    };
+    let value = |m: &EpochMetrics| -> Option<f64> {
+        let v = m.get(metric).filter(|v| v.is_finite())?;
+        match axis {
+            MetricAxis::Linear => Some(v),
+            MetricAxis::LogError => Some((100.0 - v).max(0.01).ln()),
+            MetricAxis::Log => Some(v).filter(|v| *v > 0.0).map(f64::ln),
+        }
+    };
+    let log = axis != MetricAxis::Linear;
     draw_lines(
         area,
         trials,
         &LineChart {
-            caption: "training loss (log scale)",
-            y_desc: "train loss",
-            value: &|m| {
-                m.get("train_loss")
-                    .filter(|v| v.is_finite() && *v > 0.0)
-                    .map(f64::ln)
+            caption: &caption,
+            y_desc: metric,
+            value: &value,
+            label: &|y| {
+                if log {
+                    tick_label(y.exp())
+                } else {
+                    tick_label(y)
+                }
             },
-            label: &|y| significant(y.exp()),
-            range: &log_range,
-            legend_at: SeriesLabelPosition::UpperRight,
+            range: &|lo, hi| {
+                if log {
+                    log_range(lo, hi)
+                } else {
+                    let pad = ((hi - lo) * 0.05).max(1e-9);
+                    (lo - pad)..(hi + pad)
+                }
+            },
+            legend_at: if axis == MetricAxis::Linear && metric.contains("acc") {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            },
         },
     )
 }
@@ -205,13 +226,14 @@ fn draw_lines(area: &Area, trials: &[TrialCurves], chart_spec: &LineChart) -> an
         .y_desc(chart_spec.y_desc)
         .draw()
         .map_err(plot_error)?;
-    let legend = trials.iter().filter(|t| !t.metrics.is_empty()).count() <= 10;
+    let mut legend = false;
     for (i, t) in drawing_order(trials) {
         let st = style(i, t);
         let series = chart
             .draw_series(LineSeries::new(points(t), st))
             .map_err(plot_error)?;
-        if legend {
+        if highlighted(i, t) {
+            legend = true;
             series
                 .label(t.name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], st));
@@ -260,15 +282,25 @@ fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
-/// About two significant digits: 0.0012, 0.45, 1.3, 27.5.
-fn significant(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
+/// A tick label as a person writes it: three significant digits at most, no trailing zeros,
+/// no floating-point noise (0.05, not 0.0500000000000001; 1e-5 for tiny values).
+pub fn tick_label(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".into() } else { format!("{v}") };
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&magnitude) {
+        let text = format!("{v:.2e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exponent}");
+    }
+    let decimals = (2 - magnitude).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        let decimals = (1 - v.abs().log10().floor() as i32).max(0) as usize;
-        format!("{v:.decimals$}")
+        text
     }
 }
 
@@ -325,13 +357,14 @@ pub fn scatter(
                     .light_line_style(WHITE.mix(0.0))
                     .x_label_formatter(&|x| {
                         if log {
-                            significant(x.exp())
+                            tick_label(x.exp())
                         } else {
-                            format!("{x}")
+                            tick_label(*x)
                         }
                     })
                     .x_desc(column)
                     .y_desc(metric)
+                    .y_label_formatter(&|y| tick_label(*y))
                     .draw()
                     .map_err(plot_error)?;
                 chart
@@ -370,6 +403,7 @@ pub fn scatter(
                         }
                     })
                     .y_desc(metric)
+                    .y_label_formatter(&|y| tick_label(*y))
                     .draw()
                     .map_err(plot_error)?;
                 chart
@@ -426,14 +460,62 @@ mod tests {
             ],
         ];
         for trials in &cases {
-            for axis in [AccuracyAxis::Linear, AccuracyAxis::LogError] {
-                assert!(accuracy(trials, axis).unwrap().starts_with("<svg"));
+            for axis in [MetricAxis::Linear, MetricAxis::LogError] {
+                assert!(
+                    metric(trials, "test_acc", axis)
+                        .unwrap()
+                        .starts_with("<svg")
+                );
             }
-            assert!(loss(trials).unwrap().starts_with("<svg"));
-            assert!(curves(trials).unwrap().starts_with("<svg"));
+            assert!(
+                metric(trials, "train_loss", MetricAxis::Log)
+                    .unwrap()
+                    .starts_with("<svg")
+            );
+            assert!(curves(trials, "test_acc").unwrap().starts_with("<svg"));
         }
-        let empty = accuracy(&cases[0], AccuracyAxis::LogError).unwrap();
+        let empty = metric(&cases[0], "test_acc", MetricAxis::LogError).unwrap();
         assert!(empty.contains("no epoch has finished yet"));
+    }
+
+    #[test]
+    fn tick_labels_read_as_a_person_would_write_them() {
+        assert_eq!(tick_label(0.0500000000000001), "0.05");
+        assert_eq!(tick_label(0.30000000000000004), "0.3");
+        assert_eq!(tick_label(98.76543), "98.8");
+        assert_eq!(tick_label(1.0), "1");
+        assert_eq!(tick_label(250.0), "250");
+        assert_eq!(tick_label(0.00012345), "0.000123");
+        assert_eq!(tick_label(0.00001), "1e-5");
+        assert_eq!(tick_label(0.0), "0");
+    }
+
+    #[test]
+    fn hundreds_of_trials_draw_the_best_in_colour_and_leave_out_the_tail() {
+        let many: Vec<TrialCurves> = (0..MAX_DRAWN + 50)
+            .map(|i| trial(&format!("t{i}"), &[90.0, 95.0 - i as f64 * 0.001], i == 0))
+            .collect();
+        let lines = |n: usize| {
+            metric(&many[..n], "test_acc", MetricAxis::LogError)
+                .unwrap()
+                .matches("<polyline")
+                .count()
+        };
+        assert_eq!(
+            lines(MAX_DRAWN + 50),
+            lines(MAX_DRAWN),
+            "the tail is left out"
+        );
+        assert_eq!(
+            lines(MAX_DRAWN) - lines(MAX_DRAWN - 1),
+            1,
+            "up to it, one line a trial"
+        );
+        let svg = metric(&many, "test_acc", MetricAxis::LogError).unwrap();
+        assert!(
+            svg.contains("\nt7\n") && !svg.contains("\nt8\n"),
+            "a legend for the best only"
+        );
     }
 
     #[test]

@@ -2,19 +2,21 @@
 //! parameters against the metric, the best trial's confusion matrix) and `curves.svg`.
 
 mod charts;
+mod parallel;
 
 use std::fmt::Write;
 use std::path::PathBuf;
 
 use candle_core::Device;
 
-pub use charts::AccuracyAxis;
+pub use charts::MetricAxis;
 
 use crate::store::atomic;
-use crate::store::leaderboard::Leaderboard;
+use crate::store::leaderboard::{Leaderboard, Row};
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::{CHECKPOINT_FILE, CONFIG_FILE, EVAL_FILE, RunDir};
 use crate::store::sweep_dir::SweepDir;
+use crate::sweep::importance;
 use crate::train as trainer;
 use crate::train::config::TrialConfig;
 use crate::train::engine::{self, EvalOutcome};
@@ -67,7 +69,10 @@ pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
         html: dir.root().join("report.html"),
         curves: dir.root().join("curves.svg"),
     };
-    atomic::write(&files.curves, charts::curves(&curves)?)?;
+    atomic::write(
+        &files.curves,
+        charts::curves(&curves, &board.objective.metric)?,
+    )?;
     atomic::write(&files.html, html)?;
     Ok(files)
 }
@@ -149,6 +154,71 @@ fn selection_note(dir: &SweepDir, board: &Leaderboard) -> String {
     }
 }
 
+/// Leaderboard rows shown before the rest are folded away.
+const TOP_ROWS: usize = 20;
+/// Points a parameter scatter draws at most: the best, then an even sample of the rest.
+const SCATTER_POINTS: usize = 1000;
+
+/// The ranked rows a scatter draws: every one up to [`SCATTER_POINTS`], else the best
+/// [`charts::MAX_DRAWN`] and an even sample of the rest.
+fn sample<'a, 'b>(ranked: &'a [(usize, &'b Row)]) -> impl Iterator<Item = &'a (usize, &'b Row)> {
+    let keep_every = if ranked.len() <= SCATTER_POINTS {
+        1
+    } else {
+        (ranked.len() - charts::MAX_DRAWN).div_ceil(SCATTER_POINTS - charts::MAX_DRAWN)
+    };
+    ranked
+        .iter()
+        .enumerate()
+        .filter(move |(k, _)| {
+            *k < charts::MAX_DRAWN || (k - charts::MAX_DRAWN).is_multiple_of(keep_every)
+        })
+        .map(|(_, r)| r)
+}
+
+/// A table of the leaderboard's rows `range` (cells as [`Leaderboard::cells`] gives them).
+fn leaderboard_table(
+    h: &mut String,
+    board: &Leaderboard,
+    cells: &[Vec<String>],
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let header = board.header();
+    let left = |j: usize| (1..3).contains(&j) || board.columns.contains(&header[j]);
+    writeln!(h, "<div class=\"wide\"><table><thead><tr>")?;
+    for (j, c) in header.iter().enumerate() {
+        let class = if left(j) { " class=\"l\"" } else { "" };
+        write!(h, "<th{class}>{}</th>", escape(c))?;
+    }
+    writeln!(h, "</tr></thead><tbody>")?;
+    for i in range {
+        let (row, cells) = (&board.rows[i], &cells[i]);
+        let best = row.rank == Some(1) && i == 0;
+        let class = match row.status {
+            _ if best => " class=\"best\"",
+            TrialStatus::Pruned => " class=\"pruned\"",
+            _ => "",
+        };
+        write!(h, "<tr{class}>")?;
+        for (j, c) in cells.iter().enumerate() {
+            let class = if left(j) { " class=\"l\"" } else { "" };
+            if j == 1 {
+                let colour = charts::colour_hex(i, best);
+                write!(
+                    h,
+                    "<td{class}><span class=\"swatch\" style=\"background:{colour}\"></span>{}</td>",
+                    escape(c)
+                )?;
+            } else {
+                write!(h, "<td{class}>{}</td>", escape(c))?;
+            }
+        }
+        writeln!(h, "</tr>")?;
+    }
+    writeln!(h, "</tbody></table></div>")?;
+    Ok(())
+}
+
 /// Escapes text for HTML.
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -168,10 +238,11 @@ h1 { margin-bottom: .2rem; } .sub { color: #666; margin-top: 0; }
 table { border-collapse: collapse; font-size: .9rem; margin: .5rem 0 1.5rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
 th { background: #f4f4f4; position: sticky; top: 0; } td.l, th.l { text-align: left; }
-tr.best td { font-weight: 600; background: #fff8d6; }
+tr.best td { font-weight: 600; background: #fff8d6; } tr.pruned td { color: #888; }
+details { margin: 0 0 1.5rem; } summary { cursor: pointer; color: #345; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 4px; vertical-align: middle; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; } svg.chart { max-width: 100%; height: auto; border: 1px solid #eee; }
-#logerr:checked ~ .charts .linear { display: none; } #logerr:not(:checked) ~ .charts .logerror { display: none; }
+#logerr:checked ~ .linear { display: none; } #logerr:not(:checked) ~ .logerror { display: none; }
 .wide { overflow-x: auto; } .confusion td { text-align: center; min-width: 2.6rem; } .note { color: #666; font-size: .9rem; }
 "#;
 
@@ -209,83 +280,135 @@ fn html(
 
     writeln!(h, "<p>{}</p>", selection_note(dir, board))?;
 
-    // Leaderboard.
-    writeln!(
-        h,
-        "<h2>Leaderboard</h2><div class=\"wide\"><table><thead><tr>"
-    )?;
-    let header = board.header();
-    for (i, c) in header.iter().enumerate() {
-        let class = if (1..3).contains(&i) || board.columns.contains(c) {
-            " class=\"l\""
-        } else {
-            ""
-        };
-        write!(h, "<th{class}>{}</th>", escape(c))?;
+    // Leaderboard: the top rows, every row behind a details element.
+    writeln!(h, "<h2>Leaderboard</h2>")?;
+    let cells = board.cells();
+    leaderboard_table(&mut h, board, &cells, 0..TOP_ROWS.min(board.rows.len()))?;
+    if board.rows.len() > TOP_ROWS {
+        writeln!(
+            h,
+            "<details><summary>all {} trials</summary>",
+            board.rows.len()
+        )?;
+        leaderboard_table(&mut h, board, &cells, TOP_ROWS..board.rows.len())?;
+        writeln!(h, "</details>")?;
     }
-    writeln!(h, "</tr></thead><tbody>")?;
-    for (i, (row, cells)) in board.rows.iter().zip(board.cells()).enumerate() {
-        let best = row.rank == Some(1);
-        write!(h, "<tr{}>", if best { " class=\"best\"" } else { "" })?;
-        for (j, c) in cells.iter().enumerate() {
-            let class = if (1..3).contains(&j) || board.columns.contains(&header[j]) {
-                " class=\"l\""
-            } else {
-                ""
-            };
-            if j == 1 {
-                let colour = charts::colour_hex(i, best);
-                write!(
-                    h,
-                    "<td{class}><span class=\"swatch\" style=\"background:{colour}\"></span>{}</td>",
-                    escape(c)
-                )?;
-            } else {
-                write!(h, "<td{class}>{}</td>", escape(c))?;
-            }
-        }
-        writeln!(h, "</tr>")?;
-    }
-    writeln!(h, "</tbody></table></div>")?;
 
     // Learning curves.
     writeln!(h, "<h2>Learning curves</h2>")?;
-    writeln!(
-        h,
-        "<input type=\"checkbox\" id=\"logerr\" checked> <label for=\"logerr\">test error on a log scale (separates the last tenths of a percent)</label>"
-    )?;
+    let axis = MetricAxis::for_metric(metric);
     writeln!(h, "<div class=\"charts\">")?;
+    if axis == MetricAxis::LogError {
+        writeln!(
+            h,
+            "<div><input type=\"checkbox\" id=\"logerr\" checked> <label for=\"logerr\">error on a log scale (separates the last tenths of a percent)</label>"
+        )?;
+        writeln!(
+            h,
+            "<div class=\"logerror\">{}</div>",
+            inline_svg(&charts::metric(curves, metric, MetricAxis::LogError)?)
+        )?;
+        writeln!(
+            h,
+            "<div class=\"linear\">{}</div></div>",
+            inline_svg(&charts::metric(curves, metric, MetricAxis::Linear)?)
+        )?;
+    } else {
+        writeln!(
+            h,
+            "<div>{}</div>",
+            inline_svg(&charts::metric(curves, metric, axis)?)
+        )?;
+    }
+    if curves
+        .iter()
+        .any(|c| c.metrics.iter().any(|m| m.get("train_loss").is_some()))
+    {
+        writeln!(
+            h,
+            "<div>{}</div>",
+            inline_svg(&charts::metric(curves, "train_loss", MetricAxis::Log)?)
+        )?;
+    }
+    let drawn = curves.iter().filter(|c| !c.metrics.is_empty()).count();
     writeln!(
         h,
-        "<div class=\"logerror\">{}</div>",
-        inline_svg(&charts::accuracy(curves, AccuracyAxis::LogError)?)
-    )?;
-    writeln!(
-        h,
-        "<div class=\"linear\">{}</div>",
-        inline_svg(&charts::accuracy(curves, AccuracyAxis::Linear)?)
-    )?;
-    writeln!(h, "<div>{}</div>", inline_svg(&charts::loss(curves)?))?;
-    writeln!(
-        h,
-        "</div><p class=\"note\">The best trial is the thick black line; colours match the leaderboard's swatches.</p>"
+        "</div><p class=\"note\">The winner is the thick black line; the next best are in colour (the leaderboard's swatches), the rest faint grey. Pruned trials are faint and end where they were stopped.{}</p>",
+        if drawn > charts::MAX_DRAWN {
+            format!(
+                " The {} lowest-ranked trials are not drawn.",
+                drawn - charts::MAX_DRAWN
+            )
+        } else {
+            String::new()
+        }
     )?;
 
-    // Parameters against the metric.
-    let ranked: Vec<(usize, _)> = board
+    // Which parameters mattered, and every trial across them.
+    let ranked: Vec<(usize, &Row)> = board
         .rows
         .iter()
         .enumerate()
         .filter(|(_, r)| r.rank.is_some() && r.value.is_some())
         .collect();
-    if !board.columns.is_empty() && !ranked.is_empty() {
+    let completed: Vec<(Vec<String>, f64)> = ranked
+        .iter()
+        .filter(|(_, r)| r.status == TrialStatus::Completed)
+        .map(|(_, r)| (r.values.clone(), r.value.unwrap_or(f64::NAN)))
+        .collect();
+    let searched: Vec<String> = board
+        .columns
+        .iter()
+        .filter(|c| *c != "label" || board.columns.len() == 1)
+        .cloned()
+        .collect();
+    if !searched.is_empty() && !ranked.is_empty() {
+        writeln!(h, "<h2>Which parameters mattered</h2>")?;
+        let positions: Vec<usize> = searched
+            .iter()
+            .map(|c| board.columns.iter().position(|x| x == c).expect("a column"))
+            .collect();
+        let subset: Vec<(Vec<String>, f64)> = completed
+            .iter()
+            .map(|(v, x)| (positions.iter().map(|&p| v[p].clone()).collect(), *x))
+            .collect();
+        let importances = importance::ped_anova(&searched, &subset, &board.objective);
+        if importances.is_empty() {
+            writeln!(
+                h,
+                "<p class=\"note\">Parameter importance needs at least {} completed trials ({} so far).</p>",
+                importance::MIN_TRIALS,
+                completed.len()
+            )?;
+        } else {
+            writeln!(
+                h,
+                "<div>{}</div><p class=\"note\">PED-ANOVA (Watanabe et al. 2023, Optuna's default): how differently each parameter is distributed among the best 10 % of the {} completed trials than among all of them.</p>",
+                parallel::importance_bars(&importances),
+                completed.len()
+            )?;
+        }
+        let lines: Vec<parallel::Line> = ranked
+            .iter()
+            .map(|(i, r)| parallel::Line {
+                cells: &r.values,
+                value: r.value.unwrap_or(f64::NAN),
+                position: *i,
+                best: r.rank == Some(1),
+            })
+            .collect();
+        writeln!(
+            h,
+            "<div class=\"wide\">{}</div><p class=\"note\">Every ranked trial as a line through its parameters and its {metric}; the winner black, the next best in colour.</p>",
+            parallel::chart(&board.columns, metric, &lines)
+        )?;
+
         writeln!(
             h,
             "<h2>Searched parameters against {metric}</h2><div class=\"charts\">"
         )?;
         for (c, column) in board.columns.iter().enumerate() {
-            let points: Vec<(String, f64, usize, bool)> = ranked
-                .iter()
+            let points: Vec<(String, f64, usize, bool)> = sample(&ranked)
                 .filter(|(_, r)| !r.values[c].is_empty() || column == "label")
                 .map(|(i, r)| {
                     (

@@ -211,12 +211,17 @@ impl SweepDir {
         Ok(dir)
     }
 
+    /// The study exactly as its journal tells it.
+    pub fn read_record(&self) -> anyhow::Result<StudyRecord> {
+        Ok(StudyRecord::replay(&journal::read(&self.journal_file())?))
+    }
+
     /// The study as its journal tells it, corrected by what the trial directories show: a
     /// trial journalled as running whose run ended counts as ended (the orchestrator died
     /// before journalling it, or it ran detached on Slurm), and one still running counts as
     /// interrupted unless an orchestrator holds the lock.
     pub fn load_record(&self, orchestrator_alive: bool) -> anyhow::Result<StudyRecord> {
-        let mut record = StudyRecord::replay(&journal::read(&self.journal_file())?);
+        let mut record = self.read_record()?;
         for t in &mut record.trials {
             if t.status != TrialStatus::Running {
                 continue;

@@ -1,9 +1,11 @@
 //! From a spec to ranked results: the spec (TOML) and its search space, the plan of trials,
 //! and the study that runs them on an executor.
 
+pub mod importance;
 pub mod plan;
 pub mod pruner;
 pub mod rerun;
+pub mod sampler;
 pub mod search;
 pub mod spec;
 pub mod status;

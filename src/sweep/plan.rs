@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::pruner::PrunerSpec;
+use super::sampler::Tpe;
 use super::search::{self, Method, Point};
 use super::spec::{CommandSpec, Program, SweepSpec};
 use crate::store::journal::TrialDef;
@@ -91,6 +92,12 @@ pub struct Plan {
     pub pruner: Option<PrunerSpec>,
     /// Keep the best checkpoints of only this many trials.
     pub keep_checkpoints: Option<usize>,
+    /// The base values every trial starts from (`[set]` applied).
+    pub base: toml::Table,
+    /// The adaptive sampler, for a TPE sweep (whose trials are asked for as slots free).
+    pub tpe: Option<Tpe>,
+    /// Trials of a TPE space resolved at random to validate it (none for other methods).
+    pub space_sample: Vec<PlannedTrial>,
 }
 
 /// Short stable hash of a text (the first 8 hex digits of its SHA-256).
@@ -106,10 +113,13 @@ pub fn trial_id(config: &TrialConfig) -> String {
 
 impl SweepSpec {
     /// Expands the spec into its trials, validating every one; nothing is run or written.
+    /// A TPE plan holds no trial yet (the study asks for them); a sample of its space is
+    /// resolved instead, so that a bad value fails here and not mid-sweep.
     pub fn plan(&self) -> anyhow::Result<Plan> {
         let points = match self.method {
             Method::Grid => search::grid(&self.axes),
             Method::Random => search::random(&self.axes, self.samples, self.search_seed),
+            Method::Tpe => search::random(&self.axes, 16, self.search_seed),
             Method::List => {
                 search::list(&self.trials).map_err(|(p, m)| self.source.error_at(&p, m))?
             }
@@ -142,29 +152,13 @@ impl SweepSpec {
         let mut duplicates = 0;
         for (point_index, point) in points.iter().enumerate() {
             for repeat in 0..self.repeats {
-                match self.resolve(&base, point, repeat) {
-                    Ok(input) => {
-                        let (id, group) = self.identify(&input);
-                        if !ids.insert(id.clone()) {
+                match self.planned_trial(&base, &columns, point, repeat, trials.len()) {
+                    Ok(t) => {
+                        if ids.insert(t.id.clone()) {
+                            trials.push(t);
+                        } else {
                             duplicates += 1;
-                            continue;
                         }
-                        let resolved: toml::Table = toml::from_str(&input.to_toml())
-                            .expect("a trial's input is valid TOML");
-                        let params = columns
-                            .iter()
-                            .filter_map(|c| {
-                                get_path(&resolved, &split_key(c)).map(|v| (c.clone(), v.clone()))
-                            })
-                            .collect();
-                        trials.push(PlannedTrial {
-                            index: trials.len(),
-                            id,
-                            group,
-                            label: point.label.clone(),
-                            input,
-                            params,
-                        });
                     }
                     Err(mut e) => {
                         for err in &mut e {
@@ -209,12 +203,25 @@ impl SweepSpec {
                 )
                 .into());
         }
+        let tpe = (self.method == Method::Tpe).then(|| Tpe {
+            axes: self.axes.clone(),
+            objective: objective.clone(),
+            budget: self.samples,
+            startup: self.startup,
+            seed: self.search_seed,
+            parallelism: 1,
+        });
         Ok(Plan {
             name: self.name.clone(),
             objective,
             repeats: self.repeats,
             columns,
-            trials,
+            space_sample: if tpe.is_some() {
+                trials.clone()
+            } else {
+                Vec::new()
+            },
+            trials: if tpe.is_some() { Vec::new() } else { trials },
             duplicates,
             command: match &self.program {
                 Program::Command(c) => Some(c.clone()),
@@ -222,6 +229,36 @@ impl SweepSpec {
             },
             pruner: self.pruner.clone(),
             keep_checkpoints: self.keep_checkpoints,
+            base,
+            tpe,
+        })
+    }
+
+    /// The trial of `point` (and `repeat`) at `index` in the plan: its resolved input, id and
+    /// column values; or the errors that stop it.
+    pub fn planned_trial(
+        &self,
+        base: &toml::Table,
+        columns: &[String],
+        point: &Point,
+        repeat: usize,
+        index: usize,
+    ) -> Result<PlannedTrial, Vec<KeyError>> {
+        let input = self.resolve(base, point, repeat)?;
+        let (id, group) = self.identify(&input);
+        let resolved: toml::Table =
+            toml::from_str(&input.to_toml()).expect("a trial's input is valid TOML");
+        let params = columns
+            .iter()
+            .filter_map(|c| get_path(&resolved, &split_key(c)).map(|v| (c.clone(), v.clone())))
+            .collect();
+        Ok(PlannedTrial {
+            index,
+            id,
+            group,
+            label: point.label.clone(),
+            input,
+            params,
         })
     }
 
@@ -353,6 +390,11 @@ impl PlannedTrial {
 }
 
 impl Plan {
+    /// Every trial resolved while planning: the plan's, or a TPE space's sample.
+    pub fn resolved(&self) -> impl Iterator<Item = &PlannedTrial> {
+        self.trials.iter().chain(&self.space_sample)
+    }
+
     /// The trial with `id`.
     pub fn trial(&self, id: &str) -> Option<&PlannedTrial> {
         self.trials.iter().find(|t| t.id == id)

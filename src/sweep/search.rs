@@ -17,6 +17,15 @@ pub enum Method {
     Random,
     /// The `[[search.trials]]` tables, one trial each.
     List,
+    /// Multivariate TPE: `samples` trials, asked one at a time, learning from the finished ones.
+    Tpe,
+}
+
+impl Method {
+    /// True for methods that draw from distributions (random search and TPE).
+    pub fn draws(self) -> bool {
+        matches!(self, Method::Random | Method::Tpe)
+    }
 }
 
 /// One searched key (or several keys varied together) and where it was written.
@@ -98,7 +107,7 @@ impl Axis {
                     .collect::<Result<Vec<_>, _>>()?;
                 Domain::Choice(points)
             }
-            toml::Value::Table(t) if method == Method::Random => {
+            toml::Value::Table(t) if method.draws() => {
                 if paths.len() != 1 {
                     return Err(at("keys varied together need a list of value tuples".into()));
                 }
@@ -106,7 +115,7 @@ impl Axis {
             }
             toml::Value::Table(_) => {
                 return Err(at(
-                    "distributions ({ uniform = [a, b] } ...) need method = \"random\"; grid axes are lists".into(),
+                    "distributions ({ uniform = [a, b] } ...) need method = \"random\" or \"tpe\"; grid axes are lists".into(),
                 ));
             }
             other => {
@@ -135,7 +144,31 @@ impl Axis {
         }
     }
 
-    fn point(&self, values: Vec<toml::Value>) -> impl Iterator<Item = Assignment> + '_ {
+    /// The axis and what it draws from, for people: `optimizer.lr: log_uniform [0.001, 0.1]`.
+    pub fn describe(&self) -> String {
+        let domain = match &self.domain {
+            Domain::Uniform(a, b) => format!("uniform [{a:?}, {b:?}]"),
+            Domain::LogUniform(a, b) => format!("log_uniform [{a:?}, {b:?}]"),
+            Domain::Int(a, b) => format!("int [{a}, {b}]"),
+            Domain::Choice(points) => {
+                let shown: Vec<String> = points
+                    .iter()
+                    .map(|p| {
+                        let v: Vec<String> = p
+                            .iter()
+                            .map(crate::store::leaderboard::display_value)
+                            .collect();
+                        v.join(" & ")
+                    })
+                    .collect();
+                format!("one of {}", shown.join(", "))
+            }
+        };
+        format!("{}: {domain}", self.name)
+    }
+
+    /// The assignments of one value per path (a point of this axis).
+    pub fn assignments(&self, values: Vec<toml::Value>) -> impl Iterator<Item = Assignment> + '_ {
         self.paths.iter().zip(values).map(|(p, value)| Assignment {
             key: p.join("."),
             path: p.clone(),
@@ -146,7 +179,7 @@ impl Axis {
 }
 
 /// Six significant digits: random draws stay readable in tables and file names.
-fn round_sig(x: f64) -> f64 {
+pub fn round_sig(x: f64) -> f64 {
     if x == 0.0 || !x.is_finite() {
         return x;
     }
@@ -222,7 +255,7 @@ pub fn grid(axes: &[Axis]) -> Vec<Point> {
             .flat_map(|p| {
                 choices.iter().map(move |values| {
                     let mut p = p.clone();
-                    p.values.extend(axis.point(values.clone()));
+                    p.values.extend(axis.assignments(values.clone()));
                     p
                 })
             })
@@ -239,7 +272,7 @@ pub fn random(axes: &[Axis], samples: usize, seed: u64) -> Vec<Point> {
             let mut p = Point::default();
             for axis in axes {
                 let values = axis.draw(&mut rng);
-                p.values.extend(axis.point(values));
+                p.values.extend(axis.assignments(values));
             }
             p
         })

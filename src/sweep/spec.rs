@@ -98,6 +98,8 @@ struct SearchFile {
     #[serde(default)]
     samples: Option<usize>,
     #[serde(default)]
+    startup: Option<usize>,
+    #[serde(default)]
     seed: u64,
     #[serde(default)]
     params: toml::Table,
@@ -233,8 +235,10 @@ pub struct SweepSpec {
     pub program: Program,
     /// Search method.
     pub method: Method,
-    /// Random draws (random only).
+    /// Random draws (random), or the trial budget (tpe).
     pub samples: usize,
+    /// TPE's random trials before it starts learning.
+    pub startup: usize,
     /// Seed of the random search.
     pub search_seed: u64,
     /// Grid/random axes.
@@ -407,23 +411,52 @@ impl SweepSpec {
         };
         let s = &file.search;
         let samples = match (s.method, s.samples) {
-            (Method::Random, Some(n)) if n > 0 => n,
-            (Method::Random, _) => {
+            (m, Some(n)) if m.draws() && n > 0 => n,
+            (m, _) if m.draws() => {
                 errors.push(at(
                     "search.samples",
-                    "random search needs samples = N (at least 1)".into(),
+                    format!(
+                        "{} search needs samples = N (at least 1)",
+                        if m == Method::Tpe { "tpe" } else { "random" }
+                    ),
                 ));
                 0
             }
             (_, Some(_)) => {
                 errors.push(at(
                     "search.samples",
-                    "only random search draws samples; remove it".into(),
+                    "only random and tpe search draw samples; remove it".into(),
                 ));
                 0
             }
             (_, None) => 0,
         };
+        let startup = match (s.method, s.startup) {
+            (Method::Tpe, Some(k)) if k > samples && samples > 0 => {
+                errors.push(at(
+                    "search.startup",
+                    format!("{k} random start-up trials are more than the {samples} samples"),
+                ));
+                k
+            }
+            (Method::Tpe, Some(k)) => k,
+            // Optuna's default: 10 random trials, fewer in a small budget.
+            (Method::Tpe, None) => 10.min(samples.div_ceil(2)).max(1),
+            (_, Some(_)) => {
+                errors.push(at(
+                    "search.startup",
+                    "belongs to method = \"tpe\" (its random trials before it learns)".into(),
+                ));
+                0
+            }
+            (_, None) => 0,
+        };
+        if s.method == Method::Tpe && file.repeats > 1 {
+            errors.push(at(
+                "repeats",
+                "tpe asks for one trial at a time and does not repeat seeds; use repeats with grid, random or list".into(),
+            ));
+        }
         let mut axes = Vec::new();
         for (name, value) in &s.params {
             match Axis::parse(name, value, s.method) {
@@ -461,13 +494,13 @@ impl SweepSpec {
                     "list search needs at least one [[search.trials]] table".into(),
                 ));
             }
-            Method::Grid | Method::Random if !s.trials.is_empty() => {
+            Method::Grid | Method::Random | Method::Tpe if !s.trials.is_empty() => {
                 errors.push(at(
                     "search.trials",
                     "[[search.trials]] belongs to method = \"list\"".into(),
                 ));
             }
-            Method::Grid | Method::Random if s.params.is_empty() => {
+            Method::Grid | Method::Random | Method::Tpe if s.params.is_empty() => {
                 errors.push(at(
                     "search.params",
                     "needs at least one key to search, e.g. \"optimizer.lr\" = [0.01, 0.1]".into(),
@@ -499,6 +532,7 @@ impl SweepSpec {
             program,
             method: s.method,
             samples,
+            startup,
             search_seed: s.seed,
             axes,
             trials: file.search.trials,

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 
 use super::plan::{Plan, PlannedTrial, TrialInput};
 use super::pruner::{Pruner, PrunerSpec};
+use super::sampler::{Ask, Tpe};
 use super::spec::SweepSpec;
 use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::progress::SweepProgress;
@@ -24,6 +25,7 @@ use crate::store::leaderboard::{Csv, Exporter, Leaderboard};
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir, TRIAL_INPUT_FILE};
+use crate::train::config::KeyErrors;
 use crate::trial::{CommandTask, StopReason, TrialEvent, TrialStatus, TrialTask};
 
 /// Where trials run.
@@ -94,8 +96,7 @@ pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
     let spec = SweepSpec::load(spec_path)?;
     let plan = spec.plan()?;
     let mut missing: Vec<String> = plan
-        .trials
-        .iter()
+        .resolved()
         .filter_map(|t| t.input.data_dir())
         .filter(|d| !d.is_dir())
         .map(|d| d.display().to_string())
@@ -120,7 +121,7 @@ pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
 /// (too large, or more images of a class than it has). Reads only the labels.
 fn check_validation_splits(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
     let mut checked = std::collections::HashSet::new();
-    for config in plan.trials.iter().filter_map(PlannedTrial::config) {
+    for config in plan.resolved().filter_map(PlannedTrial::config) {
         let data = &config.data;
         if data.val_size == 0 || !checked.insert((data.dir.clone(), data.val_size)) {
             continue;
@@ -140,7 +141,8 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let (spec, plan) = plan(spec_path)?;
     let dir = SweepDir::new(&opts.results, &plan.name);
     let _lock = dir.lock()?;
-    let mut record = dir.load_record(false)?;
+    // The journal as written: trials whose runs ended unjournalled are journalled below.
+    let mut record = dir.read_record()?;
     if !record.name.is_empty() && record.objective != plan.objective {
         bail!(
             "{} holds sweep `{}` ranked by {}, and the spec now says {}: the trials kept \
@@ -155,7 +157,15 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     dir.write_spec(spec.source.text())?;
     let mut journal = Journal::open(&dir.journal_file())?;
     let mut notes = Vec::new();
-    let mut events = sync_plan(&record, &plan, &mut notes);
+    let mut trials: HashMap<String, PlannedTrial> = plan
+        .trials
+        .iter()
+        .map(|t| (t.id.clone(), t.clone()))
+        .collect();
+    let mut events = match &plan.tpe {
+        Some(tpe) => rebuild_asked(&spec, &plan, tpe, &record, &mut trials, &mut notes),
+        None => sync_plan(&record, &plan, &mut notes),
+    };
     events.extend(collect_ended(&dir, &record));
     for e in &events {
         record.apply(e);
@@ -228,12 +238,18 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             unfinished - queue.len()
         ));
     }
-    let trials: HashMap<&str, &PlannedTrial> =
-        plan.trials.iter().map(|t| (t.id.as_str(), t)).collect();
+    let adaptive = plan.tpe.clone().map(|mut tpe| {
+        tpe.parallelism = exec.parallelism().unwrap_or(4);
+        tpe
+    });
     let mut study = Study {
         dir: dir.clone(),
         pruner: plan.pruner.as_ref().map(PrunerSpec::build),
         trials,
+        adaptive,
+        asked: 0,
+        max_trials: opts.max_trials,
+        spec: &spec,
         plan: &plan,
         journal,
         record,
@@ -333,6 +349,46 @@ fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<
         ));
     }
     events
+}
+
+/// The trials an adaptive sampler asked for in earlier runs, resolved again from the values
+/// the journal holds (into `trials`), so that unfinished ones can run again; those the spec
+/// no longer resolves to the same id (its base changed) are retired.
+fn rebuild_asked(
+    spec: &SweepSpec,
+    plan: &Plan,
+    tpe: &Tpe,
+    record: &StudyRecord,
+    trials: &mut HashMap<String, PlannedTrial>,
+    notes: &mut Vec<String>,
+) -> Vec<Event> {
+    let mut stale = Vec::new();
+    for t in record.active() {
+        let rebuilt = tpe
+            .point_of(&t.def.params)
+            .and_then(|p| {
+                spec.planned_trial(&plan.base, &plan.columns, &p, 0, t.def.index)
+                    .ok()
+            })
+            .filter(|p| p.id == t.id());
+        match rebuilt {
+            Some(p) => {
+                trials.insert(p.id.clone(), p);
+            }
+            None => stale.push(t.id().to_string()),
+        }
+    }
+    if stale.is_empty() {
+        return Vec::new();
+    }
+    notes.push(format!(
+        "the spec changed: {} trials asked for before no longer belong to it (they leave the leaderboard; their results stay in the journal)",
+        stale.len()
+    ));
+    vec![Event::Retired {
+        trials: stale,
+        reason: "no longer in the spec".into(),
+    }]
 }
 
 /// Journal events for trials whose runs ended while no orchestrator journalled them (it was
@@ -441,8 +497,17 @@ impl Attempt {
 struct Study<'a> {
     dir: SweepDir,
     pruner: Option<Box<dyn Pruner>>,
+    spec: &'a SweepSpec,
     plan: &'a Plan,
-    trials: HashMap<&'a str, &'a PlannedTrial>,
+    /// Every trial this run may start, by id (a TPE sweep's grow as they are asked for).
+    trials: HashMap<String, PlannedTrial>,
+    /// The adaptive sampler (TPE), asked for a new trial whenever a slot is free; None once it
+    /// is done, and for grid, random and list sweeps, whose trials are all known up front.
+    adaptive: Option<Tpe>,
+    /// New trials asked for in this run (for `--max-trials`).
+    asked: usize,
+    /// Start at most this many trials in this run.
+    max_trials: Option<usize>,
     journal: Journal,
     record: StudyRecord,
     exec: Box<dyn Executor>,
@@ -480,7 +545,10 @@ impl Study<'_> {
                 let job = self.queue.pop_front().expect("front exists");
                 self.start(job)?;
             }
-            if self.running.is_empty() && (stopping || self.queue.is_empty()) {
+            while !stopping && self.queue.is_empty() && self.ask()? {}
+            if self.running.is_empty()
+                && (stopping || (self.queue.is_empty() && self.adaptive.is_none()))
+            {
                 break;
             }
             if !stopping && interrupted.load(Ordering::Relaxed) {
@@ -521,11 +589,70 @@ impl Study<'_> {
         }
     }
 
+    /// Asks the adaptive sampler for a new trial if a slot is free, journals it and starts it;
+    /// false when there is none to start now (no slot, the sampler waits for a trial it learns
+    /// from, or it is done).
+    fn ask(&mut self) -> anyhow::Result<bool> {
+        let Some(tpe) = &self.adaptive else {
+            return Ok(false);
+        };
+        if self.running.len() >= tpe.parallelism || !self.exec.room_for(None) {
+            return Ok(false);
+        }
+        if self.max_trials.is_some_and(|n| self.asked >= n) {
+            self.adaptive = None;
+            return Ok(false);
+        }
+        let index = self.record.trials.len();
+        for attempt in 0..20 {
+            let point = match tpe.ask(&self.record, index, attempt) {
+                Ask::Point(p) => p,
+                Ask::Wait if self.running.is_empty() => {
+                    self.progress.println(
+                        "tpe: the trials it learns from did not end; run the sweep again to go on",
+                    );
+                    self.adaptive = None;
+                    return Ok(false);
+                }
+                Ask::Wait => return Ok(false),
+                Ask::Done => {
+                    self.adaptive = None;
+                    return Ok(false);
+                }
+            };
+            let planned = self
+                .spec
+                .planned_trial(&self.plan.base, &self.plan.columns, &point, 0, index)
+                .map_err(KeyErrors)?;
+            if self.record.get(&planned.id).is_some() {
+                continue; // a point the sweep already tried: draw again
+            }
+            self.log(Event::Trial(planned.def()))?;
+            let job = TrialJob {
+                id: planned.id.clone(),
+                dir: self.dir.trial_dir(&planned.id),
+                attempt: 1,
+                failures: 0,
+                cap: None,
+            };
+            self.trials.insert(planned.id.clone(), planned);
+            self.asked += 1;
+            self.start(job)?;
+            return Ok(true);
+        }
+        self.progress.println(&format!(
+            "tpe: 20 draws for trial {} were all trials the sweep already ran; the space seems exhausted",
+            index + 1
+        ));
+        self.adaptive = None;
+        Ok(false)
+    }
+
     fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
-        let planned =
-            self.trials.get(job.id.as_str()).copied().with_context(|| {
-                format!("trial {} is in the journal but not in the plan", job.id)
-            })?;
+        let planned = self
+            .trials
+            .get(job.id.as_str())
+            .with_context(|| format!("trial {} is in the journal but not in the plan", job.id))?;
         let (inputs, command) = match &planned.input {
             TrialInput::Builtin(config) => (vec![(TRIAL_INPUT_FILE, config.to_toml())], None),
             TrialInput::Command(params) => {
@@ -778,7 +905,7 @@ pub fn leaderboard(dir: &SweepDir) -> anyhow::Result<(StudyRecord, Leaderboard)>
 /// and how many trials the journal learnt the end of.
 pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
     let _lock = dir.lock()?;
-    let mut record = dir.load_record(false)?;
+    let mut record = dir.read_record()?;
     let events = collect_ended(dir, &record);
     let learnt = events
         .iter()

@@ -10,10 +10,12 @@ lr = 0.1, the way a real program speaks sweep's protocol: one JSON line per epoc
 --fail-at E   exits 1 with a traceback-like message after epoch E-1
 --oom 1       prints a CUDA out-of-memory error on stderr and exits 1 before epoch 1
 --report csv  appends rows to $SWEEP_TRIAL_DIR/metrics.csv instead of printing JSON
+FAKE_TRAIN_JITTER=S in the environment adds a random 0..S s to every epoch (tests that need
+trials to end in an unpredictable order).
 Resume: it saves the last finished epoch in $SWEEP_TRIAL_DIR/checkpoint.json and, when
 SWEEP_RESUME=1, continues after it (the epochs it skips are listed in resumed.txt).
 """
-import argparse, json, math, os, sys, time
+import argparse, json, math, os, random, sys, time
 
 p = argparse.ArgumentParser()
 p.add_argument("--lr", type=float, required=True)
@@ -43,7 +45,7 @@ for epoch in range(start, a.epochs + 1):
     if a.fail_at and epoch == a.fail_at:
         print("Traceback (most recent call last):\nValueError: the loss exploded", file=sys.stderr)
         sys.exit(1)
-    time.sleep(a.sleep)
+    time.sleep(a.sleep + random.uniform(0, float(os.environ.get("FAKE_TRAIN_JITTER", "0"))))
     score = 100 - 10 * abs(math.log10(a.lr) + 1) - 5 / epoch
     row = {"epoch": epoch, a.metric: round(score, 4), "train_loss": round(1 / epoch, 4)}
     if a.report == "json":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""TPE against random search on a cheap version of sweeps/tpe.toml: 3 epochs on 5000 training
-images, selected on 5000 validation images. For each of 5 seeds, 40 trials with random search
+"""TPE against random search on a cheap version of sweeps/tpe.toml: 3 epochs at a constant learning
+rate on 5000 training images, selected on 5000 validation images. For each of 5 seeds, 40 trials with random search
 and 40 with TPE (10 random start-up trials), 2 at a time; then, per budget of 10, 20 and 40
 trials (the first trials in plan order for random search, in the order TPE asked for them),
 the mean and the spread (min..max over the seeds) of the best validation accuracy found.
@@ -19,6 +19,7 @@ epochs = 3
 "data.train_limit" = 5000
 "data.val_size" = 5000
 "data.test_limit" = 2000
+"schedule.name" = "constant"
 [search]
 method = "{method}"
 samples = 40

@@ -428,6 +428,10 @@ fn first_attempt() -> u32 {
 pub struct CommandTask {
     /// The program and its arguments, placeholders already filled in.
     pub argv: Vec<String>,
+    /// The command as the spec writes it, with its `{placeholders}` (to run the trial again
+    /// elsewhere, as `sweep rerun` does).
+    #[serde(default)]
+    pub template: Vec<String>,
     /// Only stdout lines starting with this carry metrics (None: every line that is a JSON
     /// object with an `epoch`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

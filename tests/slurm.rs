@@ -318,8 +318,10 @@ fn stopping_one_of_two_slurm_tasks_leaves_the_other_to_finish() {
         },
     )
     .unwrap();
-    exec.start(prepared_trial(&trials, "long", 500)).unwrap();
-    exec.start(prepared_trial(&trials, "short", 3)).unwrap();
+    exec.start(vec![prepared_trial(&trials, "long", 500)])
+        .unwrap();
+    exec.start(vec![prepared_trial(&trials, "short", 3)])
+        .unwrap();
     let mut submitted = 0;
     let ended = drive(&mut exec, 2, |exec, e| match e {
         ExecEvent::Submitted { trials, .. } => submitted += trials.len(),
@@ -552,7 +554,7 @@ fn a_trial_longer_than_its_time_limit_finishes_over_several_requeues_with_the_sa
 }
 
 #[test]
-fn a_tpe_sweep_on_slurm_submits_trials_as_they_are_asked() {
+fn a_tpe_command_sweep_on_slurm_submits_trials_as_they_are_asked_and_ranks_them() {
     let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     if !cluster_available() {
         return;
@@ -591,4 +593,8 @@ fn a_tpe_sweep_on_slurm_submits_trials_as_they_are_asked() {
     let rows = csv_rows(&results.join("tpe/leaderboard.csv"));
     assert_eq!(rows.len(), 7);
     assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
+    // A command sweep on Slurm ranks on what the program reported.
+    assert_eq!(rows[0][3], "val_acc");
+    let values: Vec<f64> = rows[1..].iter().map(|r| r[3].parse().unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
 }

@@ -249,10 +249,13 @@ impl SweepDir {
     /// Makes `best/` a copy of trial `id`'s results (each file atomic): for a built-in trial
     /// its config, checkpoint, metrics and summary; for a command trial every file it wrote.
     pub fn publish_best(&self, id: &str) -> anyhow::Result<()> {
+        let src = self.trial_dir(id);
         let best = self.best_dir();
+        if !src.join(TRIAL_INPUT_FILE).is_file() {
+            return self.publish_best_directory(id);
+        }
         std::fs::create_dir_all(&best)
             .with_context(|| format!("cannot create {}", best.display()))?;
-        let src = self.trial_dir(id);
         for f in [CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE] {
             let from = src.join(f);
             if from.is_file() {
@@ -262,6 +265,26 @@ impl SweepDir {
             }
         }
         atomic::write(&best.join("trial.txt"), format!("{id}\n"))
+    }
+
+    /// A command trial's `best/`: its whole directory, whatever the program wrote there,
+    /// copied beside `best/` and then swapped in.
+    fn publish_best_directory(&self, id: &str) -> anyhow::Result<()> {
+        let best = self.best_dir();
+        let staging = self.root.join(format!(".best.new-{}", std::process::id()));
+        let old = self.root.join(format!(".best.old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        copy_tree(&self.trial_dir(id), &staging)?;
+        atomic::write(&staging.join("trial.txt"), format!("{id}\n"))?;
+        if best.exists() {
+            std::fs::rename(&best, &old)
+                .with_context(|| format!("cannot move {} aside", best.display()))?;
+        }
+        std::fs::rename(&staging, &best).with_context(|| {
+            format!("cannot rename {} to {}", staging.display(), best.display())
+        })?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
     }
 
     /// Removes the kept checkpoints of the trials in `ids` (`best/` keeps its own copy).
@@ -307,6 +330,24 @@ impl SweepDir {
             .ok()
             .map(|s| s.trim().to_string())
     }
+}
+
+/// Copies the files under `from` into a new directory `to`.
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

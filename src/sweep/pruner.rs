@@ -208,8 +208,10 @@ impl Pruner for Asha {
         epoch: usize,
         epochs: Option<usize>,
     ) -> Option<Decision> {
-        let epochs = epochs?;
-        if !self.rungs(epochs).contains(&epoch) {
+        // A trial whose epochs are unknown (a command trial without an `epochs` parameter)
+        // has rungs all the way up.
+        let epochs = epochs.unwrap_or(usize::MAX);
+        if !self.rungs(epochs.min(epoch + 1)).contains(&epoch) {
             return None;
         }
         let objective = &record.objective;

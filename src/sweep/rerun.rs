@@ -1,17 +1,20 @@
 //! `sweep rerun`: trains one of a sweep's trials again (the winner by default) from its exact
-//! configuration, into `reruns/` of the sweep directory.
+//! configuration (or, for a command trial, with its exact parameters), into `reruns/` of the
+//! sweep directory.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
+use super::spec::CommandSpec;
+use crate::store::atomic;
 use crate::store::leaderboard::Leaderboard;
 use crate::store::run_dir::{CONFIG_FILE, RunDir};
-use crate::store::sweep_dir::SweepDir;
-use crate::train::config::{Override, TrialConfig};
+use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir};
+use crate::train::config::{Override, SourceFile, TrialConfig, apply_overrides};
 use crate::train::{self as trainer, Observer, TrainContext};
-use crate::trial::TrialSummary;
+use crate::trial::{CommandTask, TrialSummary, TrialTask};
 
 /// What to rerun and how.
 pub struct Rerun<'a> {
@@ -19,8 +22,8 @@ pub struct Rerun<'a> {
     pub rank: usize,
     /// Overrides of its configuration (a seed, for instance).
     pub overrides: &'a [Override],
-    /// The training device.
-    pub device: &'a candle_core::Device,
+    /// The training device (`cpu`, `cuda:N`).
+    pub device: &'a str,
     /// Set by a signal handler to stop training.
     pub stop: &'a AtomicBool,
 }
@@ -35,6 +38,60 @@ pub struct RerunResult {
     pub out: PathBuf,
     /// How the rerun ended.
     pub summary: TrialSummary,
+}
+
+/// Runs a command trial's program again into `out`, with its parameters (and the overrides).
+fn rerun_command(
+    trial_dir: &std::path::Path,
+    out: &std::path::Path,
+    task: &TrialTask,
+    cmd: &CommandTask,
+    rerun: &Rerun,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<TrialSummary> {
+    let source = trial_dir.join(PARAMS_TOML_FILE);
+    let params = SourceFile::read(&source)?;
+    let mut table = params.table()?;
+    apply_overrides(&mut table, rerun.overrides).map_err(|e| params.error_at(&e.0, e.1))?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let out = std::path::absolute(out)?;
+    atomic::write(&out.join(PARAMS_TOML_FILE), toml::to_string(&table)?)?;
+    atomic::write(
+        &out.join(PARAMS_JSON_FILE),
+        serde_json::to_string_pretty(&table)? + "\n",
+    )?;
+    let spec = CommandSpec {
+        run: cmd.template.clone(),
+        prefix: cmd.prefix.clone(),
+        grace_seconds: cmd.grace_seconds,
+        params: table.clone(),
+    };
+    let rerun_task = TrialTask {
+        command: Some(CommandTask {
+            argv: spec.render(&table, &out, &task.id),
+            ..cmd.clone()
+        }),
+        attempt: 1,
+        ..task.clone()
+    };
+    eprintln!(
+        "running trial {} again with the parameters in {} (the command: {}) into {}",
+        task.id,
+        source.display(),
+        spec.render(&table, &out, &task.id).join(" "),
+        out.display()
+    );
+    let status = crate::exec::command::run(
+        &out,
+        &rerun_task,
+        rerun_task.command.as_ref().expect("set above"),
+        rerun.device,
+        rerun.stop,
+        observer,
+    )?;
+    let mut summary = RunDir::open(&out)?.read_summary()?;
+    summary.status = status;
+    Ok(summary)
 }
 
 /// Retrains trial `rerun.rank` of the sweep in `dir`, reporting progress to `observer`.
@@ -53,11 +110,23 @@ pub fn rerun(
             rerun.rank
         )
     })?;
-    let source = dir.trial_dir(&row.trial).join(CONFIG_FILE);
-    let config = TrialConfig::load(&source, rerun.overrides)?;
+    let trial_dir = dir.trial_dir(&row.trial);
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let out = dir.reruns_dir().join(format!("{}-{stamp}", row.trial));
+    let task = crate::exec::task::read_task(&trial_dir)?;
+    if let Some(cmd) = &task.command {
+        let summary = rerun_command(&trial_dir, &out, &task, cmd, rerun, observer)?;
+        return Ok(RerunResult {
+            trial: row.trial.clone(),
+            original: (row.value, row.best_epoch),
+            out,
+            summary,
+        });
+    }
+    let source = trial_dir.join(CONFIG_FILE);
+    let config = TrialConfig::load(&source, rerun.overrides)?;
     let run = RunDir::create(&out, false)?;
+    let device = crate::devices::open(rerun.device)?;
     eprintln!(
         "rerunning trial {} (rank {}, {} {}) from {} into {}",
         row.trial,
@@ -68,7 +137,7 @@ pub fn rerun(
         out.display()
     );
     let ctx = TrainContext {
-        device: rerun.device,
+        device: &device,
         stop: rerun.stop,
         run: &run,
         objective: &board.objective,

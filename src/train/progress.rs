@@ -161,7 +161,7 @@ impl<W: Write> Observer for Events<W> {
         }
         self.emit(TrialEvent::Start {
             trial: self.trial.clone(),
-            epochs: Some(epochs),
+            epochs: (epochs > 0).then_some(epochs),
             resumed_from: s.epochs_run,
             device: s.device.clone(),
             engine: s.engine.clone(),
@@ -175,7 +175,7 @@ impl<W: Write> Observer for Events<W> {
         }
         self.emit(TrialEvent::Epoch {
             trial: self.trial.clone(),
-            epochs: Some(epochs),
+            epochs: (epochs > 0).then_some(epochs),
             row: m.clone(),
         });
     }

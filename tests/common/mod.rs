@@ -142,6 +142,7 @@ pub fn prepared_trial(dir: &Path, id: &str, epochs: usize) -> sweep::exec::Trial
         attempt: 1,
         failures: 0,
         cap: None,
+        pack: None,
     }
 }
 
@@ -168,4 +169,16 @@ pub fn drive(
         }
     }
     ended
+}
+
+/// A command sweep of tests/programs/fake_train.py: `run_args` after the script's path, a
+/// `[params]` table, and the `[search]` section.
+pub fn command_spec(dir: &Path, name: &str, run_args: &str, params: &str, search: &str) -> PathBuf {
+    let text = format!(
+        "name = \"{name}\"\nmetric = \"val_acc\"\n[command]\nrun = [\"python3\", \"{}\", {run_args}]\n[params]\n{params}\n{search}\n",
+        root().join("tests/programs/fake_train.py").display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
 }

@@ -1,0 +1,246 @@
+//! End-to-end tests of command trials: sweeping a user's own program (here
+//! tests/programs/fake_train.py, standard-library Python) through the same engine as the
+//! built-in trainer.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(sweep(&args))
+}
+
+fn finished(root: &Path) -> Vec<serde_json::Value> {
+    journal(root)
+        .into_iter()
+        .filter(|e| e["event"] == "finished")
+        .collect()
+}
+
+#[test]
+fn a_command_sweep_ranks_on_what_the_program_reports_and_keeps_its_directory() {
+    let dir = scratch("cmd-rank");
+    // The program prints other lines too: only the prefixed ones are reports.
+    let s = command_spec(
+        &dir,
+        "rank",
+        r#""--lr", "{lr}", "--epochs", "3", "--prefix", "@sweep ""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.1, 0.5]",
+    );
+    let text_of = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(
+        &s,
+        text_of.replace("[params]", "prefix = \"@sweep \"\n[params]"),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("rank");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(
+        &rows[0][..5],
+        ["rank", "trial", "status", "val_acc", "best_epoch"]
+    );
+    let lrs: Vec<&str> = rows[1..].iter().map(|r| r[5].as_str()).collect();
+    assert_eq!(lrs, ["0.1", "0.5", "0.001"], "the score peaks at lr = 0.1");
+    let best = &rows[1][1];
+    let trial = root.join("trials").join(best);
+    // The parameters as JSON and TOML, the program's own files, and metrics.csv from its reports.
+    let params: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(trial.join("params.json")).unwrap()).unwrap();
+    assert_eq!(params["lr"], 0.1);
+    assert!(
+        std::fs::read_to_string(trial.join("params.toml"))
+            .unwrap()
+            .contains("lr = 0.1")
+    );
+    assert_eq!(
+        std::fs::read_to_string(trial.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .next(),
+        Some("epoch,val_acc,train_loss")
+    );
+    assert!(
+        std::fs::read_to_string(trial.join("train.log"))
+            .unwrap()
+            .contains("training lr=0.1")
+    );
+    // best/ is a copy of the winner's directory, whatever the program wrote there.
+    for f in [
+        "checkpoint.json",
+        "params.json",
+        "metrics.csv",
+        "summary.json",
+    ] {
+        assert!(root.join("best").join(f).is_file(), "best/{f}");
+    }
+    // A rerun runs the program again with the same parameters.
+    let o = run(sweep(&["rerun", root.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("rerun of {best}: completed best val_acc")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_program_may_append_its_metrics_to_metrics_csv_instead() {
+    let dir = scratch("cmd-csv");
+    let s = command_spec(
+        &dir,
+        "csv",
+        r#""--lr", "{lr}", "--epochs", "3", "--report", "csv""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01, 0.1]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = csv_rows(&results.join("csv/leaderboard.csv"));
+    assert_eq!(rows[1][5], "0.1");
+    assert_eq!(rows[1][4], "3", "best epoch 3");
+}
+
+#[test]
+fn failures_timeouts_and_missing_metrics_are_recorded_with_what_went_wrong() {
+    let dir = scratch("cmd-fail");
+    let s = command_spec(
+        &dir,
+        "fail",
+        r#""--lr", "0.1", "--epochs", "{epochs}", "--sleep", "{sleep}", "--fail-at", "{fail_at}", "--metric", "{reports}""#,
+        "epochs = 3\nsleep = 0.0\nfail_at = 0\nreports = \"val_acc\"",
+        "[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"crash\"\nfail_at = 2\n[[search.trials]]\nlabel = \"slow\"\nepochs = 100\nsleep = 1.0\n[[search.trials]]\nlabel = \"other metric\"\nreports = \"accuracy\"\n[[search.trials]]\nlabel = \"fine\"",
+    );
+    let results = dir.join("results");
+    let start = std::time::Instant::now();
+    let o = run_sweep(
+        &s,
+        &results,
+        &["--timeout-per-trial", "3s", "--retries", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "the slow trial was cut off"
+    );
+    let root = results.join("fail");
+    let by_label = |label: &str| {
+        let id = journal(&root)
+            .into_iter()
+            .find(|e| e["event"] == "trial" && e["label"] == label)
+            .unwrap()["id"]
+            .clone();
+        finished(&root)
+            .into_iter()
+            .find(|e| e["trial"] == id)
+            .unwrap()
+    };
+    let crash = by_label("crash");
+    assert_eq!(crash["status"], "failed");
+    let message = crash["message"].as_str().unwrap();
+    assert!(message.contains("exited with code 1"), "{message}");
+    assert!(
+        message.contains("ValueError: the loss exploded"),
+        "the log's tail: {message}"
+    );
+    assert_eq!(by_label("slow")["status"], "timeout");
+    let other = by_label("other metric");
+    assert_eq!(other["status"], "failed");
+    assert!(
+        other["message"].as_str().unwrap().contains(
+            "never reports the sweep's metric `val_acc`: epoch 1 reported accuracy, train_loss"
+        ),
+        "{other}"
+    );
+    assert_eq!(by_label("fine")["status"], "completed");
+}
+
+#[test]
+fn a_pruned_command_trial_is_stopped() {
+    let dir = scratch("cmd-prune");
+    // Each trial runs 6 epochs of 0.3 s; the two worse learning rates reach rung 1 after the
+    // first trial, below its value.
+    let s = command_spec(
+        &dir,
+        "prune",
+        r#""--lr", "{lr}", "--epochs", "6", "--sleep", "0.3""#,
+        "lr = 0.01",
+        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1, 0.0001, 0.00001]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("prune");
+    let ends = finished(&root);
+    let pruned: Vec<&serde_json::Value> = ends.iter().filter(|e| e["status"] == "pruned").collect();
+    assert_eq!(pruned.len(), 2, "{ends:?}");
+    for e in pruned {
+        let trial = root.join("trials").join(e["trial"].as_str().unwrap());
+        let s = summary(&trial);
+        assert_eq!(s["status"], "pruned");
+        assert!(s["epochs_run"].as_u64().unwrap() < 6, "stopped early: {s}");
+        assert!(s["message"].as_str().unwrap().contains("pruned"), "{s}");
+    }
+}
+
+#[test]
+fn a_command_trial_run_again_after_an_interruption_gets_sweep_resume() {
+    let dir = scratch("cmd-resume");
+    let s = command_spec(
+        &dir,
+        "resume",
+        r#""--lr", "{lr}", "--epochs", "8", "--sleep", "0.4""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    let results = dir.join("results");
+    let root = results.join("resume");
+    let mut child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for("three epochs", Duration::from_secs(60), || {
+        journal(&root)
+            .iter()
+            .filter(|e| e["event"] == "epoch")
+            .count()
+            >= 3
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let trial = std::fs::read_dir(root.join("trials"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let resumed = std::fs::read_to_string(trial.join("resumed.txt")).unwrap();
+    assert!(resumed.starts_with("resumed at epoch"), "{resumed}");
+    let epochs: Vec<String> = csv_rows(&trial.join("metrics.csv"))[1..]
+        .iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(epochs, ["1", "2", "3", "4", "5", "6", "7", "8"]);
+}

@@ -10,7 +10,6 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::engine::TrainStep;
 use super::model::Mlp;
 use crate::store::atomic;
 use crate::store::run_dir::{RunDir, STATE_META_FILE, STATE_TENSORS_PREFIX};
@@ -35,18 +34,21 @@ pub struct Resumed {
     pub epoch: usize,
     /// The summary after them.
     pub summary: TrialSummary,
+    /// The optimiser's momentum buffers, in [`Mlp::trainable`] order.
+    pub momentum: Vec<Vec<f32>>,
 }
 
 /// The prefix of momentum buffers in the state file, before the parameter's name.
 const MOMENTUM: &str = "momentum.";
 
-/// Saves the state after `epoch` finished epochs (atomically: the previous state stays until
-/// the new one is complete).
+/// Saves the state after `epoch` finished epochs, with the optimiser's `momentum` buffers in
+/// [`Mlp::trainable`] order (atomically: the previous state stays until the new one is
+/// complete).
 pub fn save(
     run: &RunDir,
     config_toml: &str,
     model: &Mlp,
-    step: &dyn TrainStep,
+    momentum: Vec<Vec<f32>>,
     epoch: usize,
     summary: &TrialSummary,
 ) -> anyhow::Result<()> {
@@ -57,7 +59,7 @@ pub fn save(
         .filter(|(n, _)| !n.contains("running_"))
         .map(|(n, _)| n)
         .collect();
-    for (name, buffer) in names.iter().zip(step.momentum()?) {
+    for (name, buffer) in names.iter().zip(momentum) {
         let n = buffer.len();
         tensors.insert(
             format!("{MOMENTUM}{name}"),
@@ -86,14 +88,9 @@ pub fn save(
     Ok(())
 }
 
-/// Restores the state saved in `run` into `model` and `step`, if there is one for this
-/// configuration (None otherwise: the run starts from epoch 0).
-pub fn load(
-    run: &RunDir,
-    config_toml: &str,
-    model: &Mlp,
-    step: &mut dyn TrainStep,
-) -> anyhow::Result<Option<Resumed>> {
+/// Restores the model's tensors saved in `run` into `model` and returns the rest of the state,
+/// if there is one for this configuration (None otherwise: the run starts from epoch 0).
+pub fn load(run: &RunDir, config_toml: &str, model: &Mlp) -> anyhow::Result<Option<Resumed>> {
     let meta_path = run.file(STATE_META_FILE);
     let Ok(text) = std::fs::read_to_string(&meta_path) else {
         return Ok(None);
@@ -122,10 +119,10 @@ pub fn load(
             .with_context(|| format!("{}: no momentum for `{name}`", path.display()))?;
         buffers.push(t.to_vec1::<f32>()?);
     }
-    step.set_momentum(buffers)?;
     Ok(Some(Resumed {
         epoch: meta.epoch,
         summary: meta.summary,
+        momentum: buffers,
     }))
 }
 
@@ -135,6 +132,14 @@ pub fn remove(run: &RunDir) {
     for f in run.state_tensor_files() {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// The epochs the state saved in `run` holds, if it holds one.
+pub fn saved_epoch(run: &RunDir) -> Option<usize> {
+    let text = std::fs::read_to_string(run.file(STATE_META_FILE)).ok()?;
+    serde_json::from_str::<StateMeta>(&text)
+        .ok()
+        .map(|m| m.epoch)
 }
 
 /// True when `run` holds a saved state.
@@ -147,7 +152,7 @@ mod tests {
     use super::*;
     use crate::train::config::{Activation, ModelConfig, OptimizerConfig};
     use crate::train::data::batches::Batch;
-    use crate::train::engine::FusedCpuStep;
+    use crate::train::engine::{FusedCpuStep, TrainStep};
     use rand::{Rng, SeedableRng};
 
     fn batch(rng: &mut impl Rng) -> Batch {
@@ -182,17 +187,14 @@ mod tests {
         }
         let summary =
             TrialSummary::starting(crate::trial::Objective::test_acc(), "cpu", "fused", 1);
-        save(&run, "cfg", &a, &step_a, 3, &summary).unwrap();
+        save(&run, "cfg", &a, step_a.momentum().unwrap(), 3, &summary).unwrap();
         assert!(exists(&run));
         // A fresh model and step (other seed), restored, must go on exactly as the original.
         let b = Mlp::new(&config, 99, &Device::Cpu).unwrap();
         let mut step_b = FusedCpuStep::new(&b, &opt, 8).unwrap();
-        assert!(
-            load(&run, "another config", &b, &mut step_b)
-                .unwrap()
-                .is_none()
-        );
-        let resumed = load(&run, "cfg", &b, &mut step_b).unwrap().unwrap();
+        assert!(load(&run, "another config", &b).unwrap().is_none());
+        let resumed = load(&run, "cfg", &b).unwrap().unwrap();
+        step_b.set_momentum(resumed.momentum).unwrap();
         assert_eq!(resumed.epoch, 3);
         for batch in &data[3..] {
             let la = step_a.step(batch, 0.1).unwrap().loss_sum;

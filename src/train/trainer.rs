@@ -14,10 +14,11 @@ use crate::train::config::{ModelConfig, TrialConfig};
 use crate::train::data::batches::EpochBatches;
 use crate::train::data::{Mnist, Normalizer};
 use crate::train::engine::{self, TestSet};
+use crate::train::ledger::{EpochTally, EvalSets, RunLedger, load_mnist};
 use crate::train::model::Mlp;
 use crate::train::optim::MultiStepLr;
-use crate::train::{state, threads};
-use crate::trial::{EpochMetrics, Metrics, Objective, StopReason, TrialStatus, TrialSummary};
+use crate::train::threads;
+use crate::trial::{EpochMetrics, Objective, StopReason, TrialSummary};
 
 /// Receives progress as training goes (progress bar, event stream, nothing).
 pub trait Observer {
@@ -48,27 +49,6 @@ pub struct TrainContext<'a> {
     /// Continue from the state an earlier run of this configuration saved in `run`, if it
     /// holds one (else start from epoch 1).
     pub resume: bool,
-}
-
-/// The metrics the built-in trainer can report after an epoch, in `metrics.csv` order
-/// (`val_*` only with a validation split).
-pub const REPORTED_METRICS: [&str; 8] = [
-    "lr",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "seconds",
-];
-
-/// The metrics the trainer reports for `config`.
-pub fn reported_metrics(config: &TrialConfig) -> Vec<&'static str> {
-    REPORTED_METRICS
-        .into_iter()
-        .filter(|m| config.data.val_size > 0 || !m.starts_with("val_"))
-        .collect()
 }
 
 /// The objective the trainer selects by when none is asked for: validation accuracy with a
@@ -177,111 +157,59 @@ pub fn train(
     ctx: &TrainContext,
     observer: &mut dyn Observer,
 ) -> anyhow::Result<TrialSummary> {
-    let started = Instant::now();
-    let reported = reported_metrics(config);
-    if !reported.contains(&ctx.objective.metric.as_str()) {
-        anyhow::bail!(
-            "metric `{}`: the built-in trainer reports {} for this configuration{}",
-            ctx.objective.metric,
-            reported.join(", "),
-            if ctx.objective.metric.starts_with("val_") {
-                " (val_* needs a validation split: set data.val_size)"
-            } else {
-                ""
-            }
-        );
-    }
     let engine_kind = engine::resolve(config.engine, ctx.device)?;
-    let mut summary = TrialSummary::starting(
-        ctx.objective.clone(),
+    let mut ledger = RunLedger::open(
+        config,
+        ctx.run,
+        ctx.objective,
         &device_name(ctx.device),
         &format!("{engine_kind:?}").to_lowercase(),
         threads::get(),
-    );
-    ctx.run.write_config(&config.to_toml())?;
-    ctx.run.write_summary(&summary)?;
-    let mut clock = RunClock {
-        started,
-        earlier: 0.0,
-    };
-    let result = train_epochs(config, ctx, engine_kind, &mut summary, &mut clock, observer);
-    summary.seconds = clock.seconds();
-    if let Err(e) = &result {
-        summary.status = TrialStatus::Failed;
-        summary.message = Some(format!("{e:#}"));
-    }
-    ctx.run.write_summary(&summary)?;
-    if summary.status.is_final() {
-        state::remove(ctx.run);
-    }
+    )?;
+    let result = train_epochs(config, ctx, engine_kind, &mut ledger, observer);
+    let summary = ledger.finish(&result)?;
     observer.finished(&summary);
     result.map(|()| summary)
 }
 
 /// How often a running trial looks for the orchestrator's requests in its directory.
-const REQUEST_POLL: Duration = Duration::from_millis(250);
+pub(crate) const REQUEST_POLL: Duration = Duration::from_millis(250);
 
 fn train_epochs(
     config: &TrialConfig,
     ctx: &TrainContext,
     engine_kind: crate::train::config::Engine,
-    summary: &mut TrialSummary,
-    clock: &mut RunClock,
+    ledger: &mut RunLedger,
     observer: &mut dyn Observer,
 ) -> anyhow::Result<()> {
     let data = &config.data;
-    let mnist = Mnist::load(data)
-        .with_context(|| format!("cannot load MNIST (data.dir = {})", data.dir.display()))?;
+    let mnist = load_mnist(config)?;
     let normalizer = Normalizer::new(data.mean, data.std);
-    let test = TestSet::new(&mnist.test, &normalizer, ctx.device)?;
-    let val = match &mnist.val {
-        Some(v) => Some(TestSet::new(v, &normalizer, ctx.device)?),
-        None => None,
-    };
+    let sets = EvalSets::new(&mnist, &normalizer, ctx.device)?;
     let augmenter = config.effective_augment().map(Augmenter::new);
     let model = Mlp::new(&config.model, config.seed, ctx.device)?;
     // On a GPU without augmentation the whole normalised training set lives on the device and
     // batches are gathered there; with augmentation they are prepared on the CPU and uploaded.
     let resident = if !ctx.device.is_cpu() && augmenter.is_none() {
-        let inputs = normalizer.split(&mnist.train);
-        Some(candle_core::Tensor::from_vec(
-            inputs,
-            (mnist.train.len(), crate::train::augment::PIXELS),
-            ctx.device,
-        )?)
+        Some(resident_inputs(&mnist, &normalizer, ctx.device)?)
     } else {
         None
     };
     let fill_inputs = resident.is_none();
     let mut step = engine::build(engine_kind, &model, config, resident)?;
     let schedule = MultiStepLr::from_config(config);
-    let config_toml = config.to_toml();
-    let resumed = if ctx.resume {
-        state::load(ctx.run, &config_toml, &model, step.as_mut())?
-    } else {
-        None
-    };
-    let (first_epoch, mut rows) = match resumed {
-        Some(r) => {
-            // The summary so far, with where this attempt runs.
-            let here = (
-                summary.device.clone(),
-                summary.engine.clone(),
-                summary.threads,
-            );
-            *summary = r.summary;
-            (summary.device, summary.engine, summary.threads) = here;
-            summary.status = TrialStatus::Running;
-            summary.message = None;
-            let mut rows = ctx.run.read_metrics().unwrap_or_default();
-            rows.retain(|row| row.epoch <= r.epoch);
-            clock.earlier = summary.seconds;
-            (r.epoch, rows)
+    let first_epoch = if ctx.resume {
+        let (epoch, momentum) = ledger.resume(&model)?;
+        if let Some(m) = momentum {
+            step.set_momentum(m)?;
         }
-        None => (0, Vec::new()),
+        epoch
+    } else {
+        ctx.run.write_metrics(&[])?;
+        0
     };
-    ctx.run.write_metrics(&rows)?;
     let mut last_poll = Instant::now();
+    let mut pace = Pace::new();
 
     for epoch in first_epoch..config.epochs {
         let epoch_start = Instant::now();
@@ -297,9 +225,11 @@ fn train_epochs(
             fill_inputs,
         };
         if epoch == first_epoch {
-            observer.started(config.epochs, batches.count(), summary);
+            observer.started(config.epochs, batches.count(), &ledger.summary);
         }
-        let (mut loss_sum, mut correct, mut seen, mut steps) = (0.0f64, 0usize, 0usize, 0usize);
+        let mut tally = EpochTally::default();
+        let mut steps = 0usize;
+        pace.epoch_started();
         let stopped = batches.for_each(|batch| {
             if ctx.stop.load(Ordering::Relaxed) {
                 return ControlFlow::Break(Stop::Requested(
@@ -311,6 +241,9 @@ fn train_epochs(
                 if let Some(reason) = ctx.run.stop_request() {
                     return ControlFlow::Break(Stop::Requested(reason));
                 }
+                if let Some(n) = ctx.run.threads_request() {
+                    pace.switch(n, epoch + 1, steps);
+                }
             }
             let outcome = match step.step(batch, lr) {
                 Ok(o) => o,
@@ -320,14 +253,14 @@ fn train_epochs(
             if !outcome.loss_sum.is_finite() {
                 return ControlFlow::Break(Stop::Diverged(steps));
             }
-            loss_sum += outcome.loss_sum;
-            correct += outcome.correct;
-            seen += batch.len();
+            tally.loss_sum += outcome.loss_sum;
+            tally.correct += outcome.correct;
+            tally.seen += batch.len();
             observer.step(
                 epoch + 1,
                 steps,
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
+                tally.loss_sum / tally.seen as f64,
+                100.0 * tally.correct as f64 / tally.seen as f64,
             );
             ControlFlow::Continue(())
         });
@@ -337,83 +270,93 @@ fn train_epochs(
                 return Err(e.context(format!("training failed in epoch {}", epoch + 1)));
             }
             Some(Stop::Requested(reason)) => {
-                summary.status = reason.status();
-                summary.message =
-                    Some(format!("{} during epoch {}", stopped_by(reason), epoch + 1));
+                ledger.stopped(reason, epoch);
                 return Ok(());
             }
             Some(Stop::Diverged(at)) => {
-                summary.status = TrialStatus::Diverged;
-                summary.message = Some(format!(
-                    "loss became non-finite at epoch {}, step {at} (lr {lr})",
-                    epoch + 1
-                ));
+                ledger.diverged(epoch, at, lr);
                 return Ok(());
             }
         }
-
-        let mut metrics = Metrics::new()
-            .with("lr", lr)
-            .with("train_loss", loss_sum / seen.max(1) as f64)
-            .with("train_acc", 100.0 * correct as f64 / seen.max(1) as f64);
-        for (name, set) in [("val", val.as_ref()), ("test", Some(&test))] {
-            let Some(set) = set else { continue };
-            let eval = engine::evaluate(&model, set)?;
-            if !eval.loss.is_finite() {
-                summary.status = TrialStatus::Diverged;
-                summary.message = Some(format!(
-                    "{name} loss became non-finite after epoch {}",
-                    epoch + 1
-                ));
-                return Ok(());
-            }
-            metrics.set(&format!("{name}_loss"), eval.loss);
-            metrics.set(&format!("{name}_acc"), eval.accuracy);
-        }
-        metrics.set("seconds", round_ms(epoch_start.elapsed().as_secs_f64()));
-        let row = EpochMetrics {
-            epoch: epoch + 1,
-            metrics,
+        let Some(row) = ledger.evaluate(&model, epoch, lr, tally, &sets, epoch_start)? else {
+            return Ok(());
         };
-        if summary.record(&row) {
-            ctx.run.save_checkpoint(|tmp| model.save(tmp))?;
-        }
-        rows.push(row);
-        ctx.run.write_metrics(&rows)?;
-        summary.seconds = clock.seconds();
-        ctx.run.write_summary(summary)?;
-        state::save(
-            ctx.run,
-            &config_toml,
-            &model,
-            step.as_ref(),
-            epoch + 1,
-            summary,
-        )?;
-        observer.epoch(config.epochs, rows.last().expect("just pushed"), summary);
+        ledger.record(row, &model, step.momentum()?)?;
+        let row = ledger.last().expect("just recorded");
+        observer.epoch(config.epochs, row, &ledger.summary);
     }
-    summary.status = TrialStatus::Completed;
+    ledger.completed();
     Ok(())
 }
 
-/// How a stop request reads in a message.
-fn stopped_by(reason: StopReason) -> &'static str {
-    match reason {
-        StopReason::Pruned => "pruned by the sweep",
-        StopReason::Timeout => "stopped at its time limit",
-        StopReason::Interrupted => "interrupted",
+/// The normalised training set as one `[n x 784]` tensor on `device` (batches are then
+/// gathered there by index).
+pub fn resident_inputs(
+    mnist: &Mnist,
+    normalizer: &Normalizer,
+    device: &Device,
+) -> anyhow::Result<candle_core::Tensor> {
+    let inputs = normalizer.split(&mnist.train);
+    Ok(candle_core::Tensor::from_vec(
+        inputs,
+        (mnist.train.len(), crate::train::augment::PIXELS),
+        device,
+    )?)
+}
+
+/// Follows the compute threads the orchestrator asks for, and how fast steps go with each
+/// count: a switch is logged (on stderr, the trial's log) with the pace before it and, a few
+/// seconds later, the pace after it.
+struct Pace {
+    since: Instant,
+    steps_before: usize,
+    /// The pace after the last switch is still to be logged.
+    pending: bool,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            steps_before: 0,
+            pending: false,
+        }
     }
-}
 
-/// The wall time of a run, earlier attempts of a resumed run included.
-struct RunClock {
-    started: Instant,
-    earlier: f64,
-}
+    fn epoch_started(&mut self) {
+        self.since = Instant::now();
+        self.steps_before = 0;
+    }
 
-impl RunClock {
-    fn seconds(&self) -> f64 {
-        round_ms(self.earlier + self.started.elapsed().as_secs_f64())
+    /// The steps per second since the last switch (or the epoch's start).
+    fn rate(&self, steps: usize) -> f64 {
+        (steps - self.steps_before) as f64 / self.since.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// Applies a requested thread count at step `steps` of `epoch`.
+    fn switch(&mut self, requested: usize, epoch: usize, steps: usize) {
+        let before = threads::get();
+        if requested == before {
+            if self.pending && self.since.elapsed() >= Duration::from_secs(3) {
+                self.pending = false;
+                eprintln!(
+                    "threads: {:.1} steps/s with {before} threads",
+                    self.rate(steps)
+                );
+            }
+            return;
+        }
+        let rate = self.rate(steps);
+        let now = threads::set(requested);
+        if now == before {
+            return; // no more cores than it has
+        }
+        eprintln!(
+            "threads: {now} from step {steps} of epoch {epoch} (was {before}, at {rate:.1} steps/s)"
+        );
+        self.since = Instant::now();
+        self.steps_before = steps;
+        self.pending = true;
     }
 }
 
@@ -422,9 +365,4 @@ enum Stop {
     Requested(StopReason),
     Diverged(usize),
     Error(anyhow::Error),
-}
-
-/// Seconds rounded to the millisecond.
-pub fn round_ms(seconds: f64) -> f64 {
-    (seconds * 1000.0).round() / 1000.0
 }

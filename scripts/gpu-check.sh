@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with an NVIDIA GPU (driver 580 / CUDA 13) and no Rust: run it
-# with the binary scripts/build-cuda.sh made (plain or .xz). Under 8 minutes on an H100.
+# with the binary scripts/build-cuda.sh made (plain or .xz). Under 10 minutes on an H100.
 #
 #   scripts/gpu-check.sh target/cuda/release/sweep-cuda.xz
 #
 # Prints the GPU and driver, `sweep devices`, 2 epochs of the BN model on cuda:0 (seconds per
 # epoch, accuracy), a 4-trial sweep at --per-device 2 and at --per-device 1 (wall time of each),
-# and, if PyTorch is installed, the same 2 epochs in PyTorch on the GPU. Lines starting with
+# the study's seven rows for 2 epochs packed in one process (--pack 7) against one process per
+# trial (wall time, accuracy of each row), and, if PyTorch is installed, the same 2 epochs in
+# PyTorch on the GPU. Lines starting with
 # "check:" are the results (the README's GPU table is made from them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +58,38 @@ for per in 2 1; do
   rc=$?
   t1=$(date +%s.%N)
   say "4-trial sweep --per-device $per = $(echo "$t1 - $t0" | bc) s (exit $rc)"
+done
+
+# The study's seven rows, 2 epochs each (their own epochs and milestones left out so that all
+# seven share a pack; each row keeps its optimiser and augmentation, and gets its own seed).
+python3 - "$work/rows.toml" <<'PY'
+import sys
+rows = open("sweeps/seed-table.toml").read()
+rows = rows[rows.index("[search]"):]
+out, k = [], 0
+for line in rows.splitlines():
+    if line.startswith(("epochs =", '"schedule.')):
+        continue
+    out.append(line)
+    if line.startswith("label ="):
+        out.append(f"seed = {k}"); k += 1
+import os
+head = f'name = "rows"\nbase = "{os.getcwd()}/sweeps/examples/bn.toml"\n[set]\nepochs = 2\n'
+open(sys.argv[1], "w").write(head + "\n".join(out) + "\n")
+PY
+for mode in "--pack 7 --per-device 1" "--pack 1 --per-device 1" "--pack 1 --per-device 7"; do
+  tag=$(echo "$mode" | tr -d ' -')
+  t0=$(date +%s.%N)
+  "$bin" run "$work/rows.toml" --devices cuda:0 $mode --results "$work/$tag" > "$work/$tag.log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  say "seven rows x 2 epochs, $mode = $(echo "$t1 - $t0" | bc) s (exit $rc)"
+  [ $rc -eq 0 ] || tail -5 "$work/$tag.log"
+  python3 - "$work/$tag/rows/leaderboard.csv" "$mode" <<'PY'
+import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    print(f"check:   {sys.argv[2]}: {r['label']:<18} test acc {r['test_acc']} ({r['status']})")
+PY
 done
 
 if python3 -c "import torch, numpy" 2>/dev/null; then

@@ -20,8 +20,8 @@ fn stopping_one_of_two_local_trials_leaves_the_other_to_finish() {
     })
     .unwrap();
     assert!(exec.room_for(None));
-    exec.start(prepared_trial(&dir, "long", 200)).unwrap();
-    exec.start(prepared_trial(&dir, "short", 3)).unwrap();
+    exec.start(vec![prepared_trial(&dir, "long", 200)]).unwrap();
+    exec.start(vec![prepared_trial(&dir, "short", 3)]).unwrap();
     assert!(!exec.room_for(None), "both slots are taken");
     let mut short_epochs = 0;
     let ended = drive(&mut exec, 2, |exec, e| {

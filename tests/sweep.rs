@@ -612,18 +612,6 @@ fn max_trials_leaves_the_rest_pending_and_exits_zero() {
     assert!(text(&status).contains("pending 2"), "{}", text(&status));
 }
 
-/// A command sweep of tests/programs/fake_train.py: `run_args` after the script's path, a
-/// `[params]` table, and the `[search]` section.
-fn command_spec(dir: &Path, name: &str, run_args: &str, params: &str, search: &str) -> PathBuf {
-    let text = format!(
-        "name = \"{name}\"\nmetric = \"val_acc\"\n[command]\nrun = [\"python3\", \"{}\", {run_args}]\n[params]\n{params}\n{search}\n",
-        root().join("tests/programs/fake_train.py").display()
-    );
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn out_of_memory_is_retried_with_half_the_neighbours_then_gives_up() {
     let dir = scratch("oom");
@@ -1033,4 +1021,56 @@ fn a_tpe_sweep_killed_mid_way_resumes_without_losing_or_repeating_a_trial_and_ca
     let grown = asked(&root);
     assert_eq!(grown.len(), 15);
     assert_eq!(&grown[..12], &after[..]);
+}
+
+#[test]
+fn the_longest_trial_starts_first_and_gets_the_core_a_finished_trial_frees() {
+    let dir = scratch("balanced");
+    let search = "[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"short\"\n\
+                  [[search.trials]]\nlabel = \"long\"\nepochs = 3\n\"data.train_limit\" = 12000";
+    let s = spec(&dir, "balanced", search, "");
+    let ids = |results: &Path| {
+        let board = csv_rows(&results.join("balanced/leaderboard.csv"));
+        let col = |name: &str| board[0].iter().position(|c| c == name).unwrap();
+        let (trial, label) = (col("trial"), col("label"));
+        let id = |l: &str| board.iter().find(|r| r[label] == l).unwrap()[trial].clone();
+        (id("short"), id("long"))
+    };
+
+    let balanced = dir.join("balanced-results");
+    let o = run_sweep(&s, &balanced, &["--per-device", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (short, long) = ids(&balanced);
+    let started: Vec<String> = journal(&balanced.join("balanced"))
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .map(|e| e["trial"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(started, [long.clone(), short], "longest first");
+    let log = std::fs::read_to_string(
+        balanced
+            .join("balanced/trials")
+            .join(&long)
+            .join("train.log"),
+    )
+    .unwrap();
+    assert!(log.contains("threads: 2 from step"), "{log}");
+
+    // In plan order nobody lends a core, and the long trial's results are the same bits.
+    let plan = dir.join("plan-results");
+    let o = run_sweep(&s, &plan, &["--per-device", "2", "--schedule", "plan"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, long_in_plan) = ids(&plan);
+    let trial = |root: &Path, id: &str| root.join("balanced/trials").join(id);
+    let log = std::fs::read_to_string(trial(&plan, &long_in_plan).join("train.log")).unwrap();
+    assert!(!log.contains("threads:"), "{log}");
+    assert_eq!(
+        metrics_without_time(&trial(&balanced, &long)),
+        metrics_without_time(&trial(&plan, &long_in_plan))
+    );
+    assert_eq!(
+        std::fs::read(trial(&balanced, &long).join("best.safetensors")).unwrap(),
+        std::fs::read(trial(&plan, &long_in_plan).join("best.safetensors")).unwrap(),
+        "a trial's weights do not depend on its thread count"
+    );
 }

@@ -28,7 +28,7 @@ pub struct Cli {
 enum Command {
     /// Train one fully specified configuration (a TrialConfig TOML file).
     Train(train::TrainArgs),
-    /// Evaluate a run's best checkpoint on the test set: accuracy and confusion matrix.
+    /// Evaluate a run's best checkpoint on its validation split and the test set: accuracy and confusion matrix.
     Eval(train::EvalArgs),
     /// Validate a sweep spec and print its trials, without running anything.
     Plan(sweep::PlanArgs),

@@ -17,6 +17,7 @@ use crate::exec::task::{self, EventsTo};
 use crate::store::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
 use crate::store::sweep_dir::SweepDir;
 use crate::sweep::rerun::{self, Rerun};
+use crate::sweep::schedule::Schedule;
 use crate::sweep::study::{self, Backend, RunEnd, RunOptions};
 use crate::train::config::Override;
 use crate::train::progress;
@@ -102,8 +103,28 @@ pub struct RunArgs {
     /// Where trials run: local child processes, or one Slurm job array.
     #[arg(long, value_enum, default_value = "local")]
     backend: BackendName,
+    /// The order trials start in.
+    #[arg(long, value_enum, default_value = "balanced")]
+    schedule: ScheduleName,
+    /// Train up to N built-in trials that share the model, batch size, epochs and data in one
+    /// process per slot, with batched matrix products (for GPUs, where one small trial leaves
+    /// most of the device idle); a pack that runs out of memory is retried half as large.
+    /// Local backend only.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pack: u16,
     #[command(flatten)]
     slurm: SlurmArgs,
+}
+
+/// Schedules of `sweep run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleName {
+    /// Longest expected trial first, reordered so that the slots end together; when nothing
+    /// waits, the cores of free CPU slots go to the trials still running (their thread count
+    /// changes between steps; their results do not).
+    Balanced,
+    /// Plan order; every trial keeps its slot's threads.
+    Plan,
 }
 
 /// Backends of `sweep run`.
@@ -205,13 +226,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 (None, DeviceSpec::Cuda(_)) => 1,
             };
             let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
-            banner = Some(format!(
-                "running on {} ({per_device} trial{} per device, {} thread{} each)",
+            let unit = if args.pack > 1 {
+                format!(
+                    "pack{} of up to {} trials",
+                    if per_device == 1 { "" } else { "s" },
+                    args.pack
+                )
+            } else {
+                format!("trial{}", if per_device == 1 { "" } else { "s" })
+            };
+            let mut text = format!(
+                "running on {} ({per_device} {unit} per device, {} thread{} each)",
                 names.join(", "),
-                if per_device == 1 { "" } else { "s" },
                 args.threads_per_trial,
                 if args.threads_per_trial == 1 { "" } else { "s" },
-            ));
+            );
+            if args.pack > 1 && devices.contains(&DeviceSpec::Cpu) {
+                text.push_str(
+                    "\nnote: --pack trains with candle ops; on the CPU the one-trial fused step \
+                     is about 3x faster (see the README), packs pay off on GPUs",
+                );
+            }
+            banner = Some(text);
             Backend::Local(LocalOptions {
                 devices,
                 per_device,
@@ -226,6 +262,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             if s.array_parallelism == Some(0) {
                 bail!("--array-parallelism must be at least 1");
+            }
+            if args.pack > 1 {
+                bail!(
+                    "--pack {}: packs run on the local backend only (a Slurm array task runs one trial)",
+                    args.pack
+                );
             }
             let slurm = SlurmOptions {
                 array_parallelism: s.array_parallelism,
@@ -261,6 +303,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         retries: args.retries,
         terminal: std::io::stderr().is_terminal(),
         banner,
+        schedule: match args.schedule {
+            ScheduleName::Balanced => Schedule::Balanced,
+            ScheduleName::Plan => Schedule::Plan,
+        },
+        pack: usize::from(args.pack),
     };
     let report = study::run(&args.spec, &opts)?;
     print_results(&report.dir, &report.leaderboard);
@@ -403,7 +450,6 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
     if let Some(seed) = args.seed {
         overrides.push(Override::new("seed", toml::Value::Integer(seed as i64)));
     }
-    let device = crate::devices::open(&args.device)?;
     let stop = super::stop_on_signals()?;
     let mut observer = progress::for_stderr();
     let result = rerun::rerun(
@@ -411,7 +457,7 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
         &Rerun {
             rank: args.rank,
             overrides: &overrides,
-            device: &device,
+            device: &args.device,
             stop: &stop,
         },
         observer.as_mut(),
@@ -470,10 +516,12 @@ pub fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["dir", "list"])))]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["dirs", "list"])))]
 pub struct TrialArgs {
-    /// A trial directory (results/<sweep>/trials/<id>) prepared by `sweep run`.
-    dir: Option<PathBuf>,
+    /// A trial directory (results/<sweep>/trials/<id>) prepared by `sweep run`; several
+    /// trials of one architecture, batch size, epochs and data train together as a pack.
+    #[arg(value_name = "DIR")]
+    dirs: Vec<PathBuf>,
     /// A task list written by the Slurm backend: one trial directory per line.
     #[arg(long, value_name = "FILE", requires = "task")]
     list: Option<PathBuf>,
@@ -500,17 +548,26 @@ pub enum EventsArg {
 
 /// `sweep trial`: runs one prepared trial, as the local executor and each Slurm task do.
 pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
-    let dir = match (&args.dir, &args.list, args.task) {
-        (Some(d), _, _) => d.clone(),
-        (None, Some(list), Some(i)) => task::dir_from_list(list, i)?,
-        _ => bail!("give a trial directory, or --list FILE --task I"),
-    };
     let events = match args.events {
         EventsArg::Stdout => EventsTo::Stdout,
         EventsArg::File => EventsTo::File,
     };
     let stop = super::stop_on_signals()?;
-    let status = task::run(&dir, events, args.device.as_deref(), &stop)?;
+    let status = match (args.dirs.as_slice(), &args.list, args.task) {
+        ([dir], _, _) => task::run(dir, events, args.device.as_deref(), &stop)?,
+        ([], Some(list), Some(i)) => {
+            let dir = task::dir_from_list(list, i)?;
+            task::run(&dir, events, args.device.as_deref(), &stop)?
+        }
+        ([], _, _) => bail!("give a trial directory, or --list FILE --task I"),
+        (dirs, _, _) => {
+            // SIGUSR1: the orchestrator left a stop request for one of the pack's trials.
+            let look = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGUSR1, look.clone())
+                .context("cannot install signal handler")?;
+            task::run_pack(dirs, events, args.device.as_deref(), &stop, &look)?
+        }
+    };
     Ok(ExitCode::from(status.exit_code()))
 }
 

@@ -1,5 +1,6 @@
-//! The local executor: one `sweep trial DIR` child process per trial, at most `per_device` at
-//! a time on each device. A single-threaded tokio runtime reads the children's event streams
+//! The local executor: one `sweep trial DIR` child process per trial (or one `sweep trial
+//! DIR...` for a pack of trials trained together), at most `per_device` processes at a time on
+//! each device. A single-threaded tokio runtime reads the children's event streams
 //! (stdout) and waits for them; it makes progress only while the study waits in
 //! [`Executor::next_event`], so the executor needs no locks.
 
@@ -42,7 +43,7 @@ enum Message {
     Event(TrialEvent),
     /// The child exited.
     Exited {
-        trial: String,
+        process: u64,
         status: Option<ExitStatus>,
     },
 }
@@ -51,15 +52,33 @@ enum Message {
 enum Signal {
     Terminate,
     Kill,
+    /// SIGUSR1: a pack's process reads its trials' stop requests now.
+    Look,
 }
 
+/// A trial running in a child process.
 struct Running {
     job: TrialJob,
+    /// The process it runs in.
+    process: u64,
+    started: Instant,
+    /// Why the orchestrator stopped it, and when to kill its process if it has not ended by
+    /// then.
+    stopping: Option<(StopReason, Instant)>,
+}
+
+/// A child process: one trial, or a pack of trials trained together.
+struct Process {
     slot: Slot,
+    /// Its trials that have not ended yet, the first one's directory receiving the thread
+    /// requests.
+    trials: Vec<String>,
+    /// Trials it started with.
+    packed: usize,
+    /// The compute threads it has been asked to use.
+    threads: usize,
     started: Instant,
     signals: mpsc::UnboundedSender<Signal>,
-    /// Why the orchestrator stopped it, and when to kill it if it has not exited by then.
-    stopping: Option<(StopReason, Instant)>,
 }
 
 /// Child processes on this machine's CPU or GPUs.
@@ -68,6 +87,8 @@ pub struct LocalExecutor {
     opts: LocalOptions,
     pool: SlotPool,
     running: HashMap<String, Running>,
+    processes: HashMap<u64, Process>,
+    next_process: u64,
     messages: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
     ready: VecDeque<ExecEvent>,
@@ -88,31 +109,52 @@ impl LocalExecutor {
             pool: SlotPool::new(&opts.devices, opts.per_device),
             opts,
             running: HashMap::new(),
+            processes: HashMap::new(),
+            next_process: 0,
             messages,
             sender,
             ready: VecDeque::new(),
         })
     }
 
-    fn spawn(&self, job: &TrialJob, slot: Slot) -> anyhow::Result<tokio::process::Child> {
-        let log_path = job.dir.join(TRIAL_LOG_FILE);
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        writeln!(
-            log,
-            "=== attempt {} on {} at {} ===",
-            job.attempt,
+    fn spawn(&self, group: &[TrialJob], slot: Slot) -> anyhow::Result<tokio::process::Child> {
+        let leader = &group[0];
+        let log_path = leader.dir.join(TRIAL_LOG_FILE);
+        let header = format!(
+            "=== attempt {} on {} at {}{} ===",
+            leader.attempt,
             slot.device,
-            chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-        )?;
+            chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            if group.len() > 1 {
+                format!(", packed with {} other trials", group.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+        let open_log = |path: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))
+        };
+        let mut log = open_log(&log_path)?;
+        writeln!(log, "{header}")?;
+        // The pack's process logs into its first trial's log; the others point there.
+        for job in &group[1..] {
+            writeln!(
+                open_log(&job.dir.join(TRIAL_LOG_FILE))?,
+                "=== attempt {} on {}: trained in a pack; its log is {} ===",
+                job.attempt,
+                slot.device,
+                log_path.display()
+            )?;
+        }
         let mut cmd = tokio::process::Command::new(&self.opts.exe);
         cmd.arg("--threads")
             .arg(self.opts.threads_per_trial.to_string())
             .arg("trial")
-            .arg(&job.dir)
+            .args(group.iter().map(|j| &j.dir))
             .arg("--events")
             .arg("stdout")
             .stdin(Stdio::null())
@@ -139,25 +181,46 @@ impl LocalExecutor {
             .with_context(|| format!("cannot run {}", self.opts.exe.display()))
     }
 
-    fn signal(&self, trial: &str, signal: Signal) {
-        if let Some(r) = self.running.get(trial) {
-            let _ = r.signals.send(signal);
+    fn signal(&self, process: u64, signal: Signal) {
+        if let Some(p) = self.processes.get(&process) {
+            let _ = p.signals.send(signal);
         }
     }
 
-    fn exited(&mut self, trial: String, status: Option<ExitStatus>) -> Option<ExecEvent> {
-        let r = self.running.remove(&trial)?;
-        self.pool.release(r.slot);
+    /// A trial ended: its outcome, read from its directory (`exit` tells how its process
+    /// ended, if it did).
+    fn ended(&mut self, trial: &str, exit: &str) -> Option<ExecEvent> {
+        let r = self.running.remove(trial)?;
+        if let Some(p) = self.processes.get_mut(&r.process) {
+            p.trials.retain(|t| t != trial);
+        }
         let outcome = outcome_from_dir(
             &r.job.dir,
-            &describe_exit(status.as_ref()),
+            exit,
             r.stopping.map(|(reason, _)| reason),
             r.started.elapsed().as_secs_f64(),
         );
-        Some(ExecEvent::Ended { trial, outcome })
+        Some(ExecEvent::Ended {
+            trial: trial.to_string(),
+            outcome,
+        })
     }
 
-    /// Kills the children that outlived their grace period after SIGTERM.
+    /// A process exited: its slot is free, and its trials that had not ended end now.
+    fn exited(&mut self, process: u64, status: Option<ExitStatus>) {
+        let Some(p) = self.processes.remove(&process) else {
+            return;
+        };
+        self.pool.release(p.slot);
+        let exit = describe_exit(status.as_ref());
+        for trial in p.trials {
+            if let Some(e) = self.ended(&trial, &exit) {
+                self.ready.push_back(e);
+            }
+        }
+    }
+
+    /// Kills the processes of trials that outlived their grace period after a stop request.
     fn kill_overdue(&mut self) {
         let now = Instant::now();
         let overdue: Vec<String> = self
@@ -167,10 +230,12 @@ impl LocalExecutor {
             .map(|(id, _)| id.clone())
             .collect();
         for id in overdue {
-            self.signal(&id, Signal::Kill);
-            if let Some(r) = self.running.get_mut(&id) {
-                r.stopping = r.stopping.map(|(reason, _)| (reason, now + STOP_GRACE));
-            }
+            let Some(r) = self.running.get_mut(&id) else {
+                continue;
+            };
+            r.stopping = r.stopping.map(|(reason, _)| (reason, now + STOP_GRACE));
+            let process = r.process;
+            self.signal(process, Signal::Kill);
         }
     }
 }
@@ -188,51 +253,109 @@ impl Executor for LocalExecutor {
         Some(self.pool.capacity())
     }
 
-    fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
-        let Some(slot) = self.pool.acquire(job.cap.unwrap_or(self.opts.per_device)) else {
-            anyhow::bail!("no free slot for trial {}", job.id);
+    fn lend_idle_cores(&mut self, idle: bool) -> anyhow::Result<()> {
+        let mut cpu: Vec<u64> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| {
+                p.slot.device == DeviceSpec::Cpu
+                    && p.trials
+                        .iter()
+                        .any(|t| self.running.get(t).is_some_and(|r| r.stopping.is_none()))
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        if cpu.is_empty() {
+            return Ok(());
+        }
+        // The cores the CPU's slots stand for, shared out evenly (the longest-running
+        // processes get the remainder) while nothing waits; each slot's own share otherwise.
+        let base = self.opts.threads_per_trial;
+        let budget = self.opts.per_device * base;
+        cpu.sort_by_key(|id| self.processes[id].started);
+        let n = cpu.len();
+        for (k, id) in cpu.iter().enumerate() {
+            let want = if idle {
+                (budget / n + usize::from(k < budget % n)).max(base)
+            } else {
+                base
+            };
+            let p = self.processes.get_mut(id).expect("listed above");
+            if p.threads != want {
+                let leader = &self.running[&p.trials[0]].job.dir;
+                RunDir::open(leader)?.request_threads(want)?;
+                p.threads = want;
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, group: Vec<TrialJob>) -> anyhow::Result<()> {
+        anyhow::ensure!(!group.is_empty(), "no trial to start");
+        // A new trial needs its cores back.
+        self.lend_idle_cores(false)?;
+        let cap = group
+            .iter()
+            .filter_map(|j| j.cap)
+            .min()
+            .unwrap_or(self.opts.per_device);
+        let Some(slot) = self.pool.acquire(cap) else {
+            anyhow::bail!("no free slot for trial {}", group[0].id);
         };
-        let child = match self.spawn(&job, slot) {
+        let child = match self.spawn(&group, slot) {
             Ok(c) => c,
             Err(e) => {
                 self.pool.release(slot);
-                self.ready.push_back(ExecEvent::Started {
-                    trial: job.id.clone(),
-                    device: slot.device.to_string(),
-                });
-                self.ready.push_back(ExecEvent::Ended {
-                    trial: job.id,
-                    outcome: TrialOutcome {
-                        status: TrialStatus::Failed,
-                        message: Some(format!("cannot start the trial: {e:#}")),
-                        best: None,
-                        seconds: 0.0,
-                    },
-                });
+                for job in group {
+                    self.ready.push_back(ExecEvent::Started {
+                        trial: job.id.clone(),
+                        device: slot.device.to_string(),
+                    });
+                    self.ready.push_back(ExecEvent::Ended {
+                        trial: job.id,
+                        outcome: TrialOutcome {
+                            status: TrialStatus::Failed,
+                            message: Some(format!("cannot start the trial: {e:#}")),
+                            best: None,
+                            seconds: 0.0,
+                        },
+                    });
+                }
                 return Ok(());
             }
         };
+        let process = self.next_process;
+        self.next_process += 1;
         let (signals, signal_rx) = mpsc::unbounded_channel();
-        self.runtime.spawn(follow(
-            job.id.clone(),
-            child,
-            self.sender.clone(),
-            signal_rx,
-        ));
-        self.ready.push_back(ExecEvent::Started {
-            trial: job.id.clone(),
-            device: slot.device.to_string(),
-        });
-        self.running.insert(
-            job.id.clone(),
-            Running {
-                job,
+        self.runtime
+            .spawn(follow(process, child, self.sender.clone(), signal_rx));
+        let now = Instant::now();
+        self.processes.insert(
+            process,
+            Process {
                 slot,
-                started: Instant::now(),
+                trials: group.iter().map(|j| j.id.clone()).collect(),
+                packed: group.len(),
+                threads: self.opts.threads_per_trial,
+                started: now,
                 signals,
-                stopping: None,
             },
         );
+        for job in group {
+            self.ready.push_back(ExecEvent::Started {
+                trial: job.id.clone(),
+                device: slot.device.to_string(),
+            });
+            self.running.insert(
+                job.id.clone(),
+                Running {
+                    job,
+                    process,
+                    started: now,
+                    stopping: None,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -243,10 +366,20 @@ impl Executor for LocalExecutor {
         if r.stopping.is_some() {
             return Ok(());
         }
-        // The reason goes in the trial's directory; SIGTERM makes it look now.
+        // The reason goes in the trial's directory; a process of one trial is sent SIGTERM to
+        // look now, a pack's process SIGUSR1 (it goes on with its other trials).
         RunDir::open(&r.job.dir)?.request_stop(reason)?;
         r.stopping = Some((reason, Instant::now() + STOP_GRACE));
-        self.signal(trial, Signal::Terminate);
+        let process = r.process;
+        let packed = self.processes.get(&process).is_some_and(|p| p.packed > 1);
+        self.signal(
+            process,
+            if packed {
+                Signal::Look
+            } else {
+                Signal::Terminate
+            },
+        );
         Ok(())
     }
 
@@ -254,6 +387,10 @@ impl Executor for LocalExecutor {
         let ids: Vec<String> = self.running.keys().cloned().collect();
         for id in ids {
             self.stop(&id, StopReason::Interrupted)?;
+        }
+        let processes: Vec<u64> = self.processes.keys().copied().collect();
+        for p in processes {
+            self.signal(p, Signal::Terminate);
         }
         Ok(Interrupt::Stopping)
     }
@@ -267,12 +404,21 @@ impl Executor for LocalExecutor {
                 .runtime
                 .block_on(async { tokio::time::timeout(timeout, self.messages.recv()).await });
             match received {
-                Ok(Some(Message::Event(e))) => return Ok(ExecEvent::Progress(e)),
-                Ok(Some(Message::Exited { trial, status })) => {
-                    if let Some(e) = self.exited(trial, status) {
-                        return Ok(e);
+                Ok(Some(Message::Event(e))) => {
+                    // A trial of a pack ends when it says so; the process goes on with the
+                    // others. A process of one trial ends with the trial.
+                    if let TrialEvent::End { trial, .. } = &e
+                        && let Some(r) = self.running.get(trial)
+                        && self.processes.get(&r.process).is_some_and(|p| p.packed > 1)
+                    {
+                        let trial = trial.clone();
+                        if let Some(ended) = self.ended(&trial, "ended in its pack") {
+                            self.ready.push_back(ended);
+                        }
                     }
+                    return Ok(ExecEvent::Progress(e));
                 }
+                Ok(Some(Message::Exited { process, status })) => self.exited(process, status),
                 Ok(None) => anyhow::bail!("the executor's message channel closed"),
                 Err(_) => {
                     self.kill_overdue();
@@ -285,7 +431,7 @@ impl Executor for LocalExecutor {
 
 /// Owns one child: forwards its event stream, delivers signals while it runs, reports its exit.
 async fn follow(
-    trial: String,
+    process: u64,
     mut child: tokio::process::Child,
     out: mpsc::UnboundedSender<Message>,
     mut signals: mpsc::UnboundedReceiver<Signal>,
@@ -313,13 +459,19 @@ async fn follow(
                 Signal::Kill => {
                     let _ = child.start_kill();
                 }
+                Signal::Look => {
+                    if let Some(pid) = child.id() {
+                        // SAFETY: as above; a pack's process handles SIGUSR1.
+                        unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+                    }
+                }
             },
         }
     };
     // Every event the child wrote is delivered before its exit (unless something it left
     // behind still holds the pipe open).
     let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
-    let _ = out.send(Message::Exited { trial, status });
+    let _ = out.send(Message::Exited { process, status });
 }
 
 fn describe_exit(status: Option<&ExitStatus>) -> String {

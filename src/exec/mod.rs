@@ -1,7 +1,7 @@
 //! Executors run trials somewhere and say what happens: [`local::LocalExecutor`] (CPU/GPU
-//! slots on this machine, one child process per trial) and [`slurm::SlurmExecutor`] (job
-//! arrays on a Slurm cluster). Both implement [`Executor`]: start a trial, stream its events,
-//! stop one trial with a reason, learn how it ended. They know nothing about neural networks:
+//! slots on this machine, one child process per trial or per pack of trials) and
+//! [`slurm::SlurmExecutor`] (job arrays on a Slurm cluster). Both implement [`Executor`]:
+//! start a trial, stream its events, stop one trial with a reason, learn how it ended. They know nothing about neural networks:
 //! a trial is a directory, and `sweep trial DIR` ([`task`]) runs it and reports
 //! [`TrialEvent`]s in one schema everywhere.
 
@@ -33,6 +33,9 @@ pub struct TrialJob {
     /// Most trials that may share its device, itself included (None: as many as the
     /// executor allows; lowered after an out-of-memory failure).
     pub cap: Option<usize>,
+    /// Most trials it may be packed with, itself included (None: as many as `--pack` allows;
+    /// halved after an out-of-memory failure in a pack).
+    pub pack: Option<usize>,
 }
 
 /// How an attempt ended.
@@ -98,10 +101,16 @@ pub trait Executor {
     /// How many trials it runs at once (None: as many as it is given, the batch system
     /// queues the rest).
     fn parallelism(&self) -> Option<usize>;
-    /// Starts an attempt (the trial directory already holds its input).
-    fn start(&mut self, job: TrialJob) -> anyhow::Result<()>;
+    /// Starts an attempt of each trial of `group` (their directories already hold their
+    /// input): one trial, or several built-in trials of one architecture trained together in
+    /// one process (a pack; the local executor only).
+    fn start(&mut self, group: Vec<TrialJob>) -> anyhow::Result<()>;
     /// Stops one running trial for `reason`; its `Ended` event follows.
     fn stop(&mut self, trial: &str, reason: StopReason) -> anyhow::Result<()>;
+    /// Lends the cores of free slots to the trials running beside them when `idle` (nothing
+    /// waits to start), or takes them back; the trials change their thread count between
+    /// steps. Only CPU slots have cores to lend.
+    fn lend_idle_cores(&mut self, idle: bool) -> anyhow::Result<()>;
     /// Reacts to Ctrl-C or SIGTERM of the orchestrator.
     fn interrupt(&mut self) -> anyhow::Result<Interrupt>;
     /// The next thing that happens, or [`ExecEvent::Tick`] after `timeout`.

@@ -584,11 +584,21 @@ impl Executor for SlurmExecutor {
         self.opts.array_parallelism
     }
 
-    fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
-        // A task appends to events.jsonl; a new attempt starts a new stream.
-        let _ = std::fs::remove_file(job.dir.join(EVENTS_FILE));
-        let _ = std::fs::remove_file(job.dir.join(TASK_FILE));
-        self.queued.push(job);
+    fn lend_idle_cores(&mut self, _idle: bool) -> anyhow::Result<()> {
+        Ok(()) // a task has the CPUs Slurm gave it
+    }
+
+    fn start(&mut self, group: Vec<TrialJob>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            group.len() == 1,
+            "the Slurm backend runs one trial per array task, not packs"
+        );
+        for job in group {
+            // A task appends to events.jsonl; a new attempt starts a new stream.
+            let _ = std::fs::remove_file(job.dir.join(EVENTS_FILE));
+            let _ = std::fs::remove_file(job.dir.join(TASK_FILE));
+            self.queued.push(job);
+        }
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use super::slurm::{TASK_FILE, TaskRecord};
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{EVENTS_FILE, TRIAL_INPUT_FILE, TRIAL_TASK_FILE};
 use crate::train::config::TrialConfig;
+use crate::train::pack::{PackedTrial, train_pack};
 use crate::train::progress::Events;
 use crate::train::{self as trainer, Observer, TrainContext};
 use crate::trial::{TrialStatus, TrialTask};
@@ -212,6 +213,67 @@ pub fn run(
         .write(dir)?;
     }
     result
+}
+
+/// Runs the built-in trials in `dirs` as one pack (see [`crate::train::pack`]); returns the
+/// first status among them that is not final, else completed. `look` is raised when a stop
+/// request for one of them waits in its directory.
+pub fn run_pack(
+    dirs: &[PathBuf],
+    events: EventsTo,
+    device: Option<&str>,
+    stop: &Arc<AtomicBool>,
+    look: &AtomicBool,
+) -> anyhow::Result<TrialStatus> {
+    die_with_orchestrator();
+    let device = crate::devices::open(device.unwrap_or("cpu"))?;
+    let mut tasks = Vec::new();
+    for dir in dirs {
+        let task = read_task(dir)?;
+        anyhow::ensure!(
+            task.command.is_none(),
+            "{}: a command trial cannot be packed (only built-in trials train together)",
+            dir.display()
+        );
+        let config = TrialConfig::load(&dir.join(TRIAL_INPUT_FILE), &[])?;
+        // An attempt after an interruption continues from the state the last one saved.
+        let earlier = RunDir::open(dir)?;
+        let resume = crate::train::state::exists(&earlier);
+        let run = if resume {
+            earlier
+        } else {
+            RunDir::create(dir, true)?
+        };
+        let observer: Box<dyn Observer> = match events {
+            EventsTo::Stdout => Box::new(Events::stdout(&task.id)),
+            EventsTo::File => Box::new(Events::file(&task.id, &dir.join(EVENTS_FILE))?),
+        };
+        tasks.push((task, config, run, resume, observer));
+    }
+    let trials: Vec<PackedTrial> = tasks
+        .iter_mut()
+        .map(|(task, config, run, resume, observer)| PackedTrial {
+            config,
+            run,
+            objective: &task.objective,
+            resume: *resume,
+            observer: observer.as_mut(),
+        })
+        .collect();
+    let mut status = TrialStatus::Completed;
+    for (dir, result) in dirs.iter().zip(train_pack(trials, &device, stop, look)) {
+        let s = match result {
+            Ok(summary) => summary.status,
+            Err(e) => {
+                eprintln!("{}: {e:#}", dir.display());
+                TrialStatus::Failed
+            }
+        };
+        if !s.is_final() && status.is_final() {
+            status = s;
+        }
+    }
+    Ok(status)
 }
 
 fn train_builtin(

@@ -6,6 +6,7 @@ pub mod plan;
 pub mod pruner;
 pub mod rerun;
 pub mod sampler;
+pub mod schedule;
 pub mod search;
 pub mod spec;
 pub mod status;

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use super::plan::{Plan, PlannedTrial, TrialInput};
 use super::pruner::{Pruner, PrunerSpec};
 use super::sampler::{Ask, Tpe};
+use super::schedule::{self, Schedule};
 use super::spec::SweepSpec;
 use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::progress::SweepProgress;
@@ -63,6 +64,10 @@ pub struct RunOptions {
     pub terminal: bool,
     /// A line describing where the trials run, shown once the spec is valid.
     pub banner: Option<String>,
+    /// The order trials start in, and whether free cores go to running trials.
+    pub schedule: Schedule,
+    /// Train up to this many compatible built-in trials together in one process (1: alone).
+    pub pack: usize,
 }
 
 /// How a study run ended.
@@ -114,6 +119,7 @@ pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
         );
     }
     check_validation_splits(&spec, &plan)?;
+    check_program(&spec, &plan)?;
     Ok((spec, plan))
 }
 
@@ -134,6 +140,38 @@ fn check_validation_splits(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+/// Fails, naming the line, when a command sweep's program does not exist: a path that is no
+/// file, or a name no directory of PATH holds (a program given by a placeholder is not checked).
+fn check_program(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
+    let Some(program) = plan.command.as_ref().and_then(|c| c.run.first()) else {
+        return Ok(());
+    };
+    if program.contains('{') {
+        return Ok(());
+    }
+    let found = if program.contains('/') {
+        Path::new(program).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+    };
+    if found {
+        return Ok(());
+    }
+    let why = if program.contains('/') {
+        "no such file (a relative path is taken from the current directory)"
+    } else {
+        "no such program on PATH"
+    };
+    Err(spec
+        .source
+        .error_at(
+            &["command".into(), "run".into(), "0".into()],
+            format!("`{program}`: {why}"),
+        )
+        .into())
 }
 
 /// Runs (or resumes) the sweep in `spec_path`.
@@ -196,11 +234,17 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             attempt: t.attempts + 1,
             failures: 0,
             cap: None,
+            pack: None,
         })
         .collect();
     let unfinished = queue.len();
     if let Some(n) = opts.max_trials {
         queue.truncate(n);
+    }
+    let slots = exec.parallelism();
+    if opts.schedule == Schedule::Balanced {
+        let busy: Vec<&str> = running.keys().map(String::as_str).collect();
+        schedule::order(queue.make_contiguous(), &busy, &trials, &record, slots);
     }
     let kept = record.active().filter(|t| t.status.is_final()).count();
     let ran = queue.len() + running.len();
@@ -259,6 +303,8 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         timeout: opts.timeout,
         running,
         queue,
+        schedule: opts.schedule,
+        pack: opts.pack,
         failed: 0,
         unpublished: 0,
     };
@@ -463,6 +509,7 @@ fn still_queued(dir: &SweepDir, record: &StudyRecord) -> anyhow::Result<Vec<(Str
                         attempt: t.attempts.max(1),
                         failures: 0,
                         cap: None,
+                        pack: None,
                     },
                 ));
             }
@@ -517,6 +564,9 @@ struct Study<'a> {
     /// Attempts running now.
     running: HashMap<String, Attempt>,
     queue: VecDeque<TrialJob>,
+    schedule: Schedule,
+    /// Most trials per pack.
+    pack: usize,
     /// Trials that ended without a result after their last attempt.
     failed: usize,
     /// Trials that ended since the leaderboard was last written.
@@ -542,10 +592,14 @@ impl Study<'_> {
                 && let Some(cap) = self.queue.front().map(|j| j.cap)
                 && self.exec.room_for(cap)
             {
-                let job = self.queue.pop_front().expect("front exists");
-                self.start(job)?;
+                let group = self.next_group();
+                self.start(group)?;
             }
             while !stopping && self.queue.is_empty() && self.ask()? {}
+            // Nothing waits to start: the free slots' cores go to the trials still running.
+            self.exec.lend_idle_cores(
+                self.schedule == Schedule::Balanced && !stopping && self.queue.is_empty(),
+            )?;
             if self.running.is_empty()
                 && (stopping || (self.queue.is_empty() && self.adaptive.is_none()))
             {
@@ -634,10 +688,11 @@ impl Study<'_> {
                 attempt: 1,
                 failures: 0,
                 cap: None,
+                pack: None,
             };
             self.trials.insert(planned.id.clone(), planned);
             self.asked += 1;
-            self.start(job)?;
+            self.start(vec![job])?;
             return Ok(true);
         }
         self.progress.println(&format!(
@@ -648,7 +703,48 @@ impl Study<'_> {
         Ok(false)
     }
 
-    fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
+    /// Takes the next trial to start off the queue, with the queued trials that can share its
+    /// step (same pack key) up to the pack size.
+    fn next_group(&mut self) -> Vec<TrialJob> {
+        let job = self.queue.pop_front().expect("the caller saw a front");
+        let limit = job.pack.unwrap_or(self.pack).min(self.pack);
+        let Some(key) = self.pack_key(&job).filter(|_| limit > 1) else {
+            return vec![job];
+        };
+        let mut group = vec![job];
+        let mut i = 0;
+        while i < self.queue.len() && group.len() < limit {
+            if self.pack_key(&self.queue[i]).as_ref() == Some(&key) {
+                group.extend(self.queue.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let n = group.len();
+        for j in &mut group {
+            j.pack = Some(n);
+        }
+        group
+    }
+
+    /// What a queued trial must share with others to be packed with them: its configuration's
+    /// pack key and the epoch it resumes from (None: a command trial, never packed).
+    fn pack_key(&self, job: &TrialJob) -> Option<String> {
+        let config = self.trials.get(&job.id)?.config()?;
+        let epoch = RunDir::open(&job.dir).map_or(0, |r| crate::train::pack::resume_epoch(&r));
+        Some(format!("{}|{epoch}", crate::train::pack::pack_key(config)))
+    }
+
+    /// Prepares the directories of `group` and starts it (one trial, or a pack).
+    fn start(&mut self, group: Vec<TrialJob>) -> anyhow::Result<()> {
+        for job in &group {
+            self.prepare(job)?;
+        }
+        self.exec.start(group)
+    }
+
+    /// Writes a trial's input and task into its directory and follows its attempt.
+    fn prepare(&mut self, job: &TrialJob) -> anyhow::Result<()> {
         let planned = self
             .trials
             .get(job.id.as_str())
@@ -671,6 +767,7 @@ impl Study<'_> {
                 ];
                 let task = CommandTask {
                     argv: cmd.render(params, &trial_dir, &job.id),
+                    template: cmd.run.clone(),
                     prefix: cmd.prefix.clone(),
                     grace_seconds: cmd.grace_seconds,
                     epochs: planned.input.epochs(),
@@ -688,7 +785,7 @@ impl Study<'_> {
         RunDir::open(&dir)?.clear_requests();
         self.running
             .insert(job.id.clone(), Attempt::new(job.clone()));
-        self.exec.start(job)
+        Ok(())
     }
 
     /// Asks the pruner about a trial that reported `epoch`; journals its decision and stops
@@ -803,6 +900,18 @@ impl Study<'_> {
             self.failed += 1;
         }
         let board = self.publish(false)?;
+        // What the trial measured refines the expected costs of those still waiting (as often
+        // as the leaderboard is written, so that the cost stays linear in the trials).
+        if board.is_some() && self.schedule == Schedule::Balanced {
+            let busy: Vec<&str> = self.running.keys().map(String::as_str).collect();
+            schedule::order(
+                self.queue.make_contiguous(),
+                &busy,
+                &self.trials,
+                &self.record,
+                self.exec.parallelism(),
+            );
+        }
         let best = board.and_then(|b| b.best().and_then(|r| r.value.map(|v| (r.trial.clone(), v))));
         self.progress.finished(&trial, &outcome, will_retry, best);
         Ok(())
@@ -840,6 +949,11 @@ fn next_attempt(
         ..job.clone()
     };
     match outcome.status {
+        // Out of memory in a pack: first a pack half as large.
+        TrialStatus::Oom if job.pack.is_some_and(|p| p > 1) => Some(TrialJob {
+            pack: job.pack.map(|p| p / 2),
+            ..next(job.cap, job.failures)
+        }),
         TrialStatus::Oom => {
             let cap = job.cap.unwrap_or(per_device);
             if cap > 1 {
@@ -881,6 +995,7 @@ pub fn slurm_scripts(
             attempt: 1,
             failures: 0,
             cap: None,
+            pack: None,
         })
         .collect();
     if jobs.is_empty() {
@@ -958,6 +1073,7 @@ mod tests {
             attempt: 1,
             failures,
             cap,
+            pack: None,
         }
     }
 

@@ -7,12 +7,15 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod engine;
+pub mod ledger;
 pub mod model;
 pub mod optim;
+pub mod pack;
 pub mod progress;
 pub mod rng;
 pub mod state;
 pub mod threads;
 pub mod trainer;
 
+pub use ledger::{REPORTED_METRICS, reported_metrics, round_ms};
 pub use trainer::*;

@@ -4,16 +4,20 @@
 //! - [`AutogradStep`]: candle ops and candle's autograd; runs on any device.
 //! - [`FusedCpuStep`]: hand-written backward with fused CPU kernels over preallocated buffers,
 //!   updating the same candle `Var`s in place; the fast path on the CPU.
+//!
+//! [`PackedStep`] trains several trials of one architecture at once (candle ops, any device).
 
 mod autograd;
 pub mod eval;
 mod fused;
+mod packed;
 
 use candle_core::{Device, Tensor};
 
 pub use autograd::AutogradStep;
 pub use eval::{EvalOutcome, TestSet, evaluate};
 pub use fused::{FusedCpuStep, StepTimings};
+pub use packed::{PackMember, PackedStep};
 
 use crate::train::config::{Engine, TrialConfig};
 use crate::train::data::batches::Batch;

@@ -1116,4 +1116,21 @@ mod tests {
         assert_eq!(next_attempt(&c, &oom, 1, 4), None, "then it gives up");
         assert_eq!(c.attempt, 4);
     }
+
+    #[test]
+    fn a_pack_out_of_memory_is_retried_half_as_large_before_anything_else() {
+        let oom = outcome(TrialStatus::Oom);
+        let packed = TrialJob {
+            pack: Some(8),
+            ..job(None, 0)
+        };
+        let a = next_attempt(&packed, &oom, 1, 1).unwrap();
+        assert_eq!((a.pack, a.cap, a.failures), (Some(4), None, 0));
+        let b = next_attempt(&a, &oom, 1, 1).unwrap();
+        let c = next_attempt(&b, &oom, 1, 1).unwrap();
+        assert_eq!((c.pack, c.failures), (Some(1), 0), "8 -> 4 -> 2 -> alone");
+        let d = next_attempt(&c, &oom, 1, 1).unwrap();
+        assert_eq!((d.cap, d.failures), (Some(1), 1), "alone, one retry");
+        assert_eq!(next_attempt(&d, &oom, 1, 1), None);
+    }
 }

@@ -351,9 +351,12 @@ impl Pace {
         if now == before {
             return; // no more cores than it has
         }
-        eprintln!(
-            "threads: {now} from step {steps} of epoch {epoch} (was {before}, at {rate:.1} steps/s)"
-        );
+        let pace = if steps > self.steps_before {
+            format!(", at {rate:.1} steps/s")
+        } else {
+            String::new() // no step yet at the old count
+        };
+        eprintln!("threads: {now} from step {steps} of epoch {epoch} (was {before}{pace})");
         self.since = Instant::now();
         self.steps_before = steps;
         self.pending = true;

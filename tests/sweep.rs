@@ -1026,8 +1026,10 @@ fn a_tpe_sweep_killed_mid_way_resumes_without_losing_or_repeating_a_trial_and_ca
 #[test]
 fn the_longest_trial_starts_first_and_gets_the_core_a_finished_trial_frees() {
     let dir = scratch("balanced");
+    // The long trial (2000 steps, seconds) must still be training when the short one (20
+    // steps) ends and the orchestrator lends it the freed core (it looks every 250 ms).
     let search = "[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"short\"\n\
-                  [[search.trials]]\nlabel = \"long\"\nepochs = 3\n\"data.train_limit\" = 12000";
+                  [[search.trials]]\nlabel = \"long\"\nepochs = 4\n\"data.train_limit\" = 50000";
     let s = spec(&dir, "balanced", search, "");
     let ids = |results: &Path| {
         let board = csv_rows(&results.join("balanced/leaderboard.csv"));

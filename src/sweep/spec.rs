@@ -440,8 +440,9 @@ impl SweepSpec {
                 k
             }
             (Method::Tpe, Some(k)) => k,
-            // Optuna's default: 10 random trials, fewer in a small budget.
-            (Method::Tpe, None) => 10.min(samples.div_ceil(2)).max(1),
+            // An eighth of the budget at random, at most 10 (Optuna's default count): the
+            // rest is guided.
+            (Method::Tpe, None) => samples.div_ceil(8).clamp(1, 10),
             (_, Some(_)) => {
                 errors.push(at(
                     "search.startup",

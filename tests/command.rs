@@ -9,17 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(sweep(&args))
-}
-
 fn finished(root: &Path) -> Vec<serde_json::Value> {
     journal(root)
         .into_iter()
@@ -209,25 +198,7 @@ fn a_command_trial_run_again_after_an_interruption_gets_sweep_resume() {
     );
     let results = dir.join("results");
     let root = results.join("resume");
-    let mut child = sweep(&[
-        "run",
-        s.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for("three epochs", Duration::from_secs(60), || {
-        journal(&root)
-            .iter()
-            .filter(|e| e["event"] == "epoch")
-            .count()
-            >= 3
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_sweep_after(&s, &results, &root, 3, "epoch");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let trial = std::fs::read_dir(root.join("trials"))

@@ -83,14 +83,7 @@ fn a_packed_sweep_trains_each_trial_as_it_trains_alone() {
     std::fs::write(&spec, spec_text).unwrap();
     let (packed, alone) = (dir.join("packed-results"), dir.join("alone-results"));
     let run_with = |results: &std::path::Path, extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            spec.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let o = run(sweep(&args));
+        let o = run_sweep(&spec, results, extra);
         assert!(o.status.success(), "{}", text(&o));
     };
     run_with(&packed, &["--pack", "6", "--per-device", "1"]);

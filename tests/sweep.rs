@@ -19,17 +19,6 @@ fn spec(dir: &Path, name: &str, search: &str, extra_base: &str) -> PathBuf {
     path
 }
 
-fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(sweep(&args))
-}
-
 fn count(journal: &[serde_json::Value], event: &str, trial: &str) -> usize {
     journal
         .iter()
@@ -735,25 +724,7 @@ fn a_trial_cut_off_by_kill_9_of_the_sweep_continues_from_its_last_epoch() {
     );
     let results = dir.join("results");
     let root = results.join("rs");
-    let mut child = sweep(&[
-        "run",
-        s.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for("three epochs", Duration::from_secs(120), || {
-        journal(&root)
-            .iter()
-            .filter(|e| e["event"] == "epoch")
-            .count()
-            >= 3
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_sweep_after(&s, &results, &root, 3, "epoch");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let j = journal(&root);
@@ -962,25 +933,7 @@ fn a_tpe_sweep_killed_mid_way_resumes_without_losing_or_repeating_a_trial_and_ca
     let s = tpe_spec(&dir, "tpe", 12);
     let results = dir.join("results");
     let root = results.join("tpe");
-    let mut child = sweep(&[
-        "run",
-        s.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for("five finished trials", Duration::from_secs(120), || {
-        journal(&root)
-            .iter()
-            .filter(|e| e["event"] == "finished")
-            .count()
-            >= 5
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_sweep_after(&s, &results, &root, 5, "finished");
     let before = asked(&root);
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));

@@ -108,6 +108,40 @@ pub fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut()
     }
 }
 
+/// `sweep run SPEC --results RESULTS EXTRA...`, run to its end.
+pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(sweep(&args))
+}
+
+/// Starts `sweep run SPEC --results RESULTS`, waits until the journal of the sweep in `root`
+/// holds at least `count` events named `event`, then kills it with SIGKILL.
+pub fn kill_sweep_after(spec: &Path, results: &Path, root: &Path, count: usize, event: &str) {
+    let mut child = sweep(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for(
+        &format!("{count} {event} events"),
+        std::time::Duration::from_secs(120),
+        || journal(root).iter().filter(|e| e["event"] == event).count() >= count,
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 /// Sends SIGINT (Ctrl-C) to a spawned `sweep` and waits for it to exit.
 pub fn interrupt(child: std::process::Child) -> Output {
     // SAFETY: signalling our own child process.

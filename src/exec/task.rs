@@ -236,14 +236,7 @@ pub fn run_pack(
             dir.display()
         );
         let config = TrialConfig::load(&dir.join(TRIAL_INPUT_FILE), &[])?;
-        // An attempt after an interruption continues from the state the last one saved.
-        let earlier = RunDir::open(dir)?;
-        let resume = crate::train::state::exists(&earlier);
-        let run = if resume {
-            earlier
-        } else {
-            RunDir::create(dir, true)?
-        };
+        let (run, resume) = attempt_run_dir(dir)?;
         let observer: Box<dyn Observer> = match events {
             EventsTo::Stdout => Box::new(Events::stdout(&task.id)),
             EventsTo::File => Box::new(Events::file(&task.id, &dir.join(EVENTS_FILE))?),
@@ -276,6 +269,17 @@ pub fn run_pack(
     Ok(status)
 }
 
+/// The run directory of a trial's attempt, and whether it resumes: an attempt after an
+/// interruption continues from the state the last one saved; otherwise it starts afresh.
+fn attempt_run_dir(dir: &Path) -> anyhow::Result<(RunDir, bool)> {
+    let earlier = RunDir::open(dir)?;
+    if crate::train::state::exists(&earlier) {
+        Ok((earlier, true))
+    } else {
+        Ok((RunDir::create(dir, true)?, false))
+    }
+}
+
 fn train_builtin(
     dir: &Path,
     task: &TrialTask,
@@ -285,14 +289,7 @@ fn train_builtin(
 ) -> anyhow::Result<TrialStatus> {
     let config = TrialConfig::load(&dir.join(TRIAL_INPUT_FILE), &[])?;
     let device = crate::devices::open(device)?;
-    // An attempt after an interruption continues from the state the last one saved.
-    let earlier = RunDir::open(dir)?;
-    let resume = crate::train::state::exists(&earlier);
-    let run = if resume {
-        earlier
-    } else {
-        RunDir::create(dir, true)?
-    };
+    let (run, resume) = attempt_run_dir(dir)?;
     let ctx = TrainContext {
         device: &device,
         stop,

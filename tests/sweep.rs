@@ -220,18 +220,14 @@ fn kill_9_mid_sweep_then_rerun_finishes_without_rerunning_finished_trials() {
     .unwrap();
     let results = dir.join("results");
     let root = results.join("k9");
-    let mut child = sweep(&[
+    let mut child = spawn_quiet(&[
         "run",
         s.to_str().unwrap(),
         "--results",
         results.to_str().unwrap(),
         "--per-device",
         "1",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    ]);
     let finished = |j: &[serde_json::Value]| -> Vec<String> {
         j.iter()
             .filter(|e| e["event"] == "finished")
@@ -399,16 +395,12 @@ fn a_second_run_on_the_same_directory_is_refused_while_the_first_runs() {
     )
     .unwrap();
     let results = dir.join("results");
-    let mut first = sweep(&[
+    let mut first = spawn_quiet(&[
         "run",
         s.to_str().unwrap(),
         "--results",
         results.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    ]);
     wait_for("the first run to start", Duration::from_secs(60), || {
         !journal(&results.join("lk")).is_empty()
     });

@@ -108,6 +108,15 @@ pub fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut()
     }
 }
 
+/// `sweep` with the given arguments, started with its output discarded.
+pub fn spawn_quiet(args: &[&str]) -> std::process::Child {
+    sweep(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// `sweep run SPEC --results RESULTS EXTRA...`, run to its end.
 pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
@@ -123,16 +132,12 @@ pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
 /// Starts `sweep run SPEC --results RESULTS`, waits until the journal of the sweep in `root`
 /// holds at least `count` events named `event`, then kills it with SIGKILL.
 pub fn kill_sweep_after(spec: &Path, results: &Path, root: &Path, count: usize, event: &str) {
-    let mut child = sweep(&[
+    let mut child = spawn_quiet(&[
         "run",
         spec.to_str().unwrap(),
         "--results",
         results.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    ]);
     wait_for(
         &format!("{count} {event} events"),
         std::time::Duration::from_secs(120),

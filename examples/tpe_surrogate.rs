@@ -9,7 +9,7 @@
 //! default start-up count for 40 samples, and 2 trials at a time as the benchmark runs them.
 //!
 //! ```text
-//! cargo run --release --example tpe_surrogate [-- --seeds 200 --noise 0.25]
+//! cargo run --release --example tpe_surrogate [-- --seeds 1000 --noise 0.25]
 //! ```
 //!
 //! It prints, per budget of 10, 20 and 40 trials, the mean best value over the seeds, and how
@@ -183,7 +183,7 @@ fn run(surrogate: &Surrogate, seed: u64, startup: usize, noise_sd: f64) -> Vec<f
 }
 
 fn main() -> Result<(), String> {
-    let (mut seeds, mut noise_sd) = (200u64, 0.25);
+    let (mut seeds, mut noise_sd) = (1000u64, 0.25);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;

@@ -65,7 +65,8 @@ impl Surrogate {
         let rows = text
             .lines()
             .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with("lr"))
+            .skip(1) // the header
+            .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, line)| {
                 let v: Vec<f64> = line
                     .split(',')

@@ -201,12 +201,7 @@ fn a_command_trial_run_again_after_an_interruption_gets_sweep_resume() {
     kill_sweep_after(&s, &results, &root, 3, "epoch");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    let trial = std::fs::read_dir(root.join("trials"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let trial = only_trial(&root);
     let resumed = std::fs::read_to_string(trial.join("resumed.txt")).unwrap();
     assert!(resumed.starts_with("resumed at epoch"), "{resumed}");
     let epochs: Vec<String> = csv_rows(&trial.join("metrics.csv"))[1..]

@@ -526,12 +526,7 @@ fn a_trial_longer_than_its_time_limit_finishes_over_several_requeues_with_the_sa
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let root = results.join("rq");
-    let trial = std::fs::read_dir(root.join("trials"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let trial = only_trial(&root);
     let log: String = std::fs::read_dir(root.join("slurm"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -201,6 +201,17 @@ mod tests {
 
     const SPEC: &str = "name = \"s\"\n[base]\nepochs = 45\nbatch_size = 100\n[base.model]\nhidden = [1024, 1024, 1024]\nbatch_norm = true\n[base.optimizer]\nlr = 0.01\n[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"45\"\n[[search.trials]]\nlabel = \"75\"\nepochs = 75\n[[search.trials]]\nlabel = \"small\"\nepochs = 75\n\"model.hidden\" = [16]\n[[search.trials]]\nlabel = \"60\"\nepochs = 60\n[[search.trials]]\nlabel = \"half data\"\n\"data.train_limit\" = 30000\nepochs = 75\n";
 
+    /// The trials a spec plans, in plan order and by id.
+    fn planned(spec: &str) -> (Vec<PlannedTrial>, HashMap<String, PlannedTrial>) {
+        let spec = SweepSpec::from_source(
+            SourceFile::parse(std::path::Path::new("s.toml"), spec.into()).unwrap(),
+        )
+        .unwrap();
+        let plan = spec.plan().unwrap().trials;
+        let by_id = plan.iter().map(|t| (t.id.clone(), t.clone())).collect();
+        (plan, by_id)
+    }
+
     fn job(id: &str) -> TrialJob {
         TrialJob {
             id: id.into(),
@@ -214,25 +225,16 @@ mod tests {
 
     #[test]
     fn pending_trials_start_longest_first_by_epochs_images_and_model_size() {
-        let spec = SweepSpec::from_source(
-            SourceFile::parse(std::path::Path::new("s.toml"), SPEC.into()).unwrap(),
-        )
-        .unwrap();
-        let plan = spec.plan().unwrap();
-        let trials: HashMap<String, PlannedTrial> = plan
-            .trials
-            .iter()
-            .map(|t| (t.id.clone(), t.clone()))
-            .collect();
+        let (plan, trials) = planned(SPEC);
         let label = |id: &str| trials[id].label.clone().unwrap();
-        let mut queue: Vec<TrialJob> = plan.trials.iter().map(|t| job(&t.id)).collect();
+        let mut queue: Vec<TrialJob> = plan.iter().map(|t| job(&t.id)).collect();
         let mut record = StudyRecord::default();
         order(&mut queue, &[], &trials, &record, None);
         let labels: Vec<String> = queue.iter().map(|j| label(&j.id)).collect();
         assert_eq!(labels, ["75", "60", "45", "half data", "small"]);
 
         // A 75-epoch trial resumed at epoch 50 has 25 left: after the 45-epoch one.
-        let resumed = plan.trials.iter().find(|t| label(&t.id) == "75").unwrap();
+        let resumed = plan.iter().find(|t| label(&t.id) == "75").unwrap();
         record.apply(&Event::Trial(TrialDef {
             index: 1,
             id: resumed.id.clone(),
@@ -258,18 +260,9 @@ mod tests {
         let rows = [75.0, 60.0, 45.0, 45.0, 45.0, 45.0, 45.0];
         assert_eq!(makespan(&rows, &[], 2), 195.0);
         let plan = "name = \"t\"\n[base]\nepochs = 45\nbatch_size = 100\n[base.model]\nhidden = [8]\n[base.optimizer]\nlr = 0.01\n[search]\nmethod = \"list\"\n[[search.trials]]\nepochs = 75\n[[search.trials]]\nepochs = 60\n[[search.trials]]\nseed = 1\n[[search.trials]]\nseed = 2\n[[search.trials]]\nseed = 3\n[[search.trials]]\nseed = 4\n[[search.trials]]\nseed = 5\n";
-        let spec = SweepSpec::from_source(
-            SourceFile::parse(std::path::Path::new("t.toml"), plan.into()).unwrap(),
-        )
-        .unwrap();
-        let plan = spec.plan().unwrap();
-        let trials: HashMap<String, PlannedTrial> = plan
-            .trials
-            .iter()
-            .map(|t| (t.id.clone(), t.clone()))
-            .collect();
+        let (plan, trials) = planned(plan);
         let epochs = |j: &TrialJob| trials[&j.id].input.epochs().unwrap() as f64;
-        let mut queue: Vec<TrialJob> = plan.trials.iter().map(|t| job(&t.id)).collect();
+        let mut queue: Vec<TrialJob> = plan.iter().map(|t| job(&t.id)).collect();
         let record = StudyRecord::default();
         order(&mut queue, &[], &trials, &record, Some(2));
         let costs: Vec<f64> = queue.iter().map(epochs).collect();

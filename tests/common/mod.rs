@@ -221,3 +221,13 @@ pub fn command_spec(dir: &Path, name: &str, run_args: &str, params: &str, search
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// The directory of the one trial a sweep at `root` ran.
+pub fn only_trial(root: &Path) -> PathBuf {
+    std::fs::read_dir(root.join("trials"))
+        .unwrap()
+        .next()
+        .expect("a trial directory")
+        .unwrap()
+        .path()
+}

@@ -25,23 +25,7 @@ fn optimizer() -> OptimizerConfig {
 
 /// Learnable synthetic batches: the label is decided by which pixel block is brightest.
 fn batches(n: usize, size: usize) -> Vec<Batch> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
-    (0..n)
-        .map(|_| {
-            let labels: Vec<u32> = (0..size).map(|_| rng.random_range(0..10)).collect();
-            let mut inputs = vec![0f32; size * PIXELS];
-            for (img, &l) in inputs.chunks_mut(PIXELS).zip(&labels) {
-                for (i, v) in img.iter_mut().enumerate() {
-                    *v = rng.random_range(-0.5..0.5) + if i / 78 == l as usize { 1.0 } else { 0.0 };
-                }
-            }
-            Batch {
-                inputs,
-                labels,
-                indices: Vec::new(),
-            }
-        })
-        .collect()
+    seeded_batches(42, n, size)
 }
 
 fn weights(m: &Mlp) -> Vec<(String, Vec<f32>)> {

@@ -10,6 +10,8 @@
 //!
 //! [`trial`] is the vocabulary every layer shares: a trial's status, its metrics, its events.
 
+#[macro_use]
+pub mod console;
 pub mod bench;
 pub mod cli;
 pub mod devices;

@@ -42,6 +42,8 @@ enum Command {
     Rerun(sweep::RerunArgs),
     /// Rebuild a sweep's journal state, leaderboard and best/ from its trial directories.
     Collect(sweep::CollectArgs),
+    /// Set aside the corrupt lines of a sweep's journal (keeping a backup) so that it can run again.
+    Repair(sweep::RepairArgs),
     /// Write a sweep's report.html (leaderboard, curves, parameters, confusion matrix) and curves.svg.
     Report(sweep::ReportArgs),
     /// Run one prepared trial of a sweep (what the local executor and each Slurm task run).
@@ -62,18 +64,18 @@ fn devices() -> anyhow::Result<ExitCode> {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    println!(
+    say!(
         "cpu: {} cores available ({cpu_name})",
         crate::train::threads::available()
     );
     match crate::devices::cuda() {
         crate::devices::Cuda::NotBuilt => {
-            println!("cuda: cpu only: built without cuda (see scripts/build-cuda.sh)")
+            say!("cuda: cpu only: built without cuda (see scripts/build-cuda.sh)")
         }
-        crate::devices::Cuda::NoDevice(why) => println!("cuda: no CUDA device found ({why})"),
+        crate::devices::Cuda::NoDevice(why) => say!("cuda: no CUDA device found ({why})"),
         crate::devices::Cuda::Devices(list) => {
             for d in list {
-                println!(
+                say!(
                     "cuda:{}: {} ({:.1} GiB)",
                     d.index,
                     d.name,
@@ -108,9 +110,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         epoch: args.epoch,
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.render());
+        say_raw!("{}", report.render());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -131,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Leaderboard(args) => sweep::leaderboard(args),
         Command::Rerun(args) => sweep::rerun(args),
         Command::Collect(args) => sweep::collect(args),
+        Command::Repair(args) => sweep::repair(args),
         Command::Report(args) => sweep::report(args),
         Command::Trial(args) => sweep::trial(args),
         Command::Bench(args) => bench(args),
@@ -139,7 +142,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -36,39 +36,42 @@ pub struct PlanArgs {
 pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (spec, plan) = study::plan(&args.spec)?;
     if let Some(d) = &spec.description {
-        println!("{d}");
+        say!("{d}");
     }
     if let Some(tpe) = &plan.tpe {
-        println!(
+        say!(
             "tpe: {} trials, the first {} at random, asked for one at a time as slots free (seed {}), over",
-            tpe.budget, tpe.startup, tpe.seed
+            tpe.budget,
+            tpe.startup,
+            tpe.seed
         );
         for a in &tpe.axes {
-            println!("  {}", a.describe());
+            say!("  {}", a.describe());
         }
-        println!(
+        say!(
             "results go to results/{}/ (ranked by {})",
-            plan.name, plan.objective
+            plan.name,
+            plan.objective
         );
         if let Some(p) = &plan.pruner {
-            println!("pruned by {}", p.describe());
+            say!("pruned by {}", p.describe());
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}", plan.table());
+    say!("{}", plan.table());
     let dup = if plan.duplicates > 0 {
         format!(" ({} duplicate draws dropped)", plan.duplicates)
     } else {
         String::new()
     };
-    println!(
+    say!(
         "{} trials{dup}; results go to results/{}/ (ranked by {})",
         plan.trials.len(),
         plan.name,
         plan.objective
     );
     if let Some(p) = &plan.pruner {
-        println!("pruned by {}", p.describe());
+        say!("pruned by {}", p.describe());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -284,10 +287,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             };
             if s.dry_run {
                 for a in study::slurm_scripts(&args.spec, &args.results, &slurm)? {
-                    print!("{}", a.script);
-                    println!("# task list:");
+                    say_raw!("{}", a.script);
+                    say!("# task list:");
                     for line in a.list.lines() {
-                        println!("#   {line}");
+                        say!("#   {line}");
                     }
                 }
                 return Ok(ExitCode::SUCCESS);
@@ -320,13 +323,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter(|r| !r.status.is_final())
                 .count();
-            eprintln!(
+            note!(
                 "interrupted: {unfinished} trials unfinished; run the same command again to resume"
             );
             ExitCode::from(EXIT_INTERRUPTED)
         }
         RunEnd::Drained if report.failed > 0 => {
-            eprintln!(
+            note!(
                 "{} trials failed (see `sweep status {}`)",
                 report.failed,
                 report.dir.root().display()
@@ -335,7 +338,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         RunEnd::Drained => {
             if report.pending > 0 {
-                eprintln!(
+                note!(
                     "{} trials are still pending; run the same command again to run them",
                     report.pending
                 );
@@ -349,17 +352,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn print_results(dir: &SweepDir, board: &Leaderboard) {
     let mut top = board.clone();
     top.truncate(10);
-    println!("{}", crate::store::text_table(&top.header(), &top.cells()));
+    say!("{}", crate::store::text_table(&top.header(), &top.cells()));
     if board.rows.len() > 10 {
-        println!("... {} more rows", board.rows.len() - 10);
+        say!("... {} more rows", board.rows.len() - 10);
     }
-    println!("\nleaderboard: {}", dir.leaderboard_file().display());
+    say!("\nleaderboard: {}", dir.leaderboard_file().display());
     match crate::report::write(dir) {
-        Ok(files) => println!("report: {}", files.html.display()),
-        Err(e) => eprintln!("warning: no report: {e:#}"),
+        Ok(files) => say!("report: {}", files.html.display()),
+        Err(e) => note!("warning: no report: {e:#}"),
     }
     if let Some(best) = board.best() {
-        println!(
+        say!(
             "best: {} ({} {}) -> {}/  (rerun it: sweep rerun {})",
             best.trial,
             board.objective.metric,
@@ -379,7 +382,7 @@ pub struct StatusArgs {
 /// `sweep status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
-    print!("{}", crate::sweep::status::report(&dir)?);
+    say_raw!("{}", crate::sweep::status::report(&dir)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -421,7 +424,7 @@ pub fn leaderboard(args: LeaderboardArgs) -> anyhow::Result<ExitCode> {
         Format::Markdown => Markdown.serialize(&board)?,
         Format::Json => Json.serialize(&board)?,
     };
-    print!("{text}");
+    say_raw!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -464,7 +467,7 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
     )?;
     let s = &result.summary;
     let show = |v: Option<f64>| v.map_or("-".into(), format_metric);
-    println!(
+    say!(
         "rerun of {}: {} best {} {} at epoch {} (original {} at epoch {}) in {}",
         result.trial,
         s.status,
@@ -488,7 +491,7 @@ pub struct ReportArgs {
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
     let files = crate::report::write(&dir)?;
-    println!("{}\n{}", files.html.display(), files.curves.display());
+    say!("{}\n{}", files.html.display(), files.curves.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -502,7 +505,7 @@ pub struct CollectArgs {
 pub fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
     let (board, learnt) = study::collect(&dir)?;
-    eprintln!(
+    note!(
         "collected {learnt} trial result{} into the journal",
         if learnt == 1 { "" } else { "s" }
     );
@@ -513,6 +516,52 @@ pub fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// A sweep directory (results/<name>).
+    dir: PathBuf,
+}
+
+/// `sweep repair`: drops the journal lines that cannot be read, after a backup, and says which.
+pub fn repair(args: RepairArgs) -> anyhow::Result<ExitCode> {
+    let dir = SweepDir::open(&args.dir)?;
+    let _lock = dir.lock()?;
+    let path = dir.journal_file();
+    let report = crate::store::journal::repair(&path)?;
+    if report.dropped.is_empty() {
+        say!(
+            "{}: all {} records read back; nothing to repair",
+            path.display(),
+            report.kept
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for bad in &report.dropped {
+        let what = if bad.torn {
+            "an unterminated last line".to_string()
+        } else {
+            format!("a corrupt line ({})", bad.error)
+        };
+        say!(
+            "dropped line {} ({} bytes): {what}",
+            bad.line,
+            bad.text.len()
+        );
+    }
+    say!(
+        "{}: kept {} records, dropped {} line{}; the old journal is in {}, the dropped lines in \
+         {}. Trials whose end was in a dropped line are read back from their directories or \
+         run again by the next `sweep run`.",
+        path.display(),
+        report.kept,
+        report.dropped.len(),
+        if report.dropped.len() == 1 { "" } else { "s" },
+        report.backup.display(),
+        report.quarantine.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]

@@ -107,7 +107,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         progress::for_stderr()
     };
     if !args.events {
-        eprintln!("run directory: {}", out.display());
+        note!("run directory: {}", out.display());
     }
     let ctx = TrainContext {
         device: &device,
@@ -184,31 +184,35 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             val: get(EvalSplit::Val),
             test: get(EvalSplit::Test),
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(s) = &summary {
-        println!(
+        say!(
             "checkpoint of epoch {} (kept by {})",
-            s.best_epoch, s.objective
+            s.best_epoch,
+            s.objective
         );
     }
     for (split, o) in &results {
         let name = split.name();
-        print!(
+        say_raw!(
             "{name} accuracy {:.2}% ({}/{}), loss {:.4}",
-            o.accuracy, o.correct, o.total, o.loss
+            o.accuracy,
+            o.correct,
+            o.total,
+            o.loss
         );
         match summary
             .as_ref()
             .and_then(|s| s.best.get(&format!("{name}_acc")))
         {
-            Some(r) => println!("  (recorded at that epoch: {r:.2}%)"),
-            None => println!(),
+            Some(r) => say!("  (recorded at that epoch: {r:.2}%)"),
+            None => say!(),
         }
     }
     let (split, last) = results.last().expect("not empty");
-    println!("{} set {}", split.name(), confusion_table(last));
+    say!("{} set {}", split.name(), confusion_table(last));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -108,7 +108,7 @@ impl SweepProgress {
             Some((multi, _)) => {
                 let _ = multi.println(line);
             }
-            None => eprintln!("[{}] {line}", stamp()),
+            None => note!("[{}] {line}", stamp()),
         }
     }
 

@@ -563,10 +563,17 @@ fn report_events(t: &mut Task, out: &mut VecDeque<ExecEvent>) {
     // Only complete lines: the task may be writing the last one.
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     for line in complete.lines().skip(t.reported_lines) {
-        if let Some(event) = TrialEvent::parse(line) {
-            out.push_back(ExecEvent::Progress(event));
-        }
         t.reported_lines += 1;
+        match TrialEvent::parse(line) {
+            Some(event) => out.push_back(ExecEvent::Progress(event)),
+            // Skipped, never fatal: the trial's own files still tell how it ended.
+            None if !line.trim().is_empty() => note!(
+                "warning: {}:{}: skipped a line that is not an event",
+                t.job.dir.join(EVENTS_FILE).display(),
+                t.reported_lines
+            ),
+            None => {}
+        }
     }
 }
 

@@ -86,7 +86,7 @@ impl SlurmGpus {
     fn device(&self) -> String {
         if !candle_core::utils::cuda_is_available() {
             if let Some(ids) = self.visible.as_ref().or(self.job_gpus.as_ref()) {
-                eprintln!(
+                note!(
                     "GPU {ids} assigned, but this binary was built without CUDA: training on the CPU"
                 );
             }
@@ -161,6 +161,7 @@ pub fn run(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<TrialStatus> {
     die_with_orchestrator();
+    let _only_attempt = hold_trial(dir)?;
     let task = read_task(dir)?;
     let in_slurm = env("SLURM_ARRAY_JOB_ID").is_some();
     let requeue = Arc::new(AtomicBool::new(false));
@@ -188,13 +189,13 @@ pub fn run(
         // The task goes on later: leave no record of an end.
         match Command::new("scontrol").args(["requeue", &job]).status() {
             Ok(s) if s.success() => {
-                eprintln!(
+                note!(
                     "near the time limit: requeued job {job} to continue from the last finished epoch"
                 );
                 return result;
             }
             other => {
-                eprintln!("near the time limit, and `scontrol requeue {job}` failed ({other:?})")
+                note!("near the time limit, and `scontrol requeue {job}` failed ({other:?})")
             }
         }
     }
@@ -213,6 +214,23 @@ pub fn run(
         .write(dir)?;
     }
     result
+}
+
+/// Takes the trial directory's lock for this process's lifetime. An earlier attempt whose
+/// orchestrator died may still be stopping there (it got SIGTERM and is saving its state, or
+/// stopping its program): two attempts must never write one directory at once.
+fn hold_trial(dir: &Path) -> anyhow::Result<crate::store::lock::FileLock> {
+    use crate::store::lock;
+    use crate::store::run_dir::TRIAL_LOCK_FILE;
+    let path = dir.join(TRIAL_LOCK_FILE);
+    if let Some(held) = lock::try_lock(&path)? {
+        return Ok(held);
+    }
+    note!(
+        "{}: waiting for an earlier attempt of this trial to end",
+        dir.display()
+    );
+    lock::lock_waiting(&path)
 }
 
 /// Runs the built-in trials in `dirs` as one pack (see [`crate::train::pack`]); returns the
@@ -258,7 +276,7 @@ pub fn run_pack(
         let s = match result {
             Ok(summary) => summary.status,
             Err(e) => {
-                eprintln!("{}: {e:#}", dir.display());
+                note!("{}: {e:#}", dir.display());
                 TrialStatus::Failed
             }
         };

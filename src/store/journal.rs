@@ -3,14 +3,25 @@
 //! pruning decision, finished. State changes are fsynced before the orchestrator acts on them,
 //! so a killed orchestrator loses nothing that had finished, and replaying the journal
 //! (into a study record) gives back exactly the state it had.
+//!
+//! Durability policy: every append is one `write` of whole lines. Lines that would lose work
+//! if lost (a trial entering the plan, an attempt's end, a stop decision, a submission, the
+//! sweep's own start and stop) are flushed to the device (`fdatasync`) before the
+//! orchestrator acts on them; per-epoch metrics and attempt starts are not, since the trial's
+//! directory holds them too and a lost start only means the attempt counts as interrupted.
+//! A torn last line (a crash mid-write) is moved to `journal.torn` before the next append
+//! (see [`super::jsonl`]); readers skip a corrupt line with a warning, and writers refuse a
+//! journal with one until `sweep repair` has run.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+
+use super::atomic;
+use super::jsonl::{self, BadLine, TornTail};
 
 use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
@@ -41,10 +52,24 @@ pub struct TrialDef {
     pub params: BTreeMap<String, toml::Value>,
 }
 
+/// The journal format this build writes. Journals without a `format` first line were written
+/// before it was recorded and are read as format 1, whose records are the same.
+pub const FORMAT: u32 = 2;
+
+/// The oldest journal format this build can read.
+const OLDEST_READABLE: u32 = 1;
+
 /// A state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
+    /// The first line of a journal: which format it is written in, and by what.
+    Format {
+        /// The journal format ([`FORMAT`]).
+        version: u32,
+        /// The program that created the journal, e.g. `sweep 0.1.0`.
+        written_by: String,
+    },
     /// An orchestrator started (or resumed) the sweep.
     Sweep {
         /// The sweep's name.
@@ -176,20 +201,37 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open journal {}", path.display()))?;
-        Ok(Self {
+    /// Opens (creating if needed) the journal at `path` for appending. A torn last line is
+    /// moved aside first (returned, for the caller to say so); a journal with a corrupt line
+    /// elsewhere is refused until `sweep repair` has run, so that nothing is appended to it.
+    pub fn open(path: &Path) -> anyhow::Result<(Self, Option<TornTail>)> {
+        let contents = read(path)?;
+        if let Some(bad) = contents.corrupt().next() {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            bail!(
+                "{}:{}: corrupt journal line ({}); `sweep run` will not append to a journal with                  a corrupt line. Run `sweep repair {}` first: it keeps a backup, sets the bad                  lines aside and says what it dropped",
+                path.display(),
+                bad.line,
+                bad.error,
+                dir.display()
+            );
+        }
+        let (file, torn) = jsonl::open_for_append(path)?;
+        let mut journal = Self {
             path: path.to_path_buf(),
             file,
-        })
+        };
+        if contents.entries.is_empty() && file_len(path)? == 0 {
+            journal.append(&[Event::Format {
+                version: FORMAT,
+                written_by: format!("sweep {}", env!("CARGO_PKG_VERSION")),
+            }])?;
+        }
+        Ok((journal, torn))
     }
 
-    /// Appends events as one write; fsynced before returning when any is durable.
+    /// Appends events as one write; flushed to the device before returning when any is
+    /// durable.
     pub fn append(&mut self, events: &[Event]) -> anyhow::Result<()> {
         let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
         let mut text = String::new();
@@ -202,8 +244,7 @@ impl Journal {
             text.push('\n');
         }
         let durable = events.iter().any(Event::durable);
-        self.file
-            .write_all(text.as_bytes())
+        jsonl::append(&mut self.file, &text)
             .and_then(|()| {
                 if durable {
                     self.file.sync_data()
@@ -215,28 +256,124 @@ impl Journal {
     }
 }
 
-/// Reads every entry; a torn last line (the writer was killed mid-write) is skipped.
-pub fn read(path: &Path) -> anyhow::Result<Vec<Entry>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut entries = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str(line) {
-            Ok(e) => entries.push(e),
-            Err(_) if i + 1 == lines.len() => {}
-            Err(e) => anyhow::bail!(
-                "{}:{}: corrupt journal line ({e}); a journal written by an older sweep must be \
-                 run again under a new name",
-                path.display(),
-                i + 1
-            ),
-        }
+fn file_len(path: &Path) -> anyhow::Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len())
+}
+
+/// A journal as read back: its entries in order, and the lines that could not be read.
+#[derive(Debug)]
+pub struct Contents {
+    /// Every entry that parsed.
+    pub entries: Vec<Entry>,
+    /// Lines that did not (a torn last line among them, marked as such).
+    pub bad: Vec<BadLine>,
+    /// The journal's format ([`FORMAT`]; 1 for journals without a format line).
+    pub format: u32,
+}
+
+impl Contents {
+    /// Corrupt lines: bad lines other than a torn last one.
+    pub fn corrupt(&self) -> impl Iterator<Item = &BadLine> {
+        self.bad.iter().filter(|b| !b.torn)
     }
-    Ok(entries)
+}
+
+/// Reads a journal (an absent one is empty). Lines that do not parse are returned apart, never
+/// an error: one bad line does not make a sweep unreadable. A journal in a format this build
+/// cannot read is an error that names the format.
+pub fn read(path: &Path) -> anyhow::Result<Contents> {
+    let lines = jsonl::read::<Entry>(path)?;
+    let format = match lines.records.first() {
+        Some((
+            _,
+            Entry {
+                event: Event::Format { version, .. },
+                ..
+            },
+        )) => *version,
+        _ => 1,
+    };
+    if format > FORMAT {
+        bail!(
+            "{} is a journal of format {format}, written by a newer sweep; this sweep ({}) reads \
+             formats {OLDEST_READABLE} to {FORMAT}: upgrade sweep to read it",
+            path.display(),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    if format < OLDEST_READABLE {
+        bail!(
+            "{} is a journal of format {format}, written by an older sweep that this one ({}) \
+             cannot read; run the sweep again under a new name",
+            path.display(),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    Ok(Contents {
+        entries: lines.records.into_iter().map(|(_, e)| e).collect(),
+        bad: lines.bad,
+        format,
+    })
+}
+
+/// What [`repair`] did.
+#[derive(Debug)]
+pub struct Repair {
+    /// The journal as it was before.
+    pub backup: PathBuf,
+    /// Where the dropped lines were set aside.
+    pub quarantine: PathBuf,
+    /// The lines dropped.
+    pub dropped: Vec<BadLine>,
+    /// Records kept.
+    pub kept: usize,
+}
+
+/// Rewrites the journal at `path` without the lines that do not parse: the old journal is
+/// copied to a backup first, the dropped lines are appended to `journal.quarantine` with
+/// their line numbers, and the new journal replaces the old one atomically. A journal with
+/// nothing to drop is left alone (`dropped` is empty).
+pub fn repair(path: &Path) -> anyhow::Result<Repair> {
+    let contents = read(path)?;
+    let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S");
+    let backup = path.with_extension(format!("jsonl.bak-{stamp}"));
+    let quarantine = path.with_extension("quarantine");
+    let kept = contents.entries.len();
+    if contents.bad.is_empty() {
+        return Ok(Repair {
+            backup,
+            quarantine,
+            dropped: Vec::new(),
+            kept,
+        });
+    }
+    std::fs::copy(path, &backup)
+        .with_context(|| format!("cannot back {} up to {}", path.display(), backup.display()))?;
+    let mut set_aside = std::fs::read_to_string(&quarantine).unwrap_or_default();
+    for bad in &contents.bad {
+        set_aside.push_str(&format!(
+            "# {stamp}: line {} of {} ({})\n{}\n",
+            bad.line,
+            path.display(),
+            if bad.torn { "torn" } else { &bad.error },
+            bad.text
+        ));
+    }
+    atomic::write(&quarantine, set_aside)?;
+    let mut text = String::new();
+    for entry in &contents.entries {
+        text.push_str(&serde_json::to_string(entry)?);
+        text.push('\n');
+    }
+    atomic::write(path, text)?;
+    Ok(Repair {
+        backup,
+        quarantine,
+        dropped: contents.bad,
+        kept,
+    })
 }
 
 /// Every batch job the journal records, newest first, with its trials.

@@ -4,7 +4,9 @@
 
 pub mod atomic;
 pub mod journal;
+pub mod jsonl;
 pub mod leaderboard;
+pub mod lock;
 pub mod record;
 pub mod run_dir;
 pub mod sweep_dir;

@@ -215,7 +215,7 @@ impl StudyRecord {
                     t.decisions.push(d.clone());
                 }
             }
-            Event::Submitted { .. } | Event::Stopped { .. } => {}
+            Event::Format { .. } | Event::Submitted { .. } | Event::Stopped { .. } => {}
         }
     }
 

@@ -12,6 +12,9 @@ use anyhow::{Context, bail};
 use super::atomic;
 use crate::trial::{EpochMetrics, Metrics, StopReason, TrialSummary};
 
+/// Held by the trial process for as long as it runs, so that a new attempt waits for an
+/// earlier one that is still ending (its orchestrator died and it is saving its state).
+pub const TRIAL_LOCK_FILE: &str = "trial.lock";
 /// The resolved configuration.
 pub const CONFIG_FILE: &str = "config.toml";
 /// One row per epoch: `epoch` and every named value the trial reported.

@@ -11,14 +11,13 @@
 //! lock               held by the orchestrator while it runs
 //! ```
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
 use super::atomic;
 use super::journal;
+use super::lock::{self, FileLock};
 use super::record::StudyRecord;
 use super::run_dir::{
     CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, STATE_TENSORS_PREFIX, SUMMARY_FILE,
@@ -61,18 +60,7 @@ pub struct SweepDir {
 
 /// The orchestrator's exclusive hold on a sweep directory (released when dropped or when the
 /// process dies, even by `kill -9`).
-pub struct Lock {
-    _file: File,
-}
-
-/// An open-file-description lock request on the whole file.
-fn whole_file_lock(kind: libc::c_int) -> libc::flock {
-    // SAFETY: flock is a plain C struct; all-zero is a valid value that we then fill in.
-    let mut l: libc::flock = unsafe { std::mem::zeroed() };
-    l.l_type = kind as libc::c_short;
-    l.l_whence = libc::SEEK_SET as libc::c_short;
-    l
-}
+pub type Lock = FileLock;
 
 impl SweepDir {
     /// The directory of sweep `name` under the results root.
@@ -145,38 +133,21 @@ impl SweepDir {
         std::fs::create_dir_all(&self.root)
             .with_context(|| format!("cannot create {}", self.root.display()))?;
         let path = self.lock_file();
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        let request = whole_file_lock(libc::F_WRLCK);
-        // SAFETY: fcntl on a descriptor we own with a valid flock struct.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &request) };
-        if rc != 0 {
+        let Some(lock) = lock::try_lock(&path)? else {
             bail!(
                 "{} is in use by another `sweep run` (lock {} is held); wait for it or stop it first",
                 self.root.display(),
                 path.display()
             );
-        }
-        file.set_len(0)?;
+        };
         std::fs::write(&path, format!("{}\n", std::process::id()))?;
-        Ok(Lock { _file: file })
+        Ok(lock)
     }
 
     /// True when an orchestrator holds the lock now. Only asks: it never takes the lock, so it
     /// cannot make a starting `sweep run` fail.
     pub fn is_locked(&self) -> bool {
-        let Ok(file) = File::open(self.lock_file()) else {
-            return false;
-        };
-        let mut probe = whole_file_lock(libc::F_WRLCK);
-        // SAFETY: fcntl on a descriptor we own; F_OFD_GETLK only reports.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut probe) };
-        rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short
+        lock::is_held(&self.lock_file())
     }
 
     /// Keeps a copy of the spec as run.
@@ -212,8 +183,30 @@ impl SweepDir {
     }
 
     /// The study exactly as its journal tells it.
+    /// A corrupt line is skipped with a warning on stderr that names it.
     pub fn read_record(&self) -> anyhow::Result<StudyRecord> {
-        Ok(StudyRecord::replay(&journal::read(&self.journal_file())?))
+        let path = self.journal_file();
+        let contents = journal::read(&path)?;
+        for bad in contents.corrupt() {
+            note!(
+                "warning: {}; `sweep repair {}` sets it aside",
+                bad.describe(&path),
+                self.root.display()
+            );
+        }
+        Ok(StudyRecord::replay(&contents.entries))
+    }
+
+    /// Opens the journal for appending: a torn last line is moved to `journal.torn` (said in
+    /// one line on stderr), and a journal with a corrupt line is refused until
+    /// `sweep repair` has run.
+    pub fn open_journal(&self) -> anyhow::Result<journal::Journal> {
+        let path = self.journal_file();
+        let (journal, torn) = journal::Journal::open(&path)?;
+        if let Some(torn) = torn {
+            note!("{}", torn.describe(&path));
+        }
+        Ok(journal)
     }
 
     /// The study as its journal tells it, corrected by what the trial directories show: a

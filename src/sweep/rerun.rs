@@ -74,7 +74,7 @@ fn rerun_command(
         attempt: 1,
         ..task.clone()
     };
-    eprintln!(
+    note!(
         "running trial {} again with the parameters in {} (the command: {}) into {}",
         task.id,
         source.display(),
@@ -127,7 +127,7 @@ pub fn rerun(
     let config = TrialConfig::load(&source, rerun.overrides)?;
     let run = RunDir::create(&out, false)?;
     let device = crate::devices::open(rerun.device)?;
-    eprintln!(
+    note!(
         "rerunning trial {} (rank {}, {} {}) from {} into {}",
         row.trial,
         rerun.rank,

@@ -515,7 +515,7 @@ mod tests {
                 / 8.0
         };
         let (random40, tpe20, tpe40) = (mean(40, 40), mean(8, 20), mean(8, 40));
-        eprintln!("random@40 {random40:.3}  tpe@20 {tpe20:.3}  tpe@40 {tpe40:.3}");
+        note!("random@40 {random40:.3}  tpe@20 {tpe20:.3}  tpe@40 {tpe40:.3}");
         assert!(
             tpe20 > random40,
             "TPE after 20 trials {tpe20:.3} vs random after 40 {random40:.3}"

@@ -179,6 +179,8 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let (spec, plan) = plan(spec_path)?;
     let dir = SweepDir::new(&opts.results, &plan.name);
     let _lock = dir.lock()?;
+    // Opened first: a torn last line is set aside before the record is read.
+    let mut journal = dir.open_journal()?;
     // The journal as written: trials whose runs ended unjournalled are journalled below.
     let mut record = dir.read_record()?;
     if !record.name.is_empty() && record.objective != plan.objective {
@@ -193,7 +195,6 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         );
     }
     dir.write_spec(spec.source.text())?;
-    let mut journal = Journal::open(&dir.journal_file())?;
     let mut notes = Vec::new();
     let mut trials: HashMap<String, PlannedTrial> = plan
         .trials
@@ -486,7 +487,7 @@ type ArrayTasks = Vec<(usize, TrialJob)>;
 /// Trials of earlier Slurm jobs that are still queued or running: per array job, the trials'
 /// task indices and jobs, to follow rather than submit again.
 fn still_queued(dir: &SweepDir, record: &StudyRecord) -> anyhow::Result<Vec<(String, ArrayTasks)>> {
-    let entries = journal::read(&dir.journal_file())?;
+    let entries = journal::read(&dir.journal_file())?.entries;
     let mut out = Vec::new();
     let mut taken = std::collections::HashSet::new();
     for (array, trials) in journal::submissions(&entries).into_iter().take(8) {
@@ -1020,13 +1021,14 @@ pub fn leaderboard(dir: &SweepDir) -> anyhow::Result<(StudyRecord, Leaderboard)>
 /// and how many trials the journal learnt the end of.
 pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
     let _lock = dir.lock()?;
+    let mut journal = dir.open_journal()?;
     let mut record = dir.read_record()?;
     let events = collect_ended(dir, &record);
     let learnt = events
         .iter()
         .filter(|e| matches!(e, Event::Finished { .. }))
         .count();
-    Journal::open(&dir.journal_file())?.append(&events)?;
+    journal.append(&events)?;
     for e in &events {
         record.apply(e);
     }

@@ -262,7 +262,7 @@ fn train_members(
                     if let Some(n) = members[0].trial.run.threads_request()
                         && n != threads::get()
                     {
-                        eprintln!(
+                        note!(
                             "threads: {} from step {done} of epoch {}",
                             threads::set(n),
                             epoch + 1

@@ -36,7 +36,7 @@ impl Observer for Bar {
     fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &TrialSummary) {
         self.epochs = epochs;
         self.steps = steps_per_epoch;
-        eprintln!(
+        note!(
             "training {epochs} epochs x {steps_per_epoch} steps on {} ({} engine, {} thread{})",
             s.device,
             s.engine,
@@ -71,7 +71,7 @@ impl Observer for Bar {
         let line = epoch_line(epochs, m, s);
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => note!("{line}"),
         }
     }
 
@@ -79,7 +79,7 @@ impl Observer for Bar {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        eprintln!("{}", finish_line(s));
+        note!("{}", finish_line(s));
     }
 }
 
@@ -101,11 +101,11 @@ impl Observer for Lines {
     }
 
     fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &TrialSummary) {
-        eprintln!("{}", epoch_line(epochs, m, s));
+        note!("{}", epoch_line(epochs, m, s));
     }
 
     fn finished(&mut self, s: &TrialSummary) {
-        eprintln!("{}", finish_line(s));
+        note!("{}", finish_line(s));
     }
 }
 
@@ -130,14 +130,14 @@ impl Events<std::io::Stdout> {
 }
 
 impl Events<std::fs::File> {
-    /// Events of trial `trial` appended to `path`, with a line per epoch on stderr.
+    /// Events of trial `trial` appended to `path`, with a line per epoch on stderr. A line
+    /// left unterminated by an earlier run of the task (killed mid-write, then requeued) is
+    /// moved to `events.torn` first, so no event is appended after a fragment.
     pub fn file(trial: &str, path: &std::path::Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let (out, torn) = crate::store::jsonl::open_for_append(path)?;
+        if let Some(torn) = torn {
+            note!("{}", torn.describe(path));
+        }
         Ok(Self {
             out,
             echo: true,
@@ -148,8 +148,10 @@ impl Events<std::fs::File> {
 
 impl<W: Write> Events<W> {
     fn emit(&mut self, event: TrialEvent) {
+        // One write of the whole line, so a kill leaves at most an unterminated last line.
         // A closed stdout (the executor went away) must not stop training.
-        let _ = writeln!(self.out, "{}", event.to_line());
+        let line = event.to_line() + "\n";
+        let _ = self.out.write_all(line.as_bytes());
         let _ = self.out.flush();
     }
 }

@@ -98,7 +98,7 @@ pub fn load(run: &RunDir, config_toml: &str, model: &Mlp) -> anyhow::Result<Opti
     let meta: StateMeta = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a valid training state", meta_path.display()))?;
     if meta.config != config_toml {
-        eprintln!(
+        note!(
             "{}: saved for another configuration; starting from epoch 1",
             meta_path.display()
         );

@@ -339,7 +339,7 @@ impl Pace {
         if requested == before {
             if self.pending && self.since.elapsed() >= Duration::from_secs(3) {
                 self.pending = false;
-                eprintln!(
+                note!(
                     "threads: {:.1} steps/s with {before} threads",
                     self.rate(steps)
                 );
@@ -356,7 +356,7 @@ impl Pace {
         } else {
             String::new() // no step yet at the old count
         };
-        eprintln!("threads: {now} from step {steps} of epoch {epoch} (was {before}{pace})");
+        note!("threads: {now} from step {steps} of epoch {epoch} (was {before}{pace})");
         self.since = Instant::now();
         self.steps_before = steps;
         self.pending = true;

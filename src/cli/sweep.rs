@@ -328,6 +328,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             );
             ExitCode::from(EXIT_INTERRUPTED)
         }
+        RunEnd::Halted => ExitCode::from(EXIT_TRIALS_FAILED),
         RunEnd::Drained if report.failed > 0 => {
             note!(
                 "{} trials failed (see `sweep status {}`)",

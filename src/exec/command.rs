@@ -33,32 +33,132 @@ enum Source {
     File,
 }
 
-/// Parses one stdout line: a JSON object with a whole-number `epoch` and numeric values.
-/// Strings and other non-numbers are ignored; None for lines that are not such an object.
-pub fn parse_report(line: &str, prefix: Option<&str>) -> Option<EpochMetrics> {
-    let line = match prefix {
-        Some(p) => line.strip_prefix(p)?,
+/// What one line of the program's stdout is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StdoutLine {
+    /// An epoch's report, and what in it was ignored (values that are not numbers), in words.
+    Report(EpochMetrics, Vec<String>),
+    /// A line that looks meant for sweep but is not a report, and why (kept to explain a
+    /// metric that never arrives).
+    Malformed(String),
+    /// Anything else: the program's own log.
+    Log,
+}
+
+/// Parses one stdout line. A report is a JSON object (after `prefix`, when there is one) with
+/// a whole-number `epoch`; numbers are values, and `null`, `NaN`, `Infinity` and `-Infinity`
+/// (which Python's `json.dumps` prints) are non-finite values: the trial diverged.
+pub fn parse_line(line: &str, prefix: Option<&str>) -> StdoutLine {
+    let body = match prefix {
+        Some(p) => match line.strip_prefix(p) {
+            Some(body) => body,
+            None if matches!(parse_line(line, None), StdoutLine::Report(..)) => {
+                return StdoutLine::Malformed(format!(
+                    "a report without the prefix `{p}` the spec sets: `{}`",
+                    shorten(line)
+                ));
+            }
+            None => return StdoutLine::Log,
+        },
         None => line,
     };
-    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-    let object = value.as_object()?;
-    let epoch = object.get("epoch")?.as_u64()? as usize;
+    let text = body.trim();
+    let parsed = serde_json::from_str::<serde_json::Value>(text)
+        .or_else(|e| serde_json::from_str(&non_finite_as_null(text)).map_err(|_| e));
+    let value = match parsed {
+        Ok(v) => v,
+        Err(e) if prefix.is_some() => {
+            return StdoutLine::Malformed(format!(
+                "not JSON after the prefix ({e}): `{}`",
+                shorten(line)
+            ));
+        }
+        Err(_) => return StdoutLine::Log,
+    };
+    let Some(object) = value.as_object() else {
+        return StdoutLine::Log;
+    };
+    let epoch = match object.get("epoch") {
+        Some(e) => match e.as_u64() {
+            Some(n) => n as usize,
+            None => {
+                return StdoutLine::Malformed(format!(
+                    "`epoch` is {e}, not a whole number: `{}`",
+                    shorten(line)
+                ));
+            }
+        },
+        None => {
+            return StdoutLine::Malformed(format!(
+                "a JSON line without `epoch`: `{}`",
+                shorten(line)
+            ));
+        }
+    };
     let mut metrics = Metrics::new();
+    let mut ignored = Vec::new();
     // serde_json's map is sorted; keep the program's order by scanning the text for keys.
     let mut names: Vec<(usize, &String)> = object
         .keys()
         .filter(|k| *k != "epoch")
-        .map(|k| (line.find(&format!("\"{k}\"")).unwrap_or(usize::MAX), k))
+        .map(|k| (text.find(&format!("\"{k}\"")).unwrap_or(usize::MAX), k))
         .collect();
     names.sort();
     for (_, k) in names {
         match &object[k] {
             serde_json::Value::Number(n) => metrics.set(k, n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::Null => metrics.set(k, f64::NAN),
-            _ => {}
+            serde_json::Value::String(v) => ignored.push(format!(
+                "`{k}` was sent as the string \"{v}\", not a number"
+            )),
+            other => ignored.push(format!("`{k}` is {other}, not a number")),
         }
     }
-    Some(EpochMetrics { epoch, metrics })
+    StdoutLine::Report(EpochMetrics { epoch, metrics }, ignored)
+}
+
+/// Parses one stdout line into a report, if it is one (see [`parse_line`]).
+pub fn parse_report(line: &str, prefix: Option<&str>) -> Option<EpochMetrics> {
+    match parse_line(line, prefix) {
+        StdoutLine::Report(row, _) => Some(row),
+        _ => None,
+    }
+}
+
+/// `text` with the bare tokens `NaN`, `Infinity` and `-Infinity` (outside strings) replaced by
+/// `null`, so that a line Python's `json.dumps` wrote parses as JSON.
+fn non_finite_as_null(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            in_string = !(c == '"' && !escaped);
+            escaped = c == '\\' && !escaped;
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t))
+        {
+            out.push_str("null");
+            rest = &rest[token.len()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// At most 120 characters of `line`, for messages.
+fn shorten(line: &str) -> String {
+    let line = line.trim();
+    match line.char_indices().nth(120) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_string(),
+    }
 }
 
 /// Runs the program of a command trial in `dir` until it ends or is stopped.
@@ -103,6 +203,7 @@ pub fn run(
         rows: earlier,
         source: None,
         trouble: None,
+        hints: Vec::new(),
     };
     trial
         .observer
@@ -141,9 +242,65 @@ struct Trial<'a> {
     source: Option<Source>,
     /// Why the program must be stopped although nobody asked (a missing metric, divergence).
     trouble: Option<(TrialStatus, String)>,
+    /// What looked meant for sweep but was not a usable report (the first few), to explain a
+    /// metric that never arrives.
+    hints: Vec<String>,
 }
 
+/// How many hints a trial keeps.
+const MAX_HINTS: usize = 3;
+
 impl Trial<'_> {
+    /// Takes one line of the program's stdout: a report, a hint, or log (echoed to the log).
+    fn take_line(
+        &mut self,
+        line: &str,
+        prefix: Option<&str>,
+        echo: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        match parse_line(line, prefix) {
+            StdoutLine::Report(row, ignored) => {
+                self.hint(ignored);
+                return self.report(row, Source::Stdout);
+            }
+            StdoutLine::Malformed(why) => self.hint([why]),
+            StdoutLine::Log => {}
+        }
+        let _ = writeln!(echo, "{line}");
+        Ok(())
+    }
+
+    fn hint(&mut self, hints: impl IntoIterator<Item = String>) {
+        for h in hints {
+            if self.hints.len() < MAX_HINTS && !self.hints.contains(&h) {
+                self.hints.push(h);
+            }
+        }
+    }
+
+    /// The hints about the sweep's metric (or all of them), as a clause for a message.
+    fn hints_clause(&self) -> String {
+        let metric = format!("`{}`", self.summary.objective.metric);
+        let about: Vec<&String> = self.hints.iter().filter(|h| h.contains(&metric)).collect();
+        let chosen: Vec<&String> = if about.is_empty() {
+            self.hints.iter().collect()
+        } else {
+            about
+        };
+        if chosen.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {}",
+                chosen
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }
+    }
+
     /// Takes one reported row from `source`.
     fn report(&mut self, row: EpochMetrics, source: Source) -> anyhow::Result<()> {
         if *self.source.get_or_insert(source) != source || self.trouble.is_some() {
@@ -153,18 +310,17 @@ impl Trial<'_> {
         match row.metrics.get(metric) {
             None if self.rows.is_empty() => {
                 let names: Vec<&str> = row.metrics.names().collect();
-                self.trouble = Some((
-                    TrialStatus::Failed,
-                    format!(
-                        "the program never reports the sweep's metric `{metric}`: epoch {} reported {}",
-                        row.epoch,
-                        if names.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    ),
-                ));
+                let message = format!(
+                    "the program never reports the sweep's metric `{metric}`: epoch {} reported {}{}",
+                    row.epoch,
+                    if names.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        names.join(", ")
+                    },
+                    self.hints_clause()
+                );
+                self.trouble = Some((TrialStatus::Failed, message));
                 return Ok(());
             }
             Some(v) if !v.is_finite() => {
@@ -242,12 +398,7 @@ fn supervise(
     let status = loop {
         let mut exited = child.try_wait()?;
         while let Ok(line) = lines.try_recv() {
-            match parse_report(&line, cmd.prefix.as_deref()) {
-                Some(row) => trial.report(row, Source::Stdout)?,
-                None => {
-                    let _ = writeln!(stdout_echo, "{line}");
-                }
-            }
+            trial.take_line(&line, cmd.prefix.as_deref(), &mut stdout_echo)?;
         }
         if trial.source != Some(Source::Stdout) {
             poll_metrics_file(&metrics_file, trial)?;
@@ -255,12 +406,7 @@ fn supervise(
         if let Some(status) = exited.take() {
             // Whatever the program printed last is in the channel before it closes.
             for line in lines.iter() {
-                match parse_report(&line, cmd.prefix.as_deref()) {
-                    Some(row) => trial.report(row, Source::Stdout)?,
-                    None => {
-                        let _ = writeln!(stdout_echo, "{line}");
-                    }
-                }
+                trial.take_line(&line, cmd.prefix.as_deref(), &mut stdout_echo)?;
             }
             if trial.source != Some(Source::Stdout) {
                 poll_metrics_file(&metrics_file, trial)?;
@@ -309,8 +455,13 @@ fn supervise(
             None => (
                 TrialStatus::Failed,
                 Some(format!(
-                    "the program exited 0 without reporting `{}` (print {{\"epoch\": 1, \"{}\": ...}} lines on stdout, or append them to {METRICS_FILE})",
-                    trial.summary.objective.metric, trial.summary.objective.metric
+                    "the program exited 0 without reporting `{}` (print {{\"epoch\": 1, \"{}\": ...}} lines on stdout{}, or append them to {METRICS_FILE}){}",
+                    trial.summary.objective.metric,
+                    trial.summary.objective.metric,
+                    cmd.prefix
+                        .as_deref()
+                        .map_or(String::new(), |p| format!(" after the prefix `{p}`")),
+                    trial.hints_clause()
                 )),
             ),
         },
@@ -397,5 +548,49 @@ mod tests {
         let p = parse_report(r#"@sweep {"epoch": 1, "loss": null}"#, Some("@sweep ")).unwrap();
         assert!(p.get("loss").unwrap().is_nan());
         assert_eq!(parse_report(r#"{"epoch": 1}"#, Some("@sweep ")), None);
+    }
+
+    #[test]
+    fn python_non_finite_values_are_diverged_values_not_silence() {
+        let r = parse_report(
+            r#"{"epoch": 2, "val_loss": NaN, "a": Infinity, "b": -Infinity, "note": "NaN here"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.epoch, 2);
+        for name in ["val_loss", "a", "b"] {
+            assert!(r.get(name).unwrap().is_nan(), "{name}");
+        }
+        assert_eq!(
+            non_finite_as_null(r#"{"s": "x\"NaN", "v": NaN}"#),
+            r#"{"s": "x\"NaN", "v": null}"#
+        );
+    }
+
+    #[test]
+    fn lines_meant_as_reports_say_what_is_wrong_with_them() {
+        let why = |line, prefix| match parse_line(line, prefix) {
+            StdoutLine::Malformed(w) => w,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert!(why(r#"{"val_acc": 97.1}"#, None).contains("without `epoch`"));
+        assert!(why(r#"{"epoch": "3", "val_acc": 97.1}"#, None).contains("not a whole number"));
+        assert!(
+            why(r#"{"epoch": 1, "val_acc": 97.1}"#, Some("@sweep "))
+                .contains("without the prefix `@sweep `")
+        );
+        assert!(why("@sweep epoch=1", Some("@sweep ")).contains("not JSON after the prefix"));
+        match parse_line(r#"{"epoch": 1, "val_acc": "97.1"}"#, None) {
+            StdoutLine::Report(row, ignored) => {
+                assert_eq!(row.get("val_acc"), None);
+                assert_eq!(
+                    ignored,
+                    [r#"`val_acc` was sent as the string "97.1", not a number"#]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_line("epoch 1 done", None), StdoutLine::Log);
+        assert_eq!(parse_line(r#"["a list"]"#, None), StdoutLine::Log);
     }
 }

@@ -187,10 +187,14 @@ pub fn outcome_from_dir(
     }
 }
 
-/// The last `n` non-empty lines of a text file ("" if unreadable).
+/// The last `n` non-empty lines of a trial's log ("" if unreadable), without the
+/// `=== attempt N ===` headers the executor writes between attempts.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !(l.starts_with("=== attempt ") && l.ends_with(" ===")))
+        .collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 

@@ -5,6 +5,7 @@ pub mod importance;
 pub mod plan;
 pub mod pruner;
 pub mod rerun;
+pub mod retry;
 pub mod sampler;
 pub mod schedule;
 pub mod search;

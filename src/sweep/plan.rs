@@ -92,6 +92,8 @@ pub struct Plan {
     pub pruner: Option<PrunerSpec>,
     /// Keep the best checkpoints of only this many trials.
     pub keep_checkpoints: Option<usize>,
+    /// Stop when the first this many trials to end all failed the same way (0: never).
+    pub max_failures: usize,
     /// The base values every trial starts from (`[set]` applied).
     pub base: toml::Table,
     /// The adaptive sampler, for a TPE sweep (whose trials are asked for as slots free).
@@ -229,6 +231,7 @@ impl SweepSpec {
             },
             pruner: self.pruner.clone(),
             keep_checkpoints: self.keep_checkpoints,
+            max_failures: self.max_failures,
             base,
             tpe,
         })

@@ -38,8 +38,13 @@ struct SpecFile {
     prune: Option<PruneFile>,
     #[serde(default)]
     keep_checkpoints: Option<usize>,
+    #[serde(default)]
+    max_failures: Option<usize>,
     search: SearchFile,
 }
+
+/// Trials that must all fail the same way, first, before a sweep stops (`max_failures`).
+pub const DEFAULT_MAX_FAILURES: usize = 3;
 
 /// `[prune]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +232,9 @@ pub struct SweepSpec {
     pub pruner: Option<PrunerSpec>,
     /// Keep the best checkpoints of only this many trials (the best by the objective).
     pub keep_checkpoints: Option<usize>,
+    /// Stop the sweep when its first this many trials to end all failed the same way
+    /// (0: never).
+    pub max_failures: usize,
     /// Seeds per configuration.
     pub repeats: usize,
     /// The spec file itself.
@@ -358,10 +366,19 @@ impl SweepSpec {
                         format!("must be >= 0, got {}", cmd.grace_seconds),
                     ));
                 }
+                // A searched key needs no base value in [params].
+                let mut keys = param_paths(&params);
+                for name in file.search.params.keys() {
+                    for key in name.split(',').map(str::trim) {
+                        if !keys.iter().any(|k| k == key) {
+                            keys.push(key.to_string());
+                        }
+                    }
+                }
                 let known: Vec<String> = TRIAL_PLACEHOLDERS
                     .iter()
                     .map(|s| s.to_string())
-                    .chain(param_paths(&params))
+                    .chain(keys.iter().cloned())
                     .collect();
                 for (i, arg) in cmd.run.iter().enumerate() {
                     let path = vec!["command".to_string(), "run".into(), i.to_string()];
@@ -372,8 +389,8 @@ impl SweepSpec {
                                 errors.push(source.error_at(
                                     &path,
                                     format!(
-                                        "unknown placeholder {{{n}}}: the placeholders are the keys of [params] ({}) and {{trial_dir}}, {{trial_id}}, {{seed}}",
-                                        param_paths(&params).join(", ")
+                                        "unknown placeholder {{{n}}}: the placeholders are the keys of [params] and [search.params] ({}) and {{trial_dir}}, {{trial_id}}, {{seed}}",
+                                        if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
                                     ),
                                 ));
                             }
@@ -465,23 +482,6 @@ impl SweepSpec {
                 Err((path, msg)) => errors.push(source.error_at(&path, msg)),
             }
         }
-        if let Program::Command(cmd) = &program {
-            let known = param_paths(&cmd.params);
-            for a in &axes {
-                for p in &a.paths {
-                    let key = p.join(".");
-                    if !known.contains(&key) {
-                        errors.push(source.error_at(
-                            &["search".into(), "params".into(), a.name.clone()],
-                            format!(
-                                "`{key}` is not a key of [params]; give it its base value there (the keys are {})",
-                                known.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
         match s.method {
             Method::List if !s.params.is_empty() => {
                 errors.push(at(
@@ -528,6 +528,7 @@ impl SweepSpec {
             set,
             pruner,
             keep_checkpoints: file.keep_checkpoints,
+            max_failures: file.max_failures.unwrap_or(DEFAULT_MAX_FAILURES),
             repeats: file.repeats,
             source,
             program,

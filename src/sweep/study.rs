@@ -26,6 +26,7 @@ use crate::store::leaderboard::{Csv, Exporter, Leaderboard};
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir, TRIAL_INPUT_FILE};
+use crate::sweep::retry::{self, Ended, Failures};
 use crate::train::config::KeyErrors;
 use crate::trial::{CommandTask, StopReason, TrialEvent, TrialStatus, TrialTask};
 
@@ -79,6 +80,8 @@ pub enum RunEnd {
     Interrupted,
     /// The orchestrator stopped following; the trials keep running elsewhere (Slurm).
     Detached,
+    /// Stopped because its first trials all failed the same way (`max_failures`).
+    Halted,
 }
 
 /// What a `sweep run` did.
@@ -158,7 +161,7 @@ fn check_program(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
             .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
     };
     if found {
-        return Ok(());
+        return check_script(spec, plan);
     }
     let why = if program.contains('/') {
         "no such file (a relative path is taken from the current directory)"
@@ -170,6 +173,66 @@ fn check_program(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
         .error_at(
             &["command".into(), "run".into(), "0".into()],
             format!("`{program}`: {why}"),
+        )
+        .into())
+}
+
+/// Interpreters whose first argument that is not an option is a script file.
+const INTERPRETERS: &[&str] = &[
+    "python", "python3", "bash", "sh", "zsh", "Rscript", "julia", "node", "perl", "ruby",
+];
+
+/// Fails, naming the line, when a command sweep runs an interpreter on a script file that
+/// does not exist (`python3 ux/trian.py`), which would fail every trial the same way.
+/// Arguments with placeholders, and `python -m module`, are not checked.
+fn check_script(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
+    let Some(run) = plan.command.as_ref().map(|c| &c.run) else {
+        return Ok(());
+    };
+    let name = Path::new(&run[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let interpreter = INTERPRETERS.iter().any(|i| {
+        name == *i
+            || name
+                .strip_prefix(i)
+                .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    });
+    if !interpreter {
+        return Ok(());
+    }
+    let Some((index, script)) = run
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, a)| !a.starts_with('-'))
+    else {
+        return Ok(());
+    };
+    let options: Vec<&String> = run[1..index].iter().collect();
+    if script.contains('{')
+        || options
+            .iter()
+            .any(|o| ["-m", "-c", "-e"].contains(&o.as_str()))
+    {
+        return Ok(());
+    }
+    if Path::new(script).is_file() {
+        return Ok(());
+    }
+    Err(spec
+        .source
+        .error_at(
+            &["command".into(), "run".into(), index.to_string()],
+            format!(
+                "`{script}`: no such file for `{}` to run (a relative path is taken from the \
+                 current directory, {})",
+                run[0],
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|_| "unknown".into())
+            ),
         )
         .into())
 }
@@ -308,9 +371,14 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         pack: opts.pack,
         failed: 0,
         unpublished: 0,
+        failures: Failures::default(),
+        halted: None,
     };
     study.publish(true)?;
-    let end = study.drive(&interrupted)?;
+    let end = match study.drive(&interrupted)? {
+        RunEnd::Drained if study.halted.is_some() => RunEnd::Halted,
+        end => end,
+    };
     if end == RunEnd::Interrupted {
         study.log(Event::Stopped {
             reason: "interrupted (Ctrl-C or SIGTERM); run the same command again to resume".into(),
@@ -572,6 +640,10 @@ struct Study<'a> {
     failed: usize,
     /// Trials that ended since the leaderboard was last written.
     unpublished: usize,
+    /// How trials ended in this run, to tell a failure that will recur.
+    failures: Failures,
+    /// Why the sweep stopped early, once it has.
+    halted: Option<String>,
 }
 
 /// How often the study looks at signals and deadlines while waiting for its executor.
@@ -889,10 +961,27 @@ impl Study<'_> {
             seconds: crate::train::round_ms(outcome.seconds),
             best: outcome.best.clone(),
         })?;
-        let retry = if stopping {
+        let values: Vec<String> = self
+            .record
+            .get(&trial)
+            .map(|t| {
+                t.def
+                    .params
+                    .values()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ended = Ended {
+            id: &trial,
+            values: &values,
+        };
+        self.failures.record(ended, &outcome);
+        // A failure another trial already had will recur: no retry.
+        let retry = if stopping || self.failures.seen_elsewhere(ended, &outcome) {
             None
         } else {
-            next_attempt(&job, &outcome, self.retries, self.exec.per_device())
+            retry::next_attempt(&job, &outcome, self.retries, self.exec.per_device())
         };
         let will_retry = retry.is_some();
         if let Some(next) = retry {
@@ -915,6 +1004,28 @@ impl Study<'_> {
         }
         let best = board.and_then(|b| b.best().and_then(|r| r.value.map(|v| (r.trial.clone(), v))));
         self.progress.finished(&trial, &outcome, will_retry, best);
+        if self.halted.is_none()
+            && let Some(reason) = self.failures.halt(self.plan.max_failures)
+        {
+            self.halt(reason)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the sweep for `reason`: nothing new starts, running trials are stopped (to be
+    /// resumed by the next run), and the reason is journalled and shown.
+    fn halt(&mut self, reason: String) -> anyhow::Result<()> {
+        self.progress.println(&reason);
+        self.log(Event::Stopped {
+            reason: reason.clone(),
+        })?;
+        self.queue.clear();
+        self.adaptive = None;
+        let running: Vec<String> = self.running.keys().cloned().collect();
+        for id in running {
+            self.stop(&id, StopReason::Interrupted)?;
+        }
+        self.halted = Some(reason);
         Ok(())
     }
 
@@ -931,44 +1042,6 @@ impl Study<'_> {
         self.unpublished = 0;
         let board = publish(&self.dir, &self.record, self.plan.keep_checkpoints)?;
         Ok(Some(board))
-    }
-}
-
-/// The next attempt of a trial after `outcome`, if it gets one. Out of memory halves the
-/// trials allowed beside it on its device until it runs alone; only then, and for failures
-/// and timeouts, attempts count against `retries`.
-fn next_attempt(
-    job: &TrialJob,
-    outcome: &TrialOutcome,
-    retries: u32,
-    per_device: usize,
-) -> Option<TrialJob> {
-    let next = |cap: Option<usize>, failures: u32| TrialJob {
-        attempt: job.attempt + 1,
-        cap,
-        failures,
-        ..job.clone()
-    };
-    match outcome.status {
-        // Out of memory in a pack: first a pack half as large.
-        TrialStatus::Oom if job.pack.is_some_and(|p| p > 1) => Some(TrialJob {
-            pack: job.pack.map(|p| p / 2),
-            ..next(job.cap, job.failures)
-        }),
-        TrialStatus::Oom => {
-            let cap = job.cap.unwrap_or(per_device);
-            if cap > 1 {
-                Some(next(Some(cap / 2), job.failures))
-            } else if job.failures < retries {
-                Some(next(Some(1), job.failures + 1))
-            } else {
-                None
-            }
-        }
-        TrialStatus::Failed | TrialStatus::Timeout if job.failures < retries => {
-            Some(next(job.cap, job.failures + 1))
-        }
-        _ => None,
     }
 }
 
@@ -1062,77 +1135,4 @@ fn publish(
         );
     }
     Ok(board)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(cap: Option<usize>, failures: u32) -> TrialJob {
-        TrialJob {
-            id: "t".into(),
-            dir: PathBuf::from("/nonexistent"),
-            attempt: 1,
-            failures,
-            cap,
-            pack: None,
-        }
-    }
-
-    fn outcome(status: TrialStatus) -> TrialOutcome {
-        TrialOutcome {
-            status,
-            message: None,
-            best: None,
-            seconds: 0.0,
-        }
-    }
-
-    #[test]
-    fn failures_are_retried_up_to_the_limit_and_results_never() {
-        let failed = outcome(TrialStatus::Failed);
-        assert_eq!(
-            next_attempt(&job(None, 0), &failed, 1, 2).map(|j| (j.attempt, j.failures)),
-            Some((2, 1))
-        );
-        assert_eq!(next_attempt(&job(None, 1), &failed, 1, 2), None);
-        for status in [
-            TrialStatus::Completed,
-            TrialStatus::Diverged,
-            TrialStatus::Pruned,
-            TrialStatus::Interrupted,
-        ] {
-            assert_eq!(next_attempt(&job(None, 0), &outcome(status), 5, 2), None);
-        }
-    }
-
-    #[test]
-    fn out_of_memory_halves_the_neighbours_then_counts_against_the_retries() {
-        let oom = outcome(TrialStatus::Oom);
-        let a = next_attempt(&job(None, 0), &oom, 1, 4).unwrap();
-        assert_eq!((a.cap, a.failures), (Some(2), 0), "4 per device -> 2");
-        let b = next_attempt(&a, &oom, 1, 4).unwrap();
-        assert_eq!((b.cap, b.failures), (Some(1), 0), "2 -> alone");
-        let c = next_attempt(&b, &oom, 1, 4).unwrap();
-        assert_eq!((c.cap, c.failures), (Some(1), 1), "alone, one retry");
-        assert_eq!(next_attempt(&c, &oom, 1, 4), None, "then it gives up");
-        assert_eq!(c.attempt, 4);
-    }
-
-    #[test]
-    fn a_pack_out_of_memory_is_retried_half_as_large_before_anything_else() {
-        let oom = outcome(TrialStatus::Oom);
-        let packed = TrialJob {
-            pack: Some(8),
-            ..job(None, 0)
-        };
-        let a = next_attempt(&packed, &oom, 1, 1).unwrap();
-        assert_eq!((a.pack, a.cap, a.failures), (Some(4), None, 0));
-        let b = next_attempt(&a, &oom, 1, 1).unwrap();
-        let c = next_attempt(&b, &oom, 1, 1).unwrap();
-        assert_eq!((c.pack, c.failures), (Some(1), 0), "8 -> 4 -> 2 -> alone");
-        let d = next_attempt(&c, &oom, 1, 1).unwrap();
-        assert_eq!((d.cap, d.failures), (Some(1), 1), "alone, one retry");
-        assert_eq!(next_attempt(&d, &oom, 1, 1), None);
-    }
 }

@@ -1,0 +1,143 @@
+//! What a new user trips on: a closed pipe, a failure that will always recur, reports the
+//! program got slightly wrong. Each test failed before its fix.
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+
+use common::*;
+
+#[test]
+fn a_closed_pipe_stops_the_printing_not_the_sweep() {
+    let dir = scratch("mistakes-pipe");
+    let s = command_spec(
+        &dir,
+        "pipe",
+        r#""--lr", "{lr}", "--epochs", "4""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01, 0.03, 0.1, 0.3, 0.5]",
+    );
+    let results = dir.join("results");
+    // As `sweep run X 2>&1 | head -1`: read one line, then close the pipe.
+    let mut child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut first = [0u8; 1];
+    child
+        .stderr
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the sweep ran to its end: {status}");
+    let rows = csv_rows(&results.join("pipe/leaderboard.csv"));
+    assert_eq!(rows.len(), 7);
+    assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
+}
+
+#[test]
+fn a_failure_every_trial_repeats_stops_the_sweep_after_max_failures_trials() {
+    let dir = scratch("mistakes-halt");
+    // The program reports `acc`, the spec ranks by `val_acc`: every trial fails alike.
+    let s = command_spec(
+        &dir,
+        "halt",
+        r#""--lr", "{lr}", "--epochs", "2", "--metric", "acc""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("the first 3 trials to end all failed the same way")
+            && out.contains("never reports the sweep's metric `val_acc`"),
+        "{out}"
+    );
+    let entries = journal(&results.join("halt"));
+    let attempts = entries.iter().filter(|e| e["event"] == "started").count();
+    assert!(attempts <= 5, "{attempts} attempts for 8 trials");
+    let stopped: Vec<_> = entries.iter().filter(|e| e["event"] == "stopped").collect();
+    assert_eq!(stopped.len(), 1);
+    for e in entries.iter().filter(|e| e["event"] == "finished") {
+        let m = e["message"].as_str().unwrap_or("");
+        assert!(!m.contains("=== attempt"), "{m}");
+    }
+    // max_failures = 0 never stops: every trial is tried.
+    let text_of = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(
+        &s,
+        text_of.replace("name = \"halt\"", "name = \"halt0\"\nmax_failures = 0"),
+    )
+    .unwrap();
+    let o = run_sweep(&s, &results, &["--retries", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let entries = journal(&results.join("halt0"));
+    let attempts = entries.iter().filter(|e| e["event"] == "started").count();
+    assert_eq!(attempts, 8);
+}
+
+/// The failure message of the one trial of a sweep whose program prints `line` each epoch.
+fn failure_of(name: &str, line: &str, extra_spec: &str) -> String {
+    let dir = scratch(&format!("mistakes-{name}"));
+    let program = dir.join("report.sh");
+    std::fs::write(&program, format!("#!/bin/sh\necho '{line}'\n")).unwrap();
+    let spec = dir.join("s.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"{name}\"\nmetric = \"val_acc\"\n[command]\nrun = [\"sh\", \"{}\", \"{{x}}\"]\n{extra_spec}\n[search]\nmethod = \"grid\"\n[search.params]\nx = [1]\n",
+            program.display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = run_sweep(&spec, &results, &["--retries", "0"]);
+    let finished: Vec<_> = journal(&results.join(name))
+        .into_iter()
+        .filter(|e| e["event"] == "finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{}", text(&o));
+    format!(
+        "{}: {}",
+        finished[0]["status"].as_str().unwrap(),
+        finished[0]["message"].as_str().unwrap_or("")
+    )
+}
+
+#[test]
+fn reports_the_program_got_wrong_are_named_in_the_failure() {
+    let m = failure_of("noepoch", r#"{"val_acc": 97.1}"#, "");
+    assert!(m.contains("without `epoch`"), "{m}");
+    let m = failure_of("string", r#"{"epoch": 1, "val_acc": "97.1"}"#, "");
+    assert!(
+        m.contains(r#"`val_acc` was sent as the string "97.1", not a number"#),
+        "{m}"
+    );
+    let m = failure_of(
+        "prefix",
+        r#"{"epoch": 1, "val_acc": 97.1}"#,
+        "prefix = \"@sweep \"",
+    );
+    assert!(
+        m.contains("after the prefix `@sweep `") && m.contains("without the prefix `@sweep `"),
+        "{m}"
+    );
+    let m = failure_of("nan", r#"{"epoch": 1, "val_acc": NaN}"#, "");
+    assert!(
+        m.starts_with("diverged: "),
+        "Python's NaN is a diverged value: {m}"
+    );
+}

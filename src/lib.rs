@@ -19,5 +19,6 @@ pub mod exec;
 pub mod report;
 pub mod store;
 pub mod sweep;
+pub mod text;
 pub mod train;
 pub mod trial;

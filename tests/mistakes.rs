@@ -141,3 +141,58 @@ fn reports_the_program_got_wrong_are_named_in_the_failure() {
         "Python's NaN is a diverged value: {m}"
     );
 }
+
+#[test]
+fn errors_blame_the_flag_or_the_folder_that_is_wrong_in_plain_words() {
+    let dir = scratch("mistakes-words");
+    let config = small_config(&dir, "");
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        "optimizer.lrr=0.1",
+    ]));
+    assert!(
+        text(&o).contains("--set optimizer.lrr=0.1: `optimizer.lrr`: unknown field `lrr`"),
+        "{}",
+        text(&o)
+    );
+    let o = run(sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        "epochs=1.5",
+    ]));
+    assert!(
+        text(&o).contains("expected a whole number") && !text(&o).contains("usize"),
+        "{}",
+        text(&o)
+    );
+    // A sweep's results folder where a run or a spec was expected.
+    let s = command_spec(
+        &dir,
+        "words",
+        r#""--lr", "{lr}", "--epochs", "1""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(sweep(&["plan", s.to_str().unwrap()]));
+    assert!(text(&o).contains("1 trial;"), "{}", text(&o));
+    let root = results.join("words");
+    let o = run(sweep(&["eval", root.to_str().unwrap()]));
+    assert!(
+        text(&o).contains(&format!("sweep eval {}", root.join("best").display())),
+        "{}",
+        text(&o)
+    );
+    let o = run(sweep(&["run", root.to_str().unwrap()]));
+    assert!(
+        text(&o).contains("a TOML file was expected")
+            && text(&o).contains(&root.join("spec.toml").display().to_string()),
+        "{}",
+        text(&o)
+    );
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::text::count;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
@@ -65,8 +66,8 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         String::new()
     };
     say!(
-        "{} trials{dup}; results go to results/{}/ (ranked by {})",
-        plan.trials.len(),
+        "{}{dup}; results go to results/{}/ (ranked by {})",
+        count(plan.trials.len(), "trial"),
         plan.name,
         plan.objective
     );
@@ -324,15 +325,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .filter(|r| !r.status.is_final())
                 .count();
             note!(
-                "interrupted: {unfinished} trials unfinished; run the same command again to resume"
+                "interrupted: {} unfinished; run the same command again to resume",
+                count(unfinished, "trial")
             );
             ExitCode::from(EXIT_INTERRUPTED)
         }
         RunEnd::Halted => ExitCode::from(EXIT_TRIALS_FAILED),
         RunEnd::Drained if report.failed > 0 => {
             note!(
-                "{} trials failed (see `sweep status {}`)",
-                report.failed,
+                "{} failed (see `sweep status {}`)",
+                count(report.failed, "trial"),
                 report.dir.root().display()
             );
             ExitCode::from(EXIT_TRIALS_FAILED)
@@ -340,8 +342,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         RunEnd::Drained => {
             if report.pending > 0 {
                 note!(
-                    "{} trials are still pending; run the same command again to run them",
-                    report.pending
+                    "{} still pending; run the same command again to run them",
+                    count(report.pending, "trial")
                 );
             }
             ExitCode::SUCCESS

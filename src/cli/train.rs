@@ -160,6 +160,15 @@ struct EvalReport<'a> {
 
 /// `sweep eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    if args.run_dir.join("journal.jsonl").is_file() {
+        anyhow::bail!(
+            "{} is a sweep, not a run: evaluate its winner with `sweep eval {}`, or a trial with \
+             `sweep eval {}/trials/<id>`",
+            args.run_dir.display(),
+            args.run_dir.join("best").display(),
+            args.run_dir.display()
+        );
+    }
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::devices::open(&args.device)?;
     let splits = match args.split {

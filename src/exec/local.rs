@@ -126,7 +126,10 @@ impl LocalExecutor {
             slot.device,
             chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             if group.len() > 1 {
-                format!(", packed with {} other trials", group.len() - 1)
+                format!(
+                    ", packed with {}",
+                    crate::text::count(group.len() - 1, "other trial")
+                )
             } else {
                 String::new()
             }

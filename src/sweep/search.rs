@@ -120,8 +120,8 @@ impl Axis {
             }
             other => {
                 return Err(at(format!(
-                    "must be a list of values (e.g. [0.01, 0.1]), found a {}",
-                    other.type_str()
+                    "must be a list of values (e.g. [0.01, 0.1]), found {}",
+                    crate::text::a_type(other)
                 )));
             }
         };

@@ -268,8 +268,7 @@ impl SweepSpec {
         let file: SpecFile =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let path = path_segments(e.path());
-                let msg = e.inner().to_string();
-                let msg = msg.lines().next().unwrap_or("").to_string();
+                let msg = crate::text::plain_serde(&e.inner().to_string());
                 let msg = if path.first().map(String::as_str) == Some("base")
                     && msg.contains("did not match any variant")
                 {

@@ -19,10 +19,10 @@ pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
     let retired = record.trials.len() - record.active().count();
     writeln!(
         out,
-        "sweep {} ({}): {} trials{}, ranked by {}, orchestrator {}",
+        "sweep {} ({}): {}{}, ranked by {}, orchestrator {}",
         record.name,
         dir.root().display(),
-        record.active().count(),
+        crate::text::count(record.active().count(), "trial"),
         if retired > 0 {
             format!(" ({retired} more no longer in the spec)")
         } else {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::text::count;
 use anyhow::{Context, bail};
 
 use super::plan::{Plan, PlannedTrial, TrialInput};
@@ -335,15 +336,16 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     }
     if kept > 0 {
         progress.println(&format!(
-            "resuming {}: {kept} trials already finished, {ran} to run",
-            plan.name
+            "resuming {}: {} already finished, {ran} to run",
+            plan.name,
+            count(kept, "trial")
         ));
     }
     if queue.len() < unfinished {
         progress.println(&format!(
-            "--max-trials {}: {} trials stay pending for a later run",
+            "--max-trials {}: {} pending for a later run",
             queue.len(),
-            unfinished - queue.len()
+            count(unfinished - queue.len(), "trial")
         ));
     }
     let adaptive = plan.tpe.clone().map(|mut tpe| {
@@ -445,7 +447,8 @@ fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<
         let kept_any = record.active().any(|t| planned.contains(t.id()));
         notes.push(if kept_any {
             format!(
-                "the spec changed: {added} trials added, {} no longer in the spec (they leave the leaderboard; their results stay in the journal)",
+                "the spec changed: {} added, {} no longer in the spec (they leave the leaderboard; their results stay in the journal)",
+                count(added, "trial"),
                 retired.len()
             )
         } else {
@@ -460,7 +463,8 @@ fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<
         });
     } else if added > 0 {
         notes.push(format!(
-            "the spec grew: {added} trials added; finished trials are kept"
+            "the spec grew: {} added; finished trials are kept",
+            count(added, "trial")
         ));
     }
     events
@@ -497,8 +501,8 @@ fn rebuild_asked(
         return Vec::new();
     }
     notes.push(format!(
-        "the spec changed: {} trials asked for before no longer belong to it (they leave the leaderboard; their results stay in the journal)",
-        stale.len()
+        "the spec changed: {} asked for before no longer belong to it (they leave the leaderboard; their results stay in the journal)",
+        count(stale.len(), "trial")
     ));
     vec![Event::Retired {
         trials: stale,

@@ -269,10 +269,23 @@ impl TrialConfig {
     }
 
     /// Builds a config from an already read file plus overrides; every error names file and key.
+    /// A problem with a key an override set is blamed on the override, not on the file.
     pub fn from_source(source: &SourceFile, overrides: &[Override]) -> anyhow::Result<Self> {
         let mut table = source.table()?;
-        apply_overrides(&mut table, overrides).map_err(|e| source.error_at(&e.0, e.1))?;
-        Self::from_table(table, |path, message| source.error_at(path, message))
+        let locate = |path: &[String], message: String| match overrides
+            .iter()
+            .find(|o| path.starts_with(&o.path) || o.path.starts_with(path) && !path.is_empty())
+        {
+            Some(o) => KeyError {
+                file: format!("--set {}={}", o.path.join("."), o.value).into(),
+                line: None,
+                key: path.join("."),
+                message,
+            },
+            None => source.error_at(path, message),
+        };
+        apply_overrides(&mut table, overrides).map_err(|e| locate(&e.0, e.1))?;
+        Self::from_table(table, locate)
     }
 
     /// Deserialises and validates a table; `locate` turns a key path and message into an error.
@@ -452,7 +465,7 @@ pub fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
 
 /// toml's serde messages end with a newline and sometimes quote the whole document; keep one line.
 fn clean_serde_message(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+    crate::text::plain_serde(message)
 }
 
 #[cfg(test)]

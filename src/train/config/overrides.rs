@@ -99,8 +99,8 @@ pub fn set_path(
                 return Err((
                     path[..=i].to_vec(),
                     format!(
-                        "is a {}, not a table, so `{}` cannot be set",
-                        other.type_str(),
+                        "is {}, not a table, so `{}` cannot be set",
+                        crate::text::a_type(other),
                         path.join(".")
                     ),
                 ));

@@ -16,6 +16,20 @@ pub struct SourceFile {
 impl SourceFile {
     /// Reads and parses `path`; a syntax error names the file, line and column.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
+        if path.is_dir() {
+            let hint = if path.join("journal.jsonl").is_file() {
+                format!(
+                    "; it is a sweep's results directory: its spec is {}",
+                    path.join("spec.toml").display()
+                )
+            } else {
+                String::new()
+            };
+            anyhow::bail!(
+                "{} is a directory, and a TOML file was expected{hint}",
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         Self::parse(path, text)

@@ -196,3 +196,130 @@ fn errors_blame_the_flag_or_the_folder_that_is_wrong_in_plain_words() {
         text(&o)
     );
 }
+
+#[test]
+fn progress_counts_the_whole_sweep_names_parameters_and_can_be_quiet_or_per_epoch() {
+    let dir = scratch("mistakes-progress");
+    let grid = command_spec(
+        &dir,
+        "grid",
+        r#""--lr", "{lr}", "--epochs", "2""#,
+        "",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01, 0.1, 0.5]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&grid, &results, &["--max-trials", "2", "--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("(1/4)") && err.contains("[lr="), "{err}");
+    assert!(!err.contains("epoch 1"), "no epoch lines by default: {err}");
+    // A resume goes on counting.
+    let o = run_sweep(
+        &grid,
+        &results,
+        &["--per-device", "1", "--progress", "epochs"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("(3/4)") && !err.contains("(1/4)"), "{err}");
+    assert!(
+        err.contains("started ") && err.contains("epoch 2 "),
+        "{err}"
+    );
+    // Quiet: nothing per trial.
+    let quiet = command_spec(
+        &dir,
+        "quiet",
+        r#""--lr", "{lr}", "--epochs", "2""#,
+        "",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01]",
+    );
+    let o = run_sweep(&quiet, &results, &["--quiet"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success() && !err.contains("completed "), "{err}");
+    // TPE counts up to its budget, not to the trials known when it started.
+    let tpe = command_spec(
+        &dir,
+        "tpe",
+        r#""--lr", "{lr}", "--epochs", "1""#,
+        "",
+        "[search]\nmethod = \"tpe\"\nsamples = 4\nstartup = 2\n[search.params]\nlr = { log_uniform = [0.001, 1.0] }",
+    );
+    let o = run_sweep(&tpe, &results, &[]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("(4/4)") && !err.contains("/0)"), "{err}");
+}
+
+#[test]
+fn an_interrupted_trial_is_reported_as_stopped_not_finished() {
+    let dir = scratch("mistakes-stopped");
+    let s = command_spec(
+        &dir,
+        "stop",
+        r#""--lr", "{lr}", "--epochs", "50", "--sleep", "0.2""#,
+        "",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01]",
+    );
+    let results = dir.join("results");
+    let child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let root = results.join("stop");
+    wait_for("an epoch", std::time::Duration::from_secs(60), || {
+        journal(&root).iter().any(|e| e["event"] == "epoch")
+    });
+    let o = interrupt(child);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("stopped ") && err.contains("it resumes on the next run"),
+        "{err}"
+    );
+    assert!(!err.contains("finished "), "{err}");
+}
+
+#[test]
+fn a_corrected_metric_name_is_accepted_when_no_trial_kept_anything() {
+    let dir = scratch("mistakes-metric");
+    let s = command_spec(
+        &dir,
+        "metric",
+        r#""--lr", "{lr}", "--epochs", "2", "--metric", "acc""#,
+        "",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01, 0.1]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--retries", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    std::fs::write(
+        &s,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("metric = \"val_acc\"", "metric = \"acc\""),
+    )
+    .unwrap();
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = csv_rows(&results.join("metric/leaderboard.csv"));
+    assert_eq!(rows[0][3], "acc");
+    assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
+    // Once trials kept results, another metric is refused and names the flag.
+    std::fs::write(
+        &s,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("metric = \"acc\"", "metric = \"train_loss\""),
+    )
+    .unwrap();
+    let o = run_sweep(&s, &results, &[]);
+    assert!(
+        !o.status.success() && text(&o).contains("--accept-changes"),
+        "{}",
+        text(&o)
+    );
+}

@@ -285,7 +285,21 @@ fn a_spec_that_grows_keeps_finished_trials_and_runs_only_the_new_ones() {
             .replace("[0.01, 0.02]", "[0.02, 0.03, 0.04]"),
     )
     .unwrap();
+    // Removing a value with results is refused, with the flag that accepts it.
     let o = run_sweep(&s, &results, &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 trial with results would leave the leaderboard")
+            && text(&o).contains("--accept-changes"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        csv_rows(&root.join("leaderboard.csv")).len(),
+        3,
+        "nothing changed"
+    );
+    let o = run_sweep(&s, &results, &["--accept-changes"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("2 trials added, 1 no longer in the spec"),
@@ -325,11 +339,26 @@ fn a_spec_that_grows_keeps_finished_trials_and_runs_only_the_new_ones() {
     )
     .unwrap();
     let o = run_sweep(&s, &results, &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("every trial's id changed"),
+        "{}",
+        text(&o)
+    );
+    let o = run_sweep(&s, &results, &["--accept-changes"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("the spec changed every trial id"),
         "{}",
         text(&o)
+    );
+    // best/ follows the new leaderboard.
+    let winner = &csv_rows(&root.join("leaderboard.csv"))[1][1];
+    assert_eq!(
+        std::fs::read_to_string(root.join("best/trial.txt"))
+            .unwrap()
+            .trim(),
+        winner
     );
 }
 

@@ -17,6 +17,7 @@ use crate::exec::slurm::SlurmOptions;
 use crate::exec::task::{self, EventsTo};
 use crate::store::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
 use crate::store::sweep_dir::SweepDir;
+use crate::sweep::progress::Verbosity;
 use crate::sweep::rerun::{self, Rerun};
 use crate::sweep::schedule::Schedule;
 use crate::sweep::study::{self, Backend, RunEnd, RunOptions};
@@ -116,8 +117,29 @@ pub struct RunArgs {
     /// Local backend only.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pack: u16,
+    /// Accept a spec change that takes trials with results off the leaderboard (a value
+    /// removed, a shared value such as `epochs` changed, another metric); without it such a
+    /// change is refused and says what it would remove.
+    #[arg(long)]
+    accept_changes: bool,
+    /// Print no progress, only notes, errors and the final leaderboard.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Off a terminal: a line per trial that ends (trials), or also per start and epoch
+    /// (epochs). On a terminal a live display is drawn either way.
+    #[arg(long, value_enum, default_value = "trials", value_name = "LINES")]
+    progress: ProgressName,
     #[command(flatten)]
     slurm: SlurmArgs,
+}
+
+/// What `sweep run` prints off a terminal.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProgressName {
+    /// A line per trial that ends, with its parameters and result.
+    Trials,
+    /// Also a line per trial that starts and per epoch.
+    Epochs,
 }
 
 /// Schedules of `sweep run`.
@@ -306,6 +328,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout_per_trial,
         retries: args.retries,
         terminal: std::io::stderr().is_terminal(),
+        accept_changes: args.accept_changes,
+        verbosity: match (args.quiet, args.progress) {
+            (true, _) => Verbosity::Quiet,
+            (false, ProgressName::Epochs) => Verbosity::Epochs,
+            (false, ProgressName::Trials) => Verbosity::Trials,
+        },
         banner,
         schedule: match args.schedule {
             ScheduleName::Balanced => Schedule::Balanced,

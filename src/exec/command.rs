@@ -176,7 +176,12 @@ pub fn run(
         .ok()
         .and_then(|n| n.parse::<u32>().ok())
         .is_some_and(|n| n > 0);
-    let resume = task.attempt > 1 || requeued;
+    // Resumed only when an earlier attempt left reported epochs: an attempt whose reports
+    // were all refused (no metric) starts again, or its epochs would be skipped unreported.
+    let reported = RunDir::open(dir)
+        .and_then(|r| r.read_metrics())
+        .is_ok_and(|rows| !rows.is_empty());
+    let resume = (task.attempt > 1 || requeued) && reported;
     let run = if resume {
         RunDir::open(dir)?
     } else {

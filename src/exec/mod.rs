@@ -7,7 +7,6 @@
 
 pub mod command;
 pub mod local;
-pub mod progress;
 pub mod slots;
 pub mod slurm;
 pub mod task;

@@ -19,6 +19,8 @@ pub struct Row {
     pub rank: Option<usize>,
     /// Trial id.
     pub trial: String,
+    /// The trial's number: the order in which trials entered the plan (asked, for TPE), from 0.
+    pub number: usize,
     /// A human name, if the plan gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
@@ -36,8 +38,11 @@ pub struct Row {
     pub epochs: usize,
     /// The objective's value at the last epoch run.
     pub last_value: Option<f64>,
-    /// The plan's columns, aligned with [`Leaderboard::columns`].
+    /// The plan's columns as text, aligned with [`Leaderboard::columns`].
+    #[serde(skip)]
     pub values: Vec<String>,
+    /// The trial's parameters by name, with their types (numbers as numbers).
+    pub params: serde_json::Map<String, serde_json::Value>,
     /// Wall time spent on it.
     pub seconds: Option<f64>,
     /// Where it ran last.
@@ -195,13 +200,25 @@ impl Leaderboard {
         if self.repeats {
             h.extend([format!("{m}_mean"), format!("{m}_std"), "n".to_string()]);
         }
+        h.push("number".to_string());
         h
     }
 
-    /// Every row as text cells aligned with [`Leaderboard::header`].
+    /// Every row as text cells aligned with [`Leaderboard::header`], values rounded for
+    /// reading.
     pub fn cells(&self) -> Vec<Vec<String>> {
+        self.cells_with(format_metric)
+    }
+
+    /// Every row as text cells aligned with [`Leaderboard::header`], values at full precision
+    /// (the shortest text that reads back as the same number), for files other tools read.
+    pub fn cells_exact(&self) -> Vec<Vec<String>> {
+        self.cells_with(|v| v.to_string())
+    }
+
+    fn cells_with(&self, format: fn(f64) -> String) -> Vec<Vec<String>> {
         let opt = |v: Option<String>| v.unwrap_or_default();
-        let value = |v: Option<f64>| opt(v.map(format_metric));
+        let value = |v: Option<f64>| opt(v.map(format));
         self.rows
             .iter()
             .map(|r| {
@@ -224,10 +241,11 @@ impl Leaderboard {
                 c.push(opt(r.seconds.map(|x| format!("{x:.1}"))));
                 c.push(r.device.clone());
                 if self.repeats {
-                    c.push(opt(r.group_stats.map(|g| format!("{:.4}", g.mean))));
-                    c.push(opt(r.group_stats.map(|g| format!("{:.4}", g.std))));
+                    c.push(value(r.group_stats.map(|g| g.mean)));
+                    c.push(value(r.group_stats.map(|g| g.std)));
                     c.push(opt(r.group_stats.map(|g| g.n.to_string())));
                 }
+                c.push(r.number.to_string());
                 c
             })
             .collect()
@@ -245,6 +263,7 @@ fn row(record: &StudyRecord, t: &TrialRecord) -> Row {
     Row {
         rank: None,
         trial: t.def.id.clone(),
+        number: t.def.index,
         label: t.def.label.clone(),
         status: t.status,
         value: best.and_then(|b| objective.value(&b.metrics)),
@@ -254,6 +273,12 @@ fn row(record: &StudyRecord, t: &TrialRecord) -> Row {
         epochs: t.last().map_or(0, |r| r.epoch),
         last_value: t.last().and_then(|r| objective.value(&r.metrics)),
         values: record.columns.iter().map(|c| column_value(t, c)).collect(),
+        params: t
+            .def
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+            .collect(),
         seconds: (t.seconds > 0.0).then_some(t.seconds),
         device: t.device.clone().unwrap_or_default(),
         group: t.def.group.clone(),
@@ -313,7 +338,7 @@ impl Exporter for Csv {
     fn serialize(&self, board: &Leaderboard) -> anyhow::Result<String> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(board.header())?;
-        for row in board.cells() {
+        for row in board.cells_exact() {
             w.write_record(row)?;
         }
         Ok(String::from_utf8(w.into_inner()?)?)

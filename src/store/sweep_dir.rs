@@ -317,6 +317,22 @@ impl SweepDir {
         usage
     }
 
+    /// Removes `best/` (the leaderboard has no winner): renamed aside first, so that a reader
+    /// never sees half of it.
+    pub fn clear_best(&self) -> anyhow::Result<()> {
+        let best = self.best_dir();
+        if !best.exists() {
+            return Ok(());
+        }
+        let aside = self
+            .root
+            .join(format!(".best.removed-{}", std::process::id()));
+        std::fs::rename(&best, &aside)
+            .with_context(|| format!("cannot move {} aside", best.display()))?;
+        std::fs::remove_dir_all(&aside)
+            .with_context(|| format!("cannot remove {}", aside.display()))
+    }
+
     /// The trial `best/` currently holds.
     pub fn best_trial(&self) -> Option<String> {
         std::fs::read_to_string(self.best_dir().join("trial.txt"))

@@ -3,6 +3,7 @@
 
 pub mod importance;
 pub mod plan;
+pub mod progress;
 pub mod pruner;
 pub mod rerun;
 pub mod retry;
@@ -10,5 +11,6 @@ pub mod sampler;
 pub mod schedule;
 pub mod search;
 pub mod spec;
+pub mod spec_change;
 pub mod status;
 pub mod study;

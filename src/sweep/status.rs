@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::exec::progress::human_duration;
 use crate::store::leaderboard::{Leaderboard, column_value};
 use crate::store::sweep_dir::SweepDir;
+use crate::sweep::progress::human_duration;
 use crate::trial::TrialStatus;
 use crate::trial::format_metric;
 

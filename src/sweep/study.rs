@@ -18,16 +18,18 @@ use super::sampler::{Ask, Tpe};
 use super::schedule::{self, Schedule};
 use super::spec::SweepSpec;
 use crate::exec::local::{LocalExecutor, LocalOptions};
-use crate::exec::progress::SweepProgress;
 use crate::exec::slurm::{SlurmExecutor, SlurmOptions};
 use crate::exec::{ExecEvent, Executor, Interrupt, TrialJob, TrialOutcome};
 use crate::store::atomic;
 use crate::store::journal::{self, Event, Journal};
+use crate::store::leaderboard::display_value;
 use crate::store::leaderboard::{Csv, Exporter, Leaderboard};
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir, TRIAL_INPUT_FILE};
+use crate::sweep::progress::{SweepProgress, Verbosity};
 use crate::sweep::retry::{self, Ended, Failures};
+use crate::sweep::spec_change;
 use crate::train::config::KeyErrors;
 use crate::trial::{CommandTask, StopReason, TrialEvent, TrialStatus, TrialTask};
 
@@ -64,6 +66,10 @@ pub struct RunOptions {
     pub retries: u32,
     /// Draw live progress bars (stderr is a terminal).
     pub terminal: bool,
+    /// How much to print while running.
+    pub verbosity: Verbosity,
+    /// Accept a spec change that takes finished trials off the leaderboard.
+    pub accept_changes: bool,
     /// A line describing where the trials run, shown once the spec is valid.
     pub banner: Option<String>,
     /// The order trials start in, and whether free cores go to running trials.
@@ -247,18 +253,6 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let mut journal = dir.open_journal()?;
     // The journal as written: trials whose runs ended unjournalled are journalled below.
     let mut record = dir.read_record()?;
-    if !record.name.is_empty() && record.objective != plan.objective {
-        bail!(
-            "{} holds sweep `{}` ranked by {}, and the spec now says {}: the trials kept \
-             checkpoints selected by the old metric; give the spec another name or use another \
-             --results directory",
-            dir.root().display(),
-            plan.name,
-            record.objective,
-            plan.objective
-        );
-    }
-    dir.write_spec(spec.source.text())?;
     let mut notes = Vec::new();
     let mut trials: HashMap<String, PlannedTrial> = plan
         .trials
@@ -269,6 +263,13 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         Some(tpe) => rebuild_asked(&spec, &plan, tpe, &record, &mut trials, &mut notes),
         None => sync_plan(&record, &plan, &mut notes),
     };
+    if let Some(why) = spec_change::refusal(&record, &plan.objective, &events) {
+        if !opts.accept_changes {
+            bail!("{}: {why}", dir.root().display());
+        }
+        notes.push(format!("{} accepted: {why}", spec_change::ACCEPT_FLAG));
+    }
+    dir.write_spec(spec.source.text())?;
     events.extend(collect_ended(&dir, &record));
     for e in &events {
         record.apply(e);
@@ -327,7 +328,13 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     record.apply(&sweep);
     events.insert(0, sweep);
     journal.append(&events)?;
-    let progress = SweepProgress::new(ran, opts.terminal, &plan.objective);
+    // Progress counts the whole sweep: finished trials of earlier runs are already done, and
+    // an adaptive sweep runs up to its budget.
+    let total = match &plan.tpe {
+        Some(tpe) => tpe.budget.max(record.active().count()),
+        None => kept + unfinished + running.len(),
+    };
+    let progress = SweepProgress::new(total, kept, opts.terminal, opts.verbosity, &plan.objective);
     if let Some(b) = &opts.banner {
         progress.println(b);
     }
@@ -927,7 +934,16 @@ impl Study<'_> {
                     device: device.clone(),
                     cap,
                 })?;
-                self.progress.started(&trial, &device, attempt);
+                let params = self.record.get(&trial).map_or(String::new(), |t| {
+                    t.def
+                        .params
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "seed" || self.plan.repeats > 1)
+                        .map(|(k, v)| format!("{k}={}", display_value(v)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+                self.progress.started(&trial, &params, &device, attempt);
             }
             ExecEvent::Progress(e) => {
                 self.progress.event(&e);
@@ -1123,10 +1139,13 @@ fn publish(
 ) -> anyhow::Result<Leaderboard> {
     let board = Leaderboard::build(record);
     atomic::write(&dir.leaderboard_file(), Csv.serialize(&board)?)?;
-    if let Some(best) = board.best()
-        && dir.best_trial().as_deref() != Some(best.trial.as_str())
-    {
-        dir.publish_best(&best.trial)?;
+    // best/ always holds the leaderboard's winner, or nothing when it has none.
+    match board.best() {
+        Some(best) if dir.best_trial().as_deref() != Some(best.trial.as_str()) => {
+            dir.publish_best(&best.trial)?
+        }
+        Some(_) => {}
+        None => dir.clear_best()?,
     }
     if let Some(k) = keep_checkpoints {
         dir.drop_checkpoints(

@@ -1,18 +1,31 @@
 //! Live progress of a sweep: on a terminal an overall bar plus one line per running trial
-//! (epoch, the sweep's metric, ETA); otherwise plain timestamped log lines.
+//! (its parameters, epoch, the sweep's metric, ETA); otherwise plain timestamped log lines,
+//! one per trial that ends (or also one per epoch, or none).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::TrialOutcome;
+use crate::exec::TrialOutcome;
 use crate::trial::format_metric;
 use crate::trial::{Objective, TrialEvent, TrialStatus};
+
+/// How much `sweep run` prints while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// A live display on a terminal; elsewhere, a line per trial that ends.
+    Trials,
+    /// Also a line per epoch of every trial (off a terminal).
+    Epochs,
+    /// Only notes and errors; the leaderboard at the end.
+    Quiet,
+}
 
 /// The sweep's progress display.
 pub struct SweepProgress {
     terminal: Option<(MultiProgress, ProgressBar)>,
+    verbosity: Verbosity,
     objective: Objective,
     total: usize,
     done: usize,
@@ -25,6 +38,8 @@ pub struct SweepProgress {
 struct TrialLine {
     bar: Option<ProgressBar>,
     device: String,
+    /// The searched values, as `lr=0.1 wd=1e-6`.
+    params: String,
     epochs: Option<usize>,
     /// Epochs done when this attempt started (a resumed trial).
     resumed_from: usize,
@@ -36,6 +51,11 @@ struct TrialLine {
 
 impl TrialLine {
     fn text(&self, id: &str, metric: &str) -> String {
+        let id = if self.params.is_empty() {
+            id.to_string()
+        } else {
+            format!("{id} [{}]", self.params)
+        };
         if self.epoch == 0 {
             return format!("{id} on {:<7} starting", self.device);
         }
@@ -74,10 +94,16 @@ fn stamp() -> String {
 }
 
 impl SweepProgress {
-    /// A display for `total` trials to run, showing `objective`; a terminal display when
-    /// `terminal`.
-    pub fn new(total: usize, terminal: bool, objective: &Objective) -> Self {
-        let terminal = terminal.then(|| {
+    /// A display for a sweep of `total` trials of which `done` already ended (a resume),
+    /// showing `objective`; a live display when `terminal` (and not quiet).
+    pub fn new(
+        total: usize,
+        done: usize,
+        terminal: bool,
+        verbosity: Verbosity,
+        objective: &Objective,
+    ) -> Self {
+        let terminal = (terminal && verbosity != Verbosity::Quiet).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(total as u64));
             overall.set_style(
@@ -90,9 +116,10 @@ impl SweepProgress {
         });
         let p = Self {
             terminal,
+            verbosity,
             objective: objective.clone(),
             total,
-            done: 0,
+            done,
             failed: 0,
             pruned: 0,
             best: None,
@@ -102,7 +129,7 @@ impl SweepProgress {
         p
     }
 
-    /// Prints a line above the bars (or to stderr).
+    /// Prints a line above the bars (or to stderr), whatever the verbosity: notes that matter.
     pub fn println(&self, line: &str) {
         match &self.terminal {
             Some((multi, _)) => {
@@ -135,8 +162,15 @@ impl SweepProgress {
         }
     }
 
-    /// An attempt started.
-    pub fn started(&mut self, id: &str, device: &str, attempt: u32) {
+    /// A line of progress: printed unless quiet.
+    fn progress_line(&self, line: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            self.println(line);
+        }
+    }
+
+    /// An attempt started; `params` are its searched values (`lr=0.1 wd=1e-6`).
+    pub fn started(&mut self, id: &str, params: &str, device: &str, attempt: u32) {
         let bar = self.terminal.as_ref().map(|(multi, _)| {
             let b = multi.add(ProgressBar::new_spinner());
             b.set_style(ProgressStyle::with_template("  {spinner} {msg}").expect("valid template"));
@@ -146,6 +180,7 @@ impl SweepProgress {
         let line = TrialLine {
             bar,
             device: device.to_string(),
+            params: params.to_string(),
             epochs: None,
             resumed_from: 0,
             epoch: 0,
@@ -162,8 +197,13 @@ impl SweepProgress {
         } else {
             String::new()
         };
-        if self.terminal.is_none() {
-            self.println(&format!("started {id} on {device}{again}"));
+        if self.terminal.is_none() && self.verbosity == Verbosity::Epochs {
+            let params = if params.is_empty() {
+                String::new()
+            } else {
+                format!(" [{params}]")
+            };
+            self.println(&format!("started {id}{params} on {device}{again}"));
         }
         self.refresh_overall();
     }
@@ -200,7 +240,11 @@ impl SweepProgress {
         let text = line.text(id, &self.objective.metric);
         match &line.bar {
             Some(b) => b.set_message(text),
-            None if matches!(event, TrialEvent::Epoch { .. }) => self.println(&text),
+            None if matches!(event, TrialEvent::Epoch { .. })
+                && self.verbosity == Verbosity::Epochs =>
+            {
+                self.println(&text)
+            }
             None => {}
         }
     }
@@ -213,6 +257,11 @@ impl SweepProgress {
         will_retry: bool,
         best: Option<(String, f64)>,
     ) {
+        let params = self
+            .running
+            .get(id)
+            .map(|l| l.params.clone())
+            .unwrap_or_default();
         if let Some(line) = self.running.remove(id)
             && let (Some((multi, _)), Some(bar)) = (&self.terminal, line.bar)
         {
@@ -223,6 +272,7 @@ impl SweepProgress {
             self.done += 1;
             match outcome.status {
                 TrialStatus::Pruned => self.pruned += 1,
+                TrialStatus::Interrupted => self.done -= 1,
                 s if !s.is_final() => self.failed += 1,
                 _ => {}
             }
@@ -231,22 +281,30 @@ impl SweepProgress {
             self.best = best;
         }
         let value = outcome.best.as_ref().and_then(|b| self.objective.value(b));
-        let result = match (outcome.status, value) {
-            (TrialStatus::Completed, Some(v)) => {
-                format!(
-                    "completed, best {} {}",
-                    self.objective.metric,
-                    format_metric(v)
-                )
+        let why = outcome.message.as_deref().unwrap_or("");
+        let because = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
+        let (verb, result) = match (outcome.status, value) {
+            (TrialStatus::Completed, Some(v)) => (
+                "completed",
+                format!(", best {} {}", self.objective.metric, format_metric(v)),
+            ),
+            (TrialStatus::Interrupted, _) => {
+                ("stopped", format!("{because}; it resumes on the next run"))
             }
-            (status, _) => {
-                let why = outcome.message.as_deref().unwrap_or("");
-                format!("{status}{}{why}", if why.is_empty() { "" } else { ": " })
-            }
+            (status, _) => (status.name(), because),
         };
         let retry = if will_retry { " - will retry" } else { "" };
-        self.println(&format!(
-            "finished {id} ({}/{}) {result} in {}{retry}",
+        let params = if params.is_empty() {
+            String::new()
+        } else {
+            format!(" [{params}]")
+        };
+        self.progress_line(&format!(
+            "{verb} {id}{params} ({}/{}) in {}{result}{retry}",
             self.done,
             self.total,
             human_duration(outcome.seconds)

@@ -1,0 +1,155 @@
+//! What a changed spec may do to a sweep that already ran, as one rule for every change: a
+//! change that would take finished work off the leaderboard is refused, with the reason and
+//! the flag that accepts it; a change that loses nothing is accepted.
+//!
+//! Finished work is a trial that reported at least one epoch. It leaves the leaderboard when
+//! the spec no longer has it (a value removed, or a base value every trial shares changed,
+//! which changes every trial's id), and it is judged anew when the metric changes (its kept
+//! checkpoint was selected by the old one).
+
+use crate::store::journal::Event;
+use crate::store::record::StudyRecord;
+use crate::trial::Objective;
+
+/// The flag that accepts a change that loses finished work.
+pub const ACCEPT_FLAG: &str = "--accept-changes";
+
+/// Why the change from `record` to a spec ranked by `objective` whose plan sync produced
+/// `events` must be refused, if it must.
+pub fn refusal(record: &StudyRecord, objective: &Objective, events: &[Event]) -> Option<String> {
+    let with_results = |id: &str| record.get(id).is_some_and(|t| !t.epochs.is_empty());
+    let all_retired: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Retired { trials, .. } => Some(trials),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let retired: Vec<&String> = all_retired
+        .iter()
+        .copied()
+        .filter(|id| with_results(id))
+        .collect();
+    let finished = record.active().filter(|t| !t.epochs.is_empty()).count();
+    if !retired.is_empty() {
+        let how = if all_retired.len() == record.active().count() {
+            " (every trial's id changed: a value all trials share, such as the base \
+             configuration or `epochs`, is not what they ran with)"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "the spec changed: {} with results would leave the leaderboard{how} ({}{}). Their \
+             results would stay in the journal, and best/ would follow the new leaderboard. Run \
+             again with {ACCEPT_FLAG} to accept that, restore the spec, or give it another name",
+            crate::text::count(retired.len(), "trial"),
+            retired
+                .iter()
+                .take(5)
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if retired.len() > 5 { ", ..." } else { "" }
+        ));
+    }
+    if !record.name.is_empty() && record.objective != *objective && finished > 0 {
+        return Some(format!(
+            "the spec now ranks by {objective}, and {} ranked by {} kept checkpoints selected by \
+             it. Run again with {ACCEPT_FLAG} to rank them by {objective} (their checkpoints stay \
+             those of the old metric's best epochs), restore the metric, or give the spec another \
+             name",
+            crate::text::count(finished, "trial"),
+            record.objective
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::journal::TrialDef;
+    use crate::trial::{EpochMetrics, Metrics, Mode};
+
+    fn record(ran: &[&str], planned: &[&str]) -> StudyRecord {
+        let mut events = vec![Event::Sweep {
+            name: "s".into(),
+            objective: Objective::new("val_acc", Some(Mode::Max)).unwrap(),
+            repeats: 1,
+            columns: vec![],
+            trials: planned.len(),
+            pending: 0,
+            backend: "local".into(),
+            pid: 1,
+            pruner: None,
+        }];
+        for (index, id) in planned.iter().enumerate() {
+            events.push(Event::Trial(TrialDef {
+                index,
+                id: id.to_string(),
+                group: id.to_string(),
+                label: None,
+                params: Default::default(),
+            }));
+        }
+        for id in ran {
+            events.push(Event::Epoch {
+                trial: id.to_string(),
+                row: EpochMetrics {
+                    epoch: 1,
+                    metrics: Metrics::new().with("val_acc", 90.0),
+                },
+            });
+        }
+        let entries: Vec<_> = events
+            .into_iter()
+            .map(|event| crate::store::journal::Entry {
+                time: String::new(),
+                event,
+            })
+            .collect();
+        StudyRecord::replay(&entries)
+    }
+
+    fn retire(ids: &[&str]) -> Vec<Event> {
+        vec![Event::Retired {
+            trials: ids.iter().map(|s| s.to_string()).collect(),
+            reason: "no longer in the spec".into(),
+        }]
+    }
+
+    #[test]
+    fn retiring_trials_with_results_is_refused_and_names_the_flag() {
+        let r = record(&["aa11", "bb22"], &["aa11", "bb22", "cc33"]);
+        let objective = Objective::new("val_acc", Some(Mode::Max)).unwrap();
+        let why = refusal(&r, &objective, &retire(&["aa11"])).unwrap();
+        assert!(
+            why.contains("1 trial with results") && why.contains(ACCEPT_FLAG),
+            "{why}"
+        );
+        let why = refusal(&r, &objective, &retire(&["aa11", "bb22", "cc33"])).unwrap();
+        assert!(why.contains("every trial's id changed"), "{why}");
+    }
+
+    #[test]
+    fn a_change_that_loses_nothing_is_accepted() {
+        let r = record(&["aa11"], &["aa11", "bb22"]);
+        let objective = Objective::new("val_acc", Some(Mode::Max)).unwrap();
+        assert_eq!(
+            refusal(&r, &objective, &retire(&["bb22"])),
+            None,
+            "bb22 never ran"
+        );
+        assert_eq!(refusal(&r, &objective, &[]), None, "the spec grew");
+        let nothing_ran = record(&[], &["aa11"]);
+        let other = Objective::new("val_accuracy", Some(Mode::Max)).unwrap();
+        assert_eq!(
+            refusal(&nothing_ran, &other, &[]),
+            None,
+            "a corrected metric name"
+        );
+        let why = refusal(&r, &other, &[]).unwrap();
+        assert!(why.contains("ranks by val_accuracy"), "{why}");
+    }
+}

@@ -76,7 +76,8 @@ fn a_sweep_ranks_its_trials_keeps_the_best_and_marks_divergence() {
             "best_epoch",
             "optimizer.lr",
             "seconds",
-            "device"
+            "device",
+            "number"
         ]
     );
     assert_eq!(rows.len(), 4);
@@ -397,14 +398,15 @@ fn repeats_add_mean_and_std_columns() {
         h.ends_with(&[
             "test_acc_mean".to_string(),
             "test_acc_std".to_string(),
-            "n".to_string()
+            "n".to_string(),
+            "number".to_string()
         ]),
         "{h:?}"
     );
     assert!(h.contains(&"seed".to_string()));
     // The two rows of the best configuration come first and share its mean.
-    assert_eq!(rows[1][h.len() - 3], rows[2][h.len() - 3]);
-    assert_eq!(rows[1][h.len() - 1], "2");
+    assert_eq!(rows[1][h.len() - 4], rows[2][h.len() - 4]);
+    assert_eq!(rows[1][h.len() - 2], "2");
 }
 
 #[test]

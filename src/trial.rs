@@ -1,6 +1,6 @@
 //! The vocabulary every layer shares about a trial: where it stands ([`TrialStatus`]), what it
 //! measured ([`Metrics`], named values per epoch), what the sweep optimises ([`Objective`]),
-//! how it ended ([`TrialSummary`]) and the events it reports while it runs ([`TrialEvent`]).
+//! how it ended ([`TrialSummary`]); the events it reports while it runs are [`crate::events`].
 //!
 //! Metrics are data, not struct fields: the trainer reports `train_loss`, `test_acc` and
 //! whatever else it measures, a user's program reports its own names, and every file, table
@@ -466,70 +466,6 @@ impl StopReason {
     }
 }
 
-/// One line of a trial's event stream: what `sweep trial` reports to the orchestrator, on
-/// stdout for the local executor or appended to `events.jsonl` in the trial directory on Slurm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "lowercase")]
-pub enum TrialEvent {
-    /// The trial is set up and training begins (or resumes).
-    Start {
-        /// Trial id.
-        trial: String,
-        /// Epochs planned, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        epochs: Option<usize>,
-        /// Epochs already done by an earlier attempt, resumed from its saved state.
-        #[serde(default)]
-        resumed_from: usize,
-        /// Where it runs ("cpu", "cuda:0").
-        device: String,
-        /// Training-step implementation, or "command".
-        engine: String,
-        /// Compute threads.
-        threads: usize,
-    },
-    /// An epoch finished and was evaluated.
-    Epoch {
-        /// Trial id.
-        trial: String,
-        /// Epochs planned, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        epochs: Option<usize>,
-        /// This epoch's row.
-        #[serde(flatten)]
-        row: EpochMetrics,
-    },
-    /// The run ended; the same content as its summary.json.
-    End {
-        /// Trial id.
-        trial: String,
-        /// Final summary.
-        #[serde(flatten)]
-        summary: TrialSummary,
-    },
-}
-
-impl TrialEvent {
-    /// The trial the event is about.
-    pub fn trial(&self) -> &str {
-        match self {
-            TrialEvent::Start { trial, .. }
-            | TrialEvent::Epoch { trial, .. }
-            | TrialEvent::End { trial, .. } => trial,
-        }
-    }
-
-    /// The event as one line of JSON (no newline).
-    pub fn to_line(&self) -> String {
-        serde_json::to_string(self).expect("events always serialise")
-    }
-
-    /// Parses one line; `None` for lines that are not events (e.g. stray output).
-    pub fn parse(line: &str) -> Option<Self> {
-        serde_json::from_str(line.trim()).ok()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,53 +478,6 @@ mod tests {
                 .with("test_loss", 1.0 / acc)
                 .with("test_acc", acc),
         }
-    }
-
-    #[test]
-    fn events_round_trip_through_one_json_line_keeping_metric_order() {
-        let summary = TrialSummary {
-            best_epoch: 1,
-            best: row(1, 97.0).metrics,
-            epochs_run: 3,
-            seconds: 30.0,
-            status: TrialStatus::Completed,
-            ..TrialSummary::starting(Objective::test_acc(), "cpu", "fused", 1)
-        };
-        let events = [
-            TrialEvent::Start {
-                trial: "ab12cd34".into(),
-                epochs: Some(3),
-                resumed_from: 0,
-                device: "cpu".into(),
-                engine: "fused".into(),
-                threads: 1,
-            },
-            TrialEvent::Epoch {
-                trial: "ab12cd34".into(),
-                epochs: Some(3),
-                row: row(1, 97.0),
-            },
-            TrialEvent::End {
-                trial: "ab12cd34".into(),
-                summary,
-            },
-        ];
-        for e in events {
-            let line = e.to_line();
-            assert!(!line.contains('\n'));
-            assert_eq!(TrialEvent::parse(&line), Some(e));
-        }
-        let line = TrialEvent::Epoch {
-            trial: "t".into(),
-            epochs: None,
-            row: row(2, 98.0),
-        }
-        .to_line();
-        assert!(
-            line.contains(r#""epoch":2,"metrics":{"lr":0.01,"test_loss":"#),
-            "{line}"
-        );
-        assert_eq!(TrialEvent::parse("warning: something"), None);
     }
 
     #[test]

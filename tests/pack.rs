@@ -4,10 +4,11 @@
 mod common;
 
 use common::*;
+use sweep::events::TrialEvent;
 use sweep::exec::local::{LocalExecutor, LocalOptions};
 use sweep::exec::slots::DeviceSpec;
 use sweep::exec::{ExecEvent, Executor};
-use sweep::trial::{StopReason, TrialEvent, TrialStatus};
+use sweep::trial::{StopReason, TrialStatus};
 
 #[test]
 fn stopping_one_trial_of_a_pack_leaves_the_others_training() {

@@ -290,9 +290,10 @@ fn a_detached_sweep_is_gathered_by_collect() {
 
 #[test]
 fn stopping_one_of_two_slurm_tasks_leaves_the_other_to_finish() {
+    use sweep::events::TrialEvent;
     use sweep::exec::slurm::{SlurmExecutor, SlurmOptions};
     use sweep::exec::{ExecEvent, Executor};
-    use sweep::trial::{StopReason, TrialEvent, TrialStatus};
+    use sweep::trial::{StopReason, TrialStatus};
     let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     if !cluster_available() {
         return;

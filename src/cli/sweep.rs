@@ -14,7 +14,6 @@ use super::parse_override;
 use crate::exec::local::LocalOptions;
 use crate::exec::slots::{DeviceSpec, resolve_devices};
 use crate::exec::slurm::SlurmOptions;
-use crate::exec::task::{self, EventsTo};
 use crate::store::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
 use crate::store::sweep_dir::SweepDir;
 use crate::sweep::progress::Verbosity;
@@ -24,6 +23,7 @@ use crate::sweep::study::{self, Backend, RunEnd, RunOptions};
 use crate::train::config::Override;
 use crate::train::progress;
 use crate::trial::{EXIT_INTERRUPTED, format_metric};
+use crate::trial_process::{self as task, EventsTo};
 
 /// Exit code of a sweep in which some trials failed (after retries).
 const EXIT_TRIALS_FAILED: u8 = 2;

@@ -102,7 +102,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .file_name()
         .map_or("run".into(), |n| n.to_string_lossy().into_owned());
     let mut observer: Box<dyn Observer> = if args.events {
-        Box::new(progress::Events::stdout(&name))
+        Box::new(crate::events::Events::stdout(&name))
     } else {
         progress::for_stderr()
     };

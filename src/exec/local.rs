@@ -15,11 +15,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::slots::{DeviceSpec, Slot, SlotPool};
-use super::task::ORCHESTRATOR_PID;
 use super::{ExecEvent, Executor, Interrupt, TrialJob, TrialOutcome, outcome_from_dir};
+use crate::events::TrialEvent;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::TRIAL_LOG_FILE;
-use crate::trial::{StopReason, TrialEvent, TrialStatus};
+use crate::trial::{StopReason, TrialStatus};
+
+/// The environment variable through which the local executor tells a trial its pid.
+pub const ORCHESTRATOR_PID: &str = "SWEEP_ORCHESTRATOR_PID";
 
 /// How long a child may take to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -175,7 +178,7 @@ impl LocalExecutor {
             }
         }
         // The trial asks the kernel to SIGTERM it when the orchestrator dies (see
-        // `task::die_with_orchestrator`), so that a `kill -9`ed sweep leaves no orphaned
+        // `trial_process::die_with_orchestrator`), so that a `kill -9`ed sweep leaves no orphaned
         // training behind. Asked there rather than in a fork hook here, spawning stays a cheap
         // posix_spawn.
         cmd.env(ORCHESTRATOR_PID, std::process::id().to_string());

@@ -1,22 +1,22 @@
 //! Executors run trials somewhere and say what happens: [`local::LocalExecutor`] (CPU/GPU
 //! slots on this machine, one child process per trial or per pack of trials) and
 //! [`slurm::SlurmExecutor`] (job arrays on a Slurm cluster). Both implement [`Executor`]:
-//! start a trial, stream its events, stop one trial with a reason, learn how it ended. They know nothing about neural networks:
-//! a trial is a directory, and `sweep trial DIR` ([`task`]) runs it and reports
-//! [`TrialEvent`]s in one schema everywhere.
+//! start a trial, stream its events, stop one trial with a reason, learn how it ended. They
+//! know nothing about neural networks (this module does not import `train`): a trial is a
+//! directory, and `sweep trial DIR` ([`crate::trial_process`]) runs it and reports
+//! [`TrialEvent`]s ([`crate::events`]) in one schema everywhere.
 
-pub mod command;
 pub mod local;
 pub mod slots;
 pub mod slurm;
-pub mod task;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::events::TrialEvent;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::TRIAL_LOG_FILE;
-use crate::trial::{Metrics, StopReason, TrialEvent, TrialStatus};
+use crate::trial::{Metrics, StopReason, TrialStatus};
 
 /// One attempt at one trial.
 #[derive(Debug, Clone, PartialEq)]

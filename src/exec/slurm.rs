@@ -16,7 +16,7 @@ use super::{ExecEvent, Executor, Interrupt, TrialJob, outcome_from_dir};
 use crate::store::atomic;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::EVENTS_FILE;
-use crate::trial::{StopReason, TrialEvent, TrialStatus};
+use crate::trial::{StopReason, TrialStatus};
 
 /// Settings of the Slurm executor (`sweep run --backend slurm`).
 #[derive(Debug, Clone)]
@@ -557,24 +557,10 @@ fn task_list(jobs: &[TrialJob]) -> String {
 
 /// Queues the events a task appended to its `events.jsonl` since the last poll.
 fn report_events(t: &mut Task, out: &mut VecDeque<ExecEvent>) {
-    let Ok(text) = std::fs::read_to_string(t.job.dir.join(EVENTS_FILE)) else {
-        return;
-    };
-    // Only complete lines: the task may be writing the last one.
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    for line in complete.lines().skip(t.reported_lines) {
-        t.reported_lines += 1;
-        match TrialEvent::parse(line) {
-            Some(event) => out.push_back(ExecEvent::Progress(event)),
-            // Skipped, never fatal: the trial's own files still tell how it ended.
-            None if !line.trim().is_empty() => note!(
-                "warning: {}:{}: skipped a line that is not an event",
-                t.job.dir.join(EVENTS_FILE).display(),
-                t.reported_lines
-            ),
-            None => {}
-        }
-    }
+    let (events, lines) =
+        crate::events::read_appended(&t.job.dir.join(EVENTS_FILE), t.reported_lines);
+    t.reported_lines = lines;
+    out.extend(events.into_iter().map(ExecEvent::Progress));
 }
 
 impl Executor for SlurmExecutor {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::events::TrialEvent;
 use crate::exec::TrialOutcome;
 use crate::trial::format_metric;
-use crate::trial::{Objective, TrialEvent, TrialStatus};
+use crate::trial::{Objective, TrialStatus};
 
 /// How much `sweep run` prints while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

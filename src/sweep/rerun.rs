@@ -81,7 +81,7 @@ fn rerun_command(
         spec.render(&table, &out, &task.id).join(" "),
         out.display()
     );
-    let status = crate::exec::command::run(
+    let status = crate::trial_process::command::run(
         &out,
         &rerun_task,
         rerun_task.command.as_ref().expect("set above"),
@@ -113,7 +113,7 @@ pub fn rerun(
     let trial_dir = dir.trial_dir(&row.trial);
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let out = dir.reruns_dir().join(format!("{}-{stamp}", row.trial));
-    let task = crate::exec::task::read_task(&trial_dir)?;
+    let task = crate::trial_process::read_task(&trial_dir)?;
     if let Some(cmd) = &task.command {
         let summary = rerun_command(&trial_dir, &out, &task, cmd, rerun, observer)?;
         return Ok(RerunResult {

@@ -17,6 +17,7 @@ use super::pruner::{Pruner, PrunerSpec};
 use super::sampler::{Ask, Tpe};
 use super::schedule::{self, Schedule};
 use super::spec::SweepSpec;
+use crate::events::TrialEvent;
 use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::slurm::{SlurmExecutor, SlurmOptions};
 use crate::exec::{ExecEvent, Executor, Interrupt, TrialJob, TrialOutcome};
@@ -31,7 +32,7 @@ use crate::sweep::progress::{SweepProgress, Verbosity};
 use crate::sweep::retry::{self, Ended, Failures};
 use crate::sweep::spec_change;
 use crate::train::config::KeyErrors;
-use crate::trial::{CommandTask, StopReason, TrialEvent, TrialStatus, TrialTask};
+use crate::trial::{CommandTask, StopReason, TrialStatus, TrialTask};
 
 /// Where trials run.
 #[derive(Debug, Clone)]

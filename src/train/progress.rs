@@ -1,12 +1,10 @@
-//! How `sweep train` shows progress: a bar on a terminal, a line per epoch otherwise, or the
-//! JSON event stream for the sweep executor.
-
-use std::io::Write;
+//! How `sweep train` shows progress: a bar on a terminal, a line per epoch otherwise (the JSON
+//! event stream for the sweep executor is [`crate::events`]).
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Observer;
-use crate::trial::{EpochMetrics, TrialEvent, TrialSummary, format_metric};
+use crate::trial::{EpochMetrics, TrialSummary, format_metric};
 
 /// A progress bar per epoch on stderr.
 pub struct Bar {
@@ -106,90 +104,6 @@ impl Observer for Lines {
 
     fn finished(&mut self, s: &TrialSummary) {
         note!("{}", finish_line(s));
-    }
-}
-
-/// The JSON event stream (see [`TrialEvent`]), one object per line: on stdout for the local
-/// executor, or appended to a file for batch jobs, whose stdout nobody reads live (those also
-/// get a line per epoch on stderr, for the job's log).
-pub struct Events<W: Write> {
-    out: W,
-    echo: bool,
-    trial: String,
-}
-
-impl Events<std::io::Stdout> {
-    /// Events of trial `trial` on stdout.
-    pub fn stdout(trial: &str) -> Self {
-        Self {
-            out: std::io::stdout(),
-            echo: false,
-            trial: trial.to_string(),
-        }
-    }
-}
-
-impl Events<std::fs::File> {
-    /// Events of trial `trial` appended to `path`, with a line per epoch on stderr. A line
-    /// left unterminated by an earlier run of the task (killed mid-write, then requeued) is
-    /// moved to `events.torn` first, so no event is appended after a fragment.
-    pub fn file(trial: &str, path: &std::path::Path) -> anyhow::Result<Self> {
-        let (out, torn) = crate::store::jsonl::open_for_append(path)?;
-        if let Some(torn) = torn {
-            note!("{}", torn.describe(path));
-        }
-        Ok(Self {
-            out,
-            echo: true,
-            trial: trial.to_string(),
-        })
-    }
-}
-
-impl<W: Write> Events<W> {
-    fn emit(&mut self, event: TrialEvent) {
-        // One write of the whole line, so a kill leaves at most an unterminated last line.
-        // A closed stdout (the executor went away) must not stop training.
-        let line = event.to_line() + "\n";
-        let _ = self.out.write_all(line.as_bytes());
-        let _ = self.out.flush();
-    }
-}
-
-impl<W: Write> Observer for Events<W> {
-    fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &TrialSummary) {
-        if self.echo {
-            Lines.started(epochs, steps_per_epoch, s);
-        }
-        self.emit(TrialEvent::Start {
-            trial: self.trial.clone(),
-            epochs: (epochs > 0).then_some(epochs),
-            resumed_from: s.epochs_run,
-            device: s.device.clone(),
-            engine: s.engine.clone(),
-            threads: s.threads,
-        });
-    }
-
-    fn epoch(&mut self, epochs: usize, m: &EpochMetrics, s: &TrialSummary) {
-        if self.echo {
-            Lines.epoch(epochs, m, s);
-        }
-        self.emit(TrialEvent::Epoch {
-            trial: self.trial.clone(),
-            epochs: (epochs > 0).then_some(epochs),
-            row: m.clone(),
-        });
-    }
-
-    fn finished(&mut self, s: &TrialSummary) {
-        if self.echo {
-            Lines.finished(s);
-        }
-        self.emit(TrialEvent::End {
-            trial: self.trial.clone(),
-            summary: s.clone(),
-        });
     }
 }
 

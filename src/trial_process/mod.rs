@@ -1,7 +1,10 @@
-//! `sweep trial`: the one entry point that runs a trial everywhere, on a local slot and inside
+//! The trial process, `sweep trial`: the one entry point that runs a trial everywhere, on a local slot and inside
 //! a Slurm array task alike. It reads the trial directory's `trial.json` (how to run it) and
 //! `trial.toml` (its configuration), runs the built-in trainer or the user's program, and
-//! reports [`crate::trial::TrialEvent`]s on stdout or into `events.jsonl`.
+//! reports [`crate::events::TrialEvent`]s on stdout or into `events.jsonl`. Everything here
+//! runs in that process, not in the orchestrator.
+
+pub mod command;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,13 +14,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::command;
-use super::slurm::{TASK_FILE, TaskRecord};
+use crate::events::Events;
+use crate::exec::local::ORCHESTRATOR_PID;
+use crate::exec::slurm::{TASK_FILE, TaskRecord};
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{EVENTS_FILE, TRIAL_INPUT_FILE, TRIAL_TASK_FILE};
 use crate::train::config::TrialConfig;
 use crate::train::pack::{PackedTrial, train_pack};
-use crate::train::progress::Events;
 use crate::train::{self as trainer, Observer, TrainContext};
 use crate::trial::{TrialStatus, TrialTask};
 
@@ -107,9 +110,6 @@ impl SlurmGpus {
     }
 }
 
-/// The environment variable through which the local executor tells a trial its pid.
-pub const ORCHESTRATOR_PID: &str = "SWEEP_ORCHESTRATOR_PID";
-
 /// Makes this trial process end (SIGTERM, which saves its state) when the orchestrator that
 /// started it dies, even by `kill -9`; exits at once if it is already gone.
 fn die_with_orchestrator() {
@@ -133,10 +133,10 @@ fn watch_time_limit(stop: &Arc<AtomicBool>, requeue: &Arc<AtomicBool>) {
     let Some(job) = env("SLURM_JOB_ID") else {
         return;
     };
-    let Some(left) = super::slurm::time_left(&job) else {
+    let Some(left) = crate::exec::slurm::time_left(&job) else {
         return;
     };
-    let margin = env(super::slurm::REQUEUE_BEFORE)
+    let margin = env(crate::exec::slurm::REQUEUE_BEFORE)
         .and_then(|s| s.parse::<u64>().ok())
         .map_or(Duration::from_secs(120), Duration::from_secs)
         // However short the limit, the trial keeps a quarter of it (at least 10 s) to make

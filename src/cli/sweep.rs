@@ -36,7 +36,7 @@ pub struct PlanArgs {
 
 /// `sweep plan`.
 pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let (spec, plan) = study::plan(&args.spec)?;
+    let (spec, plan) = crate::sweep::checks::load_plan(&args.spec)?;
     if let Some(d) = &spec.description {
         say!("{d}");
     }

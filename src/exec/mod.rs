@@ -192,7 +192,10 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| !l.trim().is_empty() && !(l.starts_with("=== attempt ") && l.ends_with(" ===")))
+        .filter(|l| {
+            let header = l.starts_with("=== attempt ") && l.ends_with(" ===");
+            !(l.trim().is_empty() || header)
+        })
         .collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

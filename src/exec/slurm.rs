@@ -328,7 +328,36 @@ impl SlurmExecutor {
 
     /// Follows trials that an earlier orchestrator submitted and Slurm still has queued or
     /// running: `(array job, task index, job)`.
-    pub fn attach(&mut self, array: &str, tasks: Vec<(usize, TrialJob)>) {
+    /// Follows the tasks of earlier jobs that Slurm still has queued or running, instead of
+    /// submitting their trials again. `submitted` lists jobs newest first, each with the
+    /// unfinished trial of every array task (None for one that finished); returns the trials
+    /// now followed (a trial in two jobs is followed in the newest).
+    pub fn reattach(&mut self, submitted: Vec<(String, Vec<Option<TrialJob>>)>) -> Vec<TrialJob> {
+        let mut taken = std::collections::HashSet::new();
+        let mut followed = Vec::new();
+        for (array, jobs) in submitted {
+            // An unknown (long finished) job id makes squeue fail: nothing to follow there.
+            let Ok(states) = task_states(&array) else {
+                continue;
+            };
+            let tasks: Vec<(usize, TrialJob)> = jobs
+                .into_iter()
+                .enumerate()
+                .filter_map(|(index, job)| Some((index, job?)))
+                .filter(|(index, job)| {
+                    states.get(index).is_some_and(|(s, _)| is_active(s))
+                        && taken.insert(job.id.clone())
+                })
+                .collect();
+            if !tasks.is_empty() {
+                followed.extend(tasks.iter().map(|(_, job)| job.clone()));
+                self.attach(&array, tasks);
+            }
+        }
+        followed
+    }
+
+    fn attach(&mut self, array: &str, tasks: Vec<(usize, TrialJob)>) {
         self.ready.push_back(ExecEvent::Message(format!(
             "following Slurm job {array} ({} tasks still queued or running)",
             tasks.len()

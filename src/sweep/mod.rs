@@ -1,12 +1,12 @@
 //! From a spec to ranked results: the spec (TOML) and its search space, the plan of trials,
 //! and the study that runs them on an executor.
 
+pub mod checks;
 pub mod importance;
 pub mod plan;
 pub mod progress;
 pub mod pruner;
 pub mod rerun;
-pub mod retry;
 pub mod sampler;
 pub mod schedule;
 pub mod search;

@@ -264,145 +264,31 @@ impl SweepSpec {
 
     /// Validates an already read spec.
     pub fn from_source(source: SourceFile) -> anyhow::Result<Self> {
-        let table = source.table()?;
-        let file: SpecFile =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let path = path_segments(e.path());
-                let msg = crate::text::plain_serde(&e.inner().to_string());
-                let msg = if path.first().map(String::as_str) == Some("base")
-                    && msg.contains("did not match any variant")
-                {
-                    "must be a path to a TrialConfig file or a [base] table".to_string()
-                } else {
-                    msg
-                };
-                source.error_at(&path, msg)
-            })?;
+        let file = parse_file(&source)?;
         let at = |key: &str, msg: String| {
             source.error_at(&crate::train::config::overrides::split_key(key), msg)
         };
         let mut errors = Vec::new();
-        if file.name.is_empty()
-            || !file
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            || file.name.starts_with('.')
-        {
-            errors.push(at(
-                "name",
-                format!(
-                    "`{}` cannot name a results directory; use letters, digits, '-', '_' and '.'",
-                    file.name
-                ),
-            ));
-        }
-        let objective = match (&file.metric, file.mode) {
-            (Some(m), mode) => match Objective::new(m, mode) {
-                Ok(o) => Some(o),
-                Err(msg) => {
-                    errors.push(at("metric", msg));
-                    None
-                }
-            },
-            (None, Some(_)) => {
-                errors.push(at(
-                    "mode",
-                    "goes with `metric`: name the metric it is the direction of".into(),
-                ));
-                None
-            }
-            (None, None) => None,
-        };
-        if file.repeats == 0 {
-            errors.push(at("repeats", "must be at least 1".into()));
-        }
+        let objective = header(&file, &at, &mut errors);
+        let searched: Vec<String> = file
+            .search
+            .params
+            .keys()
+            .flat_map(|name| name.split(',').map(|k| k.trim().to_string()))
+            .collect();
         let program = match (file.base, file.command, file.params) {
             (Some(base), None, None) => {
-                if let Some(m) = &file.metric
-                    && !REPORTED_METRICS.contains(&m.as_str())
-                {
-                    errors.push(at(
-                        "metric",
-                        format!(
-                            "the built-in trainer does not report `{m}`; it reports {}",
-                            REPORTED_METRICS.join(", ")
-                        ),
-                    ));
-                }
-                Program::Builtin(match base {
-                    Base::Path(p) => {
-                        let dir = source.path().parent().unwrap_or(Path::new("."));
-                        let resolved = dir.join(&p);
-                        match SourceFile::read(&resolved) {
-                            Ok(s) => BaseSource::File(s),
-                            Err(e) => {
-                                errors.push(at("base", format!("{e:#}")));
-                                BaseSource::Inline(toml::Table::new())
-                            }
-                        }
-                    }
-                    Base::Inline(t) => BaseSource::Inline(t),
-                })
+                builtin_program(base, file.metric.as_deref(), &source, &at, &mut errors)
             }
-            (None, Some(cmd), params) => {
-                let params = params.unwrap_or_default();
-                if file.metric.is_none() {
-                    errors.push(at(
-                        "command",
-                        "a command sweep names the metric its program reports, e.g. metric = \"val_acc\" (and mode = \"max\" if the name does not say)".into(),
-                    ));
-                }
-                if cmd.run.is_empty() || cmd.run[0].is_empty() {
-                    errors.push(at(
-                        "command.run",
-                        "needs the program and its arguments, e.g. [\"python\", \"train.py\", \"--lr\", \"{lr}\"]".into(),
-                    ));
-                }
-                if !(cmd.grace_seconds.is_finite() && cmd.grace_seconds >= 0.0) {
-                    errors.push(at(
-                        "command.grace_seconds",
-                        format!("must be >= 0, got {}", cmd.grace_seconds),
-                    ));
-                }
-                // A searched key needs no base value in [params].
-                let mut keys = param_paths(&params);
-                for name in file.search.params.keys() {
-                    for key in name.split(',').map(str::trim) {
-                        if !keys.iter().any(|k| k == key) {
-                            keys.push(key.to_string());
-                        }
-                    }
-                }
-                let known: Vec<String> = TRIAL_PLACEHOLDERS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .chain(keys.iter().cloned())
-                    .collect();
-                for (i, arg) in cmd.run.iter().enumerate() {
-                    let path = vec!["command".to_string(), "run".into(), i.to_string()];
-                    match placeholders(arg) {
-                        Err(msg) => errors.push(source.error_at(&path, msg)),
-                        Ok(names) => {
-                            for n in names.iter().filter(|n| !known.contains(n)) {
-                                errors.push(source.error_at(
-                                    &path,
-                                    format!(
-                                        "unknown placeholder {{{n}}}: the placeholders are the keys of [params] and [search.params] ({}) and {{trial_dir}}, {{trial_id}}, {{seed}}",
-                                        if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
-                Program::Command(CommandSpec {
-                    run: cmd.run,
-                    prefix: cmd.prefix,
-                    grace_seconds: cmd.grace_seconds,
-                    params,
-                })
-            }
+            (None, Some(cmd), params) => command_program(
+                cmd,
+                params.unwrap_or_default(),
+                file.metric.is_some(),
+                &searched,
+                &source,
+                &at,
+                &mut errors,
+            ),
             (Some(_), Some(_), _) => {
                 errors.push(at(
                     "command",
@@ -426,88 +312,8 @@ impl SweepSpec {
             }
         };
         let s = &file.search;
-        let samples = match (s.method, s.samples) {
-            (m, Some(n)) if m.draws() && n > 0 => n,
-            (m, _) if m.draws() => {
-                errors.push(at(
-                    "search.samples",
-                    format!(
-                        "{} search needs samples = N (at least 1)",
-                        if m == Method::Tpe { "tpe" } else { "random" }
-                    ),
-                ));
-                0
-            }
-            (_, Some(_)) => {
-                errors.push(at(
-                    "search.samples",
-                    "only random and tpe search draw samples; remove it".into(),
-                ));
-                0
-            }
-            (_, None) => 0,
-        };
-        let startup = match (s.method, s.startup) {
-            (Method::Tpe, Some(k)) if k > samples && samples > 0 => {
-                errors.push(at(
-                    "search.startup",
-                    format!("{k} random start-up trials are more than the {samples} samples"),
-                ));
-                k
-            }
-            (Method::Tpe, Some(k)) => k,
-            // An eighth of the budget at random, at most 10 (Optuna's default count): the
-            // rest is guided.
-            (Method::Tpe, None) => samples.div_ceil(8).clamp(1, 10),
-            (_, Some(_)) => {
-                errors.push(at(
-                    "search.startup",
-                    "belongs to method = \"tpe\" (its random trials before it learns)".into(),
-                ));
-                0
-            }
-            (_, None) => 0,
-        };
-        if s.method == Method::Tpe && file.repeats > 1 {
-            errors.push(at(
-                "repeats",
-                "tpe asks for one trial at a time and does not repeat seeds; use repeats with grid, random or list".into(),
-            ));
-        }
-        let mut axes = Vec::new();
-        for (name, value) in &s.params {
-            match Axis::parse(name, value, s.method) {
-                Ok(a) => axes.push(a),
-                Err((path, msg)) => errors.push(source.error_at(&path, msg)),
-            }
-        }
-        match s.method {
-            Method::List if !s.params.is_empty() => {
-                errors.push(at(
-                    "search.params",
-                    "list search takes [[search.trials]], not params".into(),
-                ));
-            }
-            Method::List if s.trials.is_empty() => {
-                errors.push(at(
-                    "search.method",
-                    "list search needs at least one [[search.trials]] table".into(),
-                ));
-            }
-            Method::Grid | Method::Random | Method::Tpe if !s.trials.is_empty() => {
-                errors.push(at(
-                    "search.trials",
-                    "[[search.trials]] belongs to method = \"list\"".into(),
-                ));
-            }
-            Method::Grid | Method::Random | Method::Tpe if s.params.is_empty() => {
-                errors.push(at(
-                    "search.params",
-                    "needs at least one key to search, e.g. \"optimizer.lr\" = [0.01, 0.1]".into(),
-                ));
-            }
-            _ => {}
-        }
+        let (samples, startup) = budget(s, file.repeats, &at, &mut errors);
+        let axes = search_axes(s, &source, &at, &mut errors);
         let set = flatten_keys(&file.set);
         let pruner = file.prune.as_ref().map(|p| prune_spec(p, &at, &mut errors));
         if file.keep_checkpoints == Some(0) {
@@ -581,6 +387,268 @@ impl SweepSpec {
             Program::Command(_) => inline("params"),
         }
     }
+}
+
+/// The spec file deserialised; a wrong key or type is an error naming its line.
+fn parse_file(source: &SourceFile) -> anyhow::Result<SpecFile> {
+    let table = source.table()?;
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = path_segments(e.path());
+        let msg = crate::text::plain_serde(&e.inner().to_string());
+        let msg = if path.first().map(String::as_str) == Some("base")
+            && msg.contains("did not match any variant")
+        {
+            "must be a path to a TrialConfig file or a [base] table".to_string()
+        } else {
+            msg
+        };
+        source.error_at(&path, msg).into()
+    })
+}
+
+/// Checks `name` and `repeats`, and reads the objective (`metric`, `mode`).
+fn header(
+    file: &SpecFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> Option<Objective> {
+    if file.name.is_empty()
+        || !file
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || file.name.starts_with('.')
+    {
+        errors.push(at(
+            "name",
+            format!(
+                "`{}` cannot name a results directory; use letters, digits, '-', '_' and '.'",
+                file.name
+            ),
+        ));
+    }
+    if file.repeats == 0 {
+        errors.push(at("repeats", "must be at least 1".into()));
+    }
+    match (&file.metric, file.mode) {
+        (Some(m), mode) => match Objective::new(m, mode) {
+            Ok(o) => Some(o),
+            Err(msg) => {
+                errors.push(at("metric", msg));
+                None
+            }
+        },
+        (None, Some(_)) => {
+            errors.push(at(
+                "mode",
+                "goes with `metric`: name the metric it is the direction of".into(),
+            ));
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+/// `base`: the built-in trainer's configuration (a file beside the spec, or inline).
+fn builtin_program(
+    base: Base,
+    metric: Option<&str>,
+    source: &SourceFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> Program {
+    if let Some(m) = metric
+        && !REPORTED_METRICS.contains(&m)
+    {
+        errors.push(at(
+            "metric",
+            format!(
+                "the built-in trainer does not report `{m}`; it reports {}",
+                REPORTED_METRICS.join(", ")
+            ),
+        ));
+    }
+    Program::Builtin(match base {
+        Base::Path(p) => {
+            let dir = source.path().parent().unwrap_or(Path::new("."));
+            match SourceFile::read(&dir.join(&p)) {
+                Ok(s) => BaseSource::File(s),
+                Err(e) => {
+                    errors.push(at("base", format!("{e:#}")));
+                    BaseSource::Inline(toml::Table::new())
+                }
+            }
+        }
+        Base::Inline(t) => BaseSource::Inline(t),
+    })
+}
+
+/// `[command]` and `[params]`: the user's program. Every placeholder must be a key of
+/// `[params]`, a searched key (which needs no base value) or a trial placeholder.
+fn command_program(
+    cmd: CommandFile,
+    params: toml::Table,
+    has_metric: bool,
+    searched: &[String],
+    source: &SourceFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> Program {
+    if !has_metric {
+        errors.push(at(
+            "command",
+            "a command sweep names the metric its program reports, e.g. metric = \"val_acc\" (and mode = \"max\" if the name does not say)".into(),
+        ));
+    }
+    if cmd.run.is_empty() || cmd.run[0].is_empty() {
+        errors.push(at(
+            "command.run",
+            "needs the program and its arguments, e.g. [\"python\", \"train.py\", \"--lr\", \"{lr}\"]".into(),
+        ));
+    }
+    if !(cmd.grace_seconds.is_finite() && cmd.grace_seconds >= 0.0) {
+        errors.push(at(
+            "command.grace_seconds",
+            format!("must be >= 0, got {}", cmd.grace_seconds),
+        ));
+    }
+    let mut keys = param_paths(&params);
+    for key in searched {
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    let known: Vec<String> = TRIAL_PLACEHOLDERS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(keys.iter().cloned())
+        .collect();
+    for (i, arg) in cmd.run.iter().enumerate() {
+        let path = vec!["command".to_string(), "run".into(), i.to_string()];
+        match placeholders(arg) {
+            Err(msg) => errors.push(source.error_at(&path, msg)),
+            Ok(names) => {
+                for n in names.iter().filter(|n| !known.contains(n)) {
+                    errors.push(source.error_at(
+                        &path,
+                        format!(
+                            "unknown placeholder {{{n}}}: the placeholders are the keys of [params] and [search.params] ({}) and {{trial_dir}}, {{trial_id}}, {{seed}}",
+                            if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Program::Command(CommandSpec {
+        run: cmd.run,
+        prefix: cmd.prefix,
+        grace_seconds: cmd.grace_seconds,
+        params,
+    })
+}
+
+/// `samples` and `startup`: how many trials a random or TPE search draws, and how many of
+/// TPE's are random.
+fn budget(
+    s: &SearchFile,
+    repeats: usize,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> (usize, usize) {
+    let samples = match (s.method, s.samples) {
+        (m, Some(n)) if m.draws() && n > 0 => n,
+        (m, _) if m.draws() => {
+            errors.push(at(
+                "search.samples",
+                format!(
+                    "{} search needs samples = N (at least 1)",
+                    if m == Method::Tpe { "tpe" } else { "random" }
+                ),
+            ));
+            0
+        }
+        (_, Some(_)) => {
+            errors.push(at(
+                "search.samples",
+                "only random and tpe search draw samples; remove it".into(),
+            ));
+            0
+        }
+        (_, None) => 0,
+    };
+    let startup = match (s.method, s.startup) {
+        (Method::Tpe, Some(k)) if k > samples && samples > 0 => {
+            errors.push(at(
+                "search.startup",
+                format!("{k} random start-up trials are more than the {samples} samples"),
+            ));
+            k
+        }
+        (Method::Tpe, Some(k)) => k,
+        // An eighth of the budget at random, at most 10 (Optuna's default count): the
+        // rest is guided.
+        (Method::Tpe, None) => samples.div_ceil(8).clamp(1, 10),
+        (_, Some(_)) => {
+            errors.push(at(
+                "search.startup",
+                "belongs to method = \"tpe\" (its random trials before it learns)".into(),
+            ));
+            0
+        }
+        (_, None) => 0,
+    };
+    if s.method == Method::Tpe && repeats > 1 {
+        errors.push(at(
+            "repeats",
+            "tpe asks for one trial at a time and does not repeat seeds; use repeats with grid, random or list".into(),
+        ));
+    }
+    (samples, startup)
+}
+
+/// `[search.params]` (or `[[search.trials]]`): the axes searched, checked against the method.
+fn search_axes(
+    s: &SearchFile,
+    source: &SourceFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> Vec<Axis> {
+    let mut axes = Vec::new();
+    for (name, value) in &s.params {
+        match Axis::parse(name, value, s.method) {
+            Ok(a) => axes.push(a),
+            Err((path, msg)) => errors.push(source.error_at(&path, msg)),
+        }
+    }
+    match s.method {
+        Method::List if !s.params.is_empty() => {
+            errors.push(at(
+                "search.params",
+                "list search takes [[search.trials]], not params".into(),
+            ));
+        }
+        Method::List if s.trials.is_empty() => {
+            errors.push(at(
+                "search.method",
+                "list search needs at least one [[search.trials]] table".into(),
+            ));
+        }
+        Method::Grid | Method::Random | Method::Tpe if !s.trials.is_empty() => {
+            errors.push(at(
+                "search.trials",
+                "[[search.trials]] belongs to method = \"list\"".into(),
+            ));
+        }
+        Method::Grid | Method::Random | Method::Tpe if s.params.is_empty() => {
+            errors.push(at(
+                "search.params",
+                "needs at least one key to search, e.g. \"optimizer.lr\" = [0.01, 0.1]".into(),
+            ));
+        }
+        _ => {}
+    }
+    axes
 }
 
 /// The pruner `[prune]` asks for; keys of the other method and bad values are errors.

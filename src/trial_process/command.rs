@@ -134,7 +134,7 @@ fn non_finite_as_null(text: &str) -> String {
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         if in_string {
-            in_string = !(c == '"' && !escaped);
+            in_string = c != '"' || escaped;
             escaped = c == '\\' && !escaped;
         } else if c == '"' {
             in_string = true;

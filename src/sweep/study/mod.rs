@@ -1,7 +1,17 @@
 //! A study ties a sweep together: it syncs the plan with the journal, journals each trial
 //! before it starts, starts trials on an executor as slots free, relays their events to the
 //! journal and the progress display, stops trials that run past their time, retries failures,
-//! and keeps the leaderboard and `best/` current.
+//! and keeps the leaderboard and `best/` current. This file is the loop; beside it are what a
+//! resumed sweep does first ([`resume`]), the retry policy ([`retry`]), publishing
+//! ([`publish`]) and the Slurm dry run ([`slurm`]).
+
+mod publish;
+mod resume;
+pub mod retry;
+mod slurm;
+
+pub use publish::{collect, leaderboard};
+pub use slurm::slurm_scripts;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -9,8 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::text::count;
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::plan::{Plan, PlannedTrial, TrialInput};
 use super::pruner::{Pruner, PrunerSpec};
@@ -21,18 +30,19 @@ use crate::events::TrialEvent;
 use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::slurm::{SlurmExecutor, SlurmOptions};
 use crate::exec::{ExecEvent, Executor, Interrupt, TrialJob, TrialOutcome};
-use crate::store::atomic;
-use crate::store::journal::{self, Event, Journal};
+use crate::store::journal::{Event, Journal};
+use crate::store::leaderboard::Leaderboard;
 use crate::store::leaderboard::display_value;
-use crate::store::leaderboard::{Csv, Exporter, Leaderboard};
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir, TRIAL_INPUT_FILE};
+use crate::sweep::checks::load_plan;
 use crate::sweep::progress::{SweepProgress, Verbosity};
-use crate::sweep::retry::{self, Ended, Failures};
-use crate::sweep::spec_change;
+use crate::text::count;
 use crate::train::config::KeyErrors;
 use crate::trial::{CommandTask, StopReason, TrialStatus, TrialTask};
+use resume::{catch_up, unfinished_submissions};
+use retry::{Ended, Failures};
 
 /// Where trials run.
 #[derive(Debug, Clone)]
@@ -107,147 +117,9 @@ pub struct RunReport {
     pub pending: usize,
 }
 
-/// Loads and expands a spec, failing on any invalid trial before anything is written.
-pub fn plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
-    let spec = SweepSpec::load(spec_path)?;
-    let plan = spec.plan()?;
-    let mut missing: Vec<String> = plan
-        .resolved()
-        .filter_map(|t| t.input.data_dir())
-        .filter(|d| !d.is_dir())
-        .map(|d| d.display().to_string())
-        .collect();
-    missing.sort();
-    missing.dedup();
-    if !missing.is_empty() {
-        let cwd = std::env::current_dir()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        bail!(
-            "{}: data.dir {} does not exist (relative paths are taken from the current directory, {cwd})",
-            spec_path.display(),
-            missing.join(", ")
-        );
-    }
-    check_validation_splits(&spec, &plan)?;
-    check_program(&spec, &plan)?;
-    Ok((spec, plan))
-}
-
-/// Fails, naming the key, when a trial's validation split cannot be cut from its training set
-/// (too large, or more images of a class than it has). Reads only the labels.
-fn check_validation_splits(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
-    let mut checked = std::collections::HashSet::new();
-    for config in plan.resolved().filter_map(PlannedTrial::config) {
-        let data = &config.data;
-        if data.val_size == 0 || !checked.insert((data.dir.clone(), data.val_size)) {
-            continue;
-        }
-        let labels = crate::train::data::training_labels(&data.dir).with_context(|| {
-            format!("cannot read the training labels in {}", data.dir.display())
-        })?;
-        if let Err(msg) = crate::train::data::validation_quotas(&labels, data.val_size) {
-            return Err(spec.key_error("data.val_size", msg).into());
-        }
-    }
-    Ok(())
-}
-
-/// Fails, naming the line, when a command sweep's program does not exist: a path that is no
-/// file, or a name no directory of PATH holds (a program given by a placeholder is not checked).
-fn check_program(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
-    let Some(program) = plan.command.as_ref().and_then(|c| c.run.first()) else {
-        return Ok(());
-    };
-    if program.contains('{') {
-        return Ok(());
-    }
-    let found = if program.contains('/') {
-        Path::new(program).is_file()
-    } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
-    };
-    if found {
-        return check_script(spec, plan);
-    }
-    let why = if program.contains('/') {
-        "no such file (a relative path is taken from the current directory)"
-    } else {
-        "no such program on PATH"
-    };
-    Err(spec
-        .source
-        .error_at(
-            &["command".into(), "run".into(), "0".into()],
-            format!("`{program}`: {why}"),
-        )
-        .into())
-}
-
-/// Interpreters whose first argument that is not an option is a script file.
-const INTERPRETERS: &[&str] = &[
-    "python", "python3", "bash", "sh", "zsh", "Rscript", "julia", "node", "perl", "ruby",
-];
-
-/// Fails, naming the line, when a command sweep runs an interpreter on a script file that
-/// does not exist (`python3 ux/trian.py`), which would fail every trial the same way.
-/// Arguments with placeholders, and `python -m module`, are not checked.
-fn check_script(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
-    let Some(run) = plan.command.as_ref().map(|c| &c.run) else {
-        return Ok(());
-    };
-    let name = Path::new(&run[0])
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let interpreter = INTERPRETERS.iter().any(|i| {
-        name == *i
-            || name
-                .strip_prefix(i)
-                .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
-    });
-    if !interpreter {
-        return Ok(());
-    }
-    let Some((index, script)) = run
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find(|(_, a)| !a.starts_with('-'))
-    else {
-        return Ok(());
-    };
-    let options: Vec<&String> = run[1..index].iter().collect();
-    if script.contains('{')
-        || options
-            .iter()
-            .any(|o| ["-m", "-c", "-e"].contains(&o.as_str()))
-    {
-        return Ok(());
-    }
-    if Path::new(script).is_file() {
-        return Ok(());
-    }
-    Err(spec
-        .source
-        .error_at(
-            &["command".into(), "run".into(), index.to_string()],
-            format!(
-                "`{script}`: no such file for `{}` to run (a relative path is taken from the \
-                 current directory, {})",
-                run[0],
-                std::env::current_dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_else(|_| "unknown".into())
-            ),
-        )
-        .into())
-}
-
 /// Runs (or resumes) the sweep in `spec_path`.
 pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
-    let (spec, plan) = plan(spec_path)?;
+    let (spec, plan) = load_plan(spec_path)?;
     let dir = SweepDir::new(&opts.results, &plan.name);
     let _lock = dir.lock()?;
     // Opened first: a torn last line is set aside before the record is read.
@@ -255,23 +127,8 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     // The journal as written: trials whose runs ended unjournalled are journalled below.
     let mut record = dir.read_record()?;
     let mut notes = Vec::new();
-    let mut trials: HashMap<String, PlannedTrial> = plan
-        .trials
-        .iter()
-        .map(|t| (t.id.clone(), t.clone()))
-        .collect();
-    let mut events = match &plan.tpe {
-        Some(tpe) => rebuild_asked(&spec, &plan, tpe, &record, &mut trials, &mut notes),
-        None => sync_plan(&record, &plan, &mut notes),
-    };
-    if let Some(why) = spec_change::refusal(&record, &plan.objective, &events) {
-        if !opts.accept_changes {
-            bail!("{}: {why}", dir.root().display());
-        }
-        notes.push(format!("{} accepted: {why}", spec_change::ACCEPT_FLAG));
-    }
-    dir.write_spec(spec.source.text())?;
-    events.extend(collect_ended(&dir, &record));
+    let (mut events, trials) =
+        catch_up(&spec, &plan, &dir, &record, opts.accept_changes, &mut notes)?;
     for e in &events {
         record.apply(e);
     }
@@ -283,11 +140,8 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             let mut slurm = SlurmExecutor::new(&plan.name, dir.root(), o.clone())?;
             // Trials of an earlier job that Slurm still has queued or running are followed,
             // not submitted again.
-            for (array, tasks) in still_queued(&dir, &record)? {
-                for (_, job) in &tasks {
-                    running.insert(job.id.clone(), Attempt::new(job.clone()));
-                }
-                slurm.attach(&array, tasks);
+            for job in slurm.reattach(unfinished_submissions(&dir, &record)?) {
+                running.insert(job.id.clone(), Attempt::new(job));
             }
             Box::new(slurm)
         }
@@ -414,192 +268,6 @@ fn watch_signals() -> anyhow::Result<Arc<AtomicBool>> {
             .context("cannot install signal handler")?;
     }
     Ok(flag)
-}
-
-/// The journal events that make the journal's plan the spec's: new trials enter, trials the
-/// spec no longer has are retired (their results stay in the journal). `notes` says what
-/// changed, for the user.
-fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<Event> {
-    let mut events = Vec::new();
-    let planned: std::collections::HashSet<&str> =
-        plan.trials.iter().map(|t| t.id.as_str()).collect();
-    let (mut added, mut new) = (0, 0);
-    for t in &plan.trials {
-        let known = record.get(&t.id);
-        if known.is_some_and(|k| k.active && k.def.params == t.params && k.def.label == t.label) {
-            continue;
-        }
-        let mut def = t.def();
-        match known {
-            Some(k) => {
-                def.index = k.def.index;
-                added += usize::from(!k.active);
-            }
-            None => {
-                def.index = record.trials.len() + new;
-                new += 1;
-                added += 1;
-            }
-        }
-        events.push(Event::Trial(def));
-    }
-    let retired: Vec<String> = record
-        .active()
-        .filter(|t| !planned.contains(t.id()))
-        .map(|t| t.id().to_string())
-        .collect();
-    if record.trials.is_empty() {
-        return events;
-    }
-    if !retired.is_empty() {
-        let kept_any = record.active().any(|t| planned.contains(t.id()));
-        notes.push(if kept_any {
-            format!(
-                "the spec changed: {} added, {} no longer in the spec (they leave the leaderboard; their results stay in the journal)",
-                count(added, "trial"),
-                retired.len()
-            )
-        } else {
-            format!(
-                "the spec changed every trial id (the base configuration, or a value every trial shares, changed): {added} new trials; the {} earlier trials leave the leaderboard and stay in the journal",
-                retired.len()
-            )
-        });
-        events.push(Event::Retired {
-            trials: retired,
-            reason: "no longer in the spec".into(),
-        });
-    } else if added > 0 {
-        notes.push(format!(
-            "the spec grew: {} added; finished trials are kept",
-            count(added, "trial")
-        ));
-    }
-    events
-}
-
-/// The trials an adaptive sampler asked for in earlier runs, resolved again from the values
-/// the journal holds (into `trials`), so that unfinished ones can run again; those the spec
-/// no longer resolves to the same id (its base changed) are retired.
-fn rebuild_asked(
-    spec: &SweepSpec,
-    plan: &Plan,
-    tpe: &Tpe,
-    record: &StudyRecord,
-    trials: &mut HashMap<String, PlannedTrial>,
-    notes: &mut Vec<String>,
-) -> Vec<Event> {
-    let mut stale = Vec::new();
-    for t in record.active() {
-        let rebuilt = tpe
-            .point_of(&t.def.params)
-            .and_then(|p| {
-                spec.planned_trial(&plan.base, &plan.columns, &p, 0, t.def.index)
-                    .ok()
-            })
-            .filter(|p| p.id == t.id());
-        match rebuilt {
-            Some(p) => {
-                trials.insert(p.id.clone(), p);
-            }
-            None => stale.push(t.id().to_string()),
-        }
-    }
-    if stale.is_empty() {
-        return Vec::new();
-    }
-    notes.push(format!(
-        "the spec changed: {} asked for before no longer belong to it (they leave the leaderboard; their results stay in the journal)",
-        count(stale.len(), "trial")
-    ));
-    vec![Event::Retired {
-        trials: stale,
-        reason: "no longer in the spec".into(),
-    }]
-}
-
-/// Journal events for trials whose runs ended while no orchestrator journalled them (it was
-/// killed, or they ran detached on Slurm): their epochs and how they ended, from their
-/// directories.
-fn collect_ended(dir: &SweepDir, record: &StudyRecord) -> Vec<Event> {
-    let mut events = Vec::new();
-    for t in record.active() {
-        if t.status.is_final() {
-            continue;
-        }
-        let Ok(run) = RunDir::open(&dir.trial_dir(t.id())) else {
-            continue;
-        };
-        let Ok(summary) = run.read_summary() else {
-            continue;
-        };
-        if !summary.status.is_final() {
-            continue;
-        }
-        for row in run.read_metrics().unwrap_or_default() {
-            if !t.epochs.contains(&row) {
-                events.push(Event::Epoch {
-                    trial: t.id().to_string(),
-                    row,
-                });
-            }
-        }
-        events.push(Event::Finished {
-            trial: t.id().to_string(),
-            attempt: t.attempts.max(1),
-            status: summary.status,
-            message: Some(
-                summary
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| "collected from the trial directory".into()),
-            ),
-            seconds: summary.seconds,
-            best: (summary.best_epoch > 0).then(|| summary.best.clone()),
-        });
-    }
-    events
-}
-
-/// Trials of one Slurm array by task index.
-type ArrayTasks = Vec<(usize, TrialJob)>;
-
-/// Trials of earlier Slurm jobs that are still queued or running: per array job, the trials'
-/// task indices and jobs, to follow rather than submit again.
-fn still_queued(dir: &SweepDir, record: &StudyRecord) -> anyhow::Result<Vec<(String, ArrayTasks)>> {
-    let entries = journal::read(&dir.journal_file())?.entries;
-    let mut out = Vec::new();
-    let mut taken = std::collections::HashSet::new();
-    for (array, trials) in journal::submissions(&entries).into_iter().take(8) {
-        // An unknown (long finished) job id makes squeue fail: nothing to follow there.
-        let Ok(states) = crate::exec::slurm::task_states(&array) else {
-            continue;
-        };
-        let mut tasks = Vec::new();
-        for (index, id) in trials.iter().enumerate() {
-            let active = states
-                .get(&index)
-                .is_some_and(|(s, _)| crate::exec::slurm::is_active(s));
-            let Some(t) = record.get(id) else { continue };
-            if active && !t.status.is_final() && taken.insert(id.clone()) {
-                tasks.push((
-                    index,
-                    TrialJob {
-                        id: id.clone(),
-                        dir: dir.trial_dir(id),
-                        attempt: t.attempts.max(1),
-                        failures: 0,
-                        cap: None,
-                        pack: None,
-                    },
-                ));
-            }
-        }
-        if !tasks.is_empty() {
-            out.push((array, tasks));
-        }
-    }
-    Ok(out)
 }
 
 /// An attempt the study has started and not yet seen end.
@@ -1049,114 +717,4 @@ impl Study<'_> {
         self.halted = Some(reason);
         Ok(())
     }
-
-    /// Rewrites leaderboard.csv and, when the winner changed, best/. Unless `force`, after
-    /// every trial in sweeps of up to 100 trials and after every 1/100 of the trials in larger
-    /// ones, so that rewriting files stays a linear cost however many trials end; None when
-    /// skipped.
-    fn publish(&mut self, force: bool) -> anyhow::Result<Option<Leaderboard>> {
-        self.unpublished += 1;
-        let batch = (self.record.trials.len() / 100).max(1);
-        if !force && self.unpublished < batch {
-            return Ok(None);
-        }
-        self.unpublished = 0;
-        let board = publish(&self.dir, &self.record, self.plan.keep_checkpoints)?;
-        Ok(Some(board))
-    }
-}
-
-/// The sbatch scripts `sweep run --backend slurm` would submit for this spec now (its
-/// unfinished trials), without writing or submitting anything.
-pub fn slurm_scripts(
-    spec_path: &Path,
-    results: &Path,
-    opts: &SlurmOptions,
-) -> anyhow::Result<Vec<crate::exec::slurm::ArrayScript>> {
-    let (_, plan) = plan(spec_path)?;
-    let dir = SweepDir::new(results, &plan.name);
-    let record = if dir.journal_file().is_file() {
-        dir.load_record(dir.is_locked())?
-    } else {
-        StudyRecord::default()
-    };
-    let jobs: Vec<TrialJob> = plan
-        .trials
-        .iter()
-        .filter(|t| record.get(&t.id).is_none_or(|r| !r.status.is_final()))
-        .map(|t| TrialJob {
-            id: t.id.clone(),
-            dir: std::path::absolute(dir.trial_dir(&t.id)).unwrap_or_else(|_| dir.trial_dir(&t.id)),
-            attempt: 1,
-            failures: 0,
-            cap: None,
-            pack: None,
-        })
-        .collect();
-    if jobs.is_empty() {
-        bail!(
-            "nothing to submit: every trial of {} has finished (see `sweep leaderboard {}`)",
-            plan.name,
-            dir.root().display()
-        );
-    }
-    Ok(SlurmExecutor::new(&plan.name, dir.root(), opts.clone())?.scripts(&jobs))
-}
-
-/// The current leaderboard of a sweep directory (safe while a run is in progress).
-pub fn leaderboard(dir: &SweepDir) -> anyhow::Result<(StudyRecord, Leaderboard)> {
-    let record = dir.load_record(dir.is_locked())?;
-    let board = Leaderboard::build(&record);
-    Ok((record, board))
-}
-
-/// Rebuilds a sweep's journal, leaderboard and `best/` from its trial directories (after
-/// trials ran detached on Slurm, or were copied in from elsewhere). Returns the leaderboard
-/// and how many trials the journal learnt the end of.
-pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
-    let _lock = dir.lock()?;
-    let mut journal = dir.open_journal()?;
-    let mut record = dir.read_record()?;
-    let events = collect_ended(dir, &record);
-    let learnt = events
-        .iter()
-        .filter(|e| matches!(e, Event::Finished { .. }))
-        .count();
-    journal.append(&events)?;
-    for e in &events {
-        record.apply(e);
-    }
-    let board = publish(dir, &record, None)?;
-    Ok((board, learnt))
-}
-
-/// Writes the leaderboard of `record` and, when the winner changed, `best/`. With
-/// `keep_checkpoints = K`, finished trials ranked below the first K lose their checkpoints
-/// (a finished trial only ever moves down, so none is needed again).
-fn publish(
-    dir: &SweepDir,
-    record: &StudyRecord,
-    keep_checkpoints: Option<usize>,
-) -> anyhow::Result<Leaderboard> {
-    let board = Leaderboard::build(record);
-    atomic::write(&dir.leaderboard_file(), Csv.serialize(&board)?)?;
-    // best/ always holds the leaderboard's winner, or nothing when it has none.
-    match board.best() {
-        Some(best) if dir.best_trial().as_deref() != Some(best.trial.as_str()) => {
-            dir.publish_best(&best.trial)?
-        }
-        Some(_) => {}
-        None => dir.clear_best()?,
-    }
-    if let Some(k) = keep_checkpoints {
-        dir.drop_checkpoints(
-            board
-                .rows
-                .iter()
-                .skip(k)
-                .filter(|r| r.status.is_final())
-                .map(|r| r.trial.as_str()),
-        );
-    }
-    Ok(board)
 }

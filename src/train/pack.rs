@@ -162,40 +162,7 @@ fn train_members(
         None
     };
 
-    let mut models = Vec::new();
-    let mut momenta = Vec::new();
-    let mut starts = Vec::new();
-    for (m, c) in members.iter_mut().zip(&configs) {
-        let model = Mlp::new(&c.model, c.seed, device)?;
-        let (epoch, momentum) = if m.trial.resume {
-            m.ledger.resume(&model)?
-        } else {
-            m.trial.run.write_metrics(&[])?;
-            (0, None)
-        };
-        models.push(model);
-        momenta.push(momentum);
-        starts.push(epoch);
-    }
-    let first_epoch = starts[0];
-    if starts.iter().any(|&e| e != first_epoch) {
-        anyhow::bail!(
-            "packed trials must resume from the same epoch, and these saved {starts:?}; run them \
-             apart"
-        );
-    }
-    let entering: Vec<PackMember> = models
-        .iter()
-        .zip(momenta)
-        .zip(&configs)
-        .map(|((model, momentum), c)| PackMember {
-            model,
-            optimizer: &c.optimizer,
-            momentum,
-        })
-        .collect();
-    let mut step = PackedStep::new(&entering)?;
-    drop(entering);
+    let (models, mut step, first_epoch) = start_members(members, &configs, device)?;
     // The members still in the pack, in the pack's order.
     let mut active: Vec<usize> = (0..members.len()).collect();
     let mut last_poll = Instant::now();
@@ -247,27 +214,7 @@ fn train_members(
                 let looked = look.swap(false, Ordering::Relaxed);
                 if signalled || looked || last_poll.elapsed() >= REQUEST_POLL {
                     last_poll = Instant::now();
-                    let mut keep = Vec::with_capacity(lanes.len());
-                    for lane in &lanes {
-                        let m = &mut members[lane.member];
-                        let request = m.trial.run.stop_request();
-                        match (request, signalled) {
-                            (Some(reason), _) => m.ledger.stopped(reason, epoch),
-                            (None, true) => m.ledger.stopped(StopReason::Interrupted, epoch),
-                            (None, false) => {}
-                        }
-                        keep.push(m.ledger.summary.status == TrialStatus::Running);
-                    }
-                    leave(&mut step, &mut lanes, &keep)?;
-                    if let Some(n) = members[0].trial.run.threads_request()
-                        && n != threads::get()
-                    {
-                        note!(
-                            "threads: {} from step {done} of epoch {}",
-                            threads::set(n),
-                            epoch + 1
-                        );
-                    }
+                    take_requests(members, &mut step, &mut lanes, signalled, epoch, done)?;
                 }
                 if lanes.is_empty() {
                     break;
@@ -308,32 +255,15 @@ fn train_members(
         })?;
 
         // Each member alone: evaluated, recorded, checkpointed.
-        let mut keep = Vec::with_capacity(lanes.len());
-        for (k, lane) in lanes.iter().enumerate() {
-            let m = &mut members[lane.member];
-            let model = &models[lane.member];
-            step.write_member(k, model)?;
-            let row = m
-                .ledger
-                .evaluate(model, epoch, lane.lr, lane.tally, &sets, epoch_start)?;
-            let Some(row) = row else {
-                keep.push(false);
-                continue;
-            };
-            m.ledger.record(row, model, step.member_momentum(k)?)?;
-            let row = m.ledger.last().expect("just recorded");
-            m.trial
-                .observer
-                .epoch(config.epochs, row, &m.ledger.summary);
-            keep.push(true);
-        }
-        step.retain(&keep)?;
-        active = lanes
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(l, _)| l.member)
-            .collect();
+        active = record_epoch(
+            members,
+            &models,
+            &lanes,
+            &mut step,
+            &sets,
+            epoch,
+            epoch_start,
+        )?;
         if active.is_empty() {
             return Ok(());
         }
@@ -342,6 +272,123 @@ fn train_members(
         members[i].ledger.completed();
     }
     Ok(())
+}
+
+/// Builds each member's model (resumed from its saved state when it has one) and the packed
+/// step over them; returns the models, the step and the epoch they all start from.
+fn start_members(
+    members: &mut [Member],
+    configs: &[&TrialConfig],
+    device: &Device,
+) -> anyhow::Result<(Vec<Mlp>, PackedStep, usize)> {
+    let mut models = Vec::new();
+    let mut momenta = Vec::new();
+    let mut starts = Vec::new();
+    for (m, c) in members.iter_mut().zip(configs) {
+        let model = Mlp::new(&c.model, c.seed, device)?;
+        let (epoch, momentum) = if m.trial.resume {
+            m.ledger.resume(&model)?
+        } else {
+            m.trial.run.write_metrics(&[])?;
+            (0, None)
+        };
+        models.push(model);
+        momenta.push(momentum);
+        starts.push(epoch);
+    }
+    let first_epoch = starts[0];
+    if starts.iter().any(|&e| e != first_epoch) {
+        anyhow::bail!(
+            "packed trials must resume from the same epoch, and these saved {starts:?}; run them \
+             apart"
+        );
+    }
+    let entering: Vec<PackMember> = models
+        .iter()
+        .zip(momenta)
+        .zip(configs)
+        .map(|((model, momentum), c)| PackMember {
+            model,
+            optimizer: &c.optimizer,
+            momentum,
+        })
+        .collect();
+    let step = PackedStep::new(&entering)?;
+    drop(entering);
+    Ok((models, step, first_epoch))
+}
+
+/// Acts on the requests waiting between two steps: a signal stops every member, a stop file
+/// the member it names (both leave the pack), and a new thread count applies to the pack.
+fn take_requests(
+    members: &mut [Member],
+    step: &mut PackedStep,
+    lanes: &mut Vec<Lane>,
+    signalled: bool,
+    epoch: usize,
+    done: usize,
+) -> anyhow::Result<()> {
+    let mut keep = Vec::with_capacity(lanes.len());
+    for lane in lanes.iter() {
+        let m = &mut members[lane.member];
+        let request = m.trial.run.stop_request();
+        match (request, signalled) {
+            (Some(reason), _) => m.ledger.stopped(reason, epoch),
+            (None, true) => m.ledger.stopped(StopReason::Interrupted, epoch),
+            (None, false) => {}
+        }
+        keep.push(m.ledger.summary.status == TrialStatus::Running);
+    }
+    leave(step, lanes, &keep)?;
+    if let Some(n) = members[0].trial.run.threads_request()
+        && n != threads::get()
+    {
+        note!(
+            "threads: {} from step {done} of epoch {}",
+            threads::set(n),
+            epoch + 1
+        );
+    }
+    Ok(())
+}
+
+/// Evaluates, records and checkpoints each member after an epoch; returns the members still
+/// in the pack (one that diverged or was stopped leaves it).
+fn record_epoch(
+    members: &mut [Member],
+    models: &[Mlp],
+    lanes: &[Lane],
+    step: &mut PackedStep,
+    sets: &EvalSets,
+    epoch: usize,
+    epoch_start: Instant,
+) -> anyhow::Result<Vec<usize>> {
+    let mut keep = Vec::with_capacity(lanes.len());
+    for (k, lane) in lanes.iter().enumerate() {
+        let m = &mut members[lane.member];
+        let model = &models[lane.member];
+        step.write_member(k, model)?;
+        let row = m
+            .ledger
+            .evaluate(model, epoch, lane.lr, lane.tally, sets, epoch_start)?;
+        let Some(row) = row else {
+            keep.push(false);
+            continue;
+        };
+        m.ledger.record(row, model, step.member_momentum(k)?)?;
+        let row = m.ledger.last().expect("just recorded");
+        m.trial
+            .observer
+            .epoch(m.trial.config.epochs, row, &m.ledger.summary);
+        keep.push(true);
+    }
+    step.retain(&keep)?;
+    Ok(lanes
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(l, _)| l.member)
+        .collect())
 }
 
 /// Drops the lanes whose `keep` flag is false from the pack (their producers stop when their

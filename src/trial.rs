@@ -210,16 +210,6 @@ impl fmt::Display for Objective {
     }
 }
 
-/// A metric value as a person reads it: percentages to 2 decimals, losses and other small
-/// values to 4.
-pub fn format_metric(v: f64) -> String {
-    if v.abs() >= 10.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
-    }
-}
-
 /// Named values, in the order they were reported (a JSON object on the wire).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics(Vec<(String, f64)>);

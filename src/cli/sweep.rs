@@ -20,9 +20,10 @@ use crate::sweep::progress::Verbosity;
 use crate::sweep::rerun::{self, Rerun};
 use crate::sweep::schedule::Schedule;
 use crate::sweep::study::{self, Backend, RunEnd, RunOptions};
+use crate::text::format_metric;
 use crate::train::config::Override;
 use crate::train::progress;
-use crate::trial::{EXIT_INTERRUPTED, format_metric};
+use crate::trial::EXIT_INTERRUPTED;
 use crate::trial_process::{self as task, EventsTo};
 
 /// Exit code of a sweep in which some trials failed (after retries).
@@ -383,7 +384,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn print_results(dir: &SweepDir, board: &Leaderboard) {
     let mut top = board.clone();
     top.truncate(10);
-    say!("{}", crate::store::text_table(&top.header(), &top.cells()));
+    say!("{}", crate::text::text_table(&top.header(), &top.cells()));
     if board.rows.len() > 10 {
         say!("... {} more rows", board.rows.len() - 10);
     }
@@ -450,7 +451,7 @@ pub fn leaderboard(args: LeaderboardArgs) -> anyhow::Result<ExitCode> {
         board.truncate(n);
     }
     let text = match args.format {
-        Format::Table => crate::store::text_table(&board.header(), &board.cells()) + "\n",
+        Format::Table => crate::text::text_table(&board.header(), &board.cells()) + "\n",
         Format::Csv => Csv.serialize(&board)?,
         Format::Markdown => Markdown.serialize(&board)?,
         Format::Json => Json.serialize(&board)?,

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::record::{StudyRecord, TrialRecord};
-use crate::trial::{Objective, TrialStatus, format_metric};
+use crate::text::display_value;
+use crate::text::format_metric;
+use crate::trial::{Objective, TrialStatus};
 
 /// The study's own number, shown next to any other objective: the best test accuracy.
 const TEST_ACC: &str = "test_acc";
@@ -296,14 +298,6 @@ pub fn column_value(t: &TrialRecord, column: &str) -> String {
         .get(column)
         .map(display_value)
         .unwrap_or_default()
-}
-
-/// Renders a TOML value as it would be written in a file (`0.01`, `[20, 35]`, `true`).
-pub fn display_value(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn stats(v: &[f64]) -> GroupStats {

@@ -9,7 +9,7 @@ use super::sampler::Tpe;
 use super::search::{self, Method, Point};
 use super::spec::{CommandSpec, Program, SweepSpec};
 use crate::store::journal::TrialDef;
-use crate::store::leaderboard::display_value;
+use crate::text::display_value;
 use crate::train::config::overrides::{get_path, set_path, split_key};
 use crate::train::config::{KeyError, KeyErrors, TrialConfig};
 use crate::trial::Objective;
@@ -416,6 +416,6 @@ impl Plan {
                 r
             })
             .collect();
-        crate::store::text_table(&header, &rows)
+        crate::text::text_table(&header, &rows)
     }
 }

@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::events::TrialEvent;
 use crate::exec::TrialOutcome;
-use crate::trial::format_metric;
+use crate::text::{format_metric, human_duration};
 use crate::trial::{Objective, TrialStatus};
 
 /// How much `sweep run` prints while it runs.
@@ -77,16 +77,6 @@ impl TrialLine {
             show(self.value),
             show(self.best),
         )
-    }
-}
-
-/// "1h02m", "5m30s", "12s".
-pub fn human_duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -319,17 +309,5 @@ impl SweepProgress {
             overall.finish_and_clear();
             let _ = multi.clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(12.4), "12s");
-        assert_eq!(human_duration(330.0), "5m30s");
-        assert_eq!(human_duration(3720.0), "1h02m");
     }
 }

@@ -12,7 +12,8 @@
 
 use crate::store::journal::Decision;
 use crate::store::record::{StudyRecord, TrialRecord};
-use crate::trial::{Objective, TrialStatus, format_metric};
+use crate::text::format_metric;
+use crate::trial::{Objective, TrialStatus};
 
 /// The pruner a spec's `[prune]` section asks for.
 #[derive(Debug, Clone, PartialEq)]

@@ -132,7 +132,7 @@ pub fn rerun(
         row.trial,
         rerun.rank,
         board.objective.metric,
-        row.value.map_or("-".into(), crate::trial::format_metric),
+        row.value.map_or("-".into(), crate::text::format_metric),
         source.display(),
         out.display()
     );

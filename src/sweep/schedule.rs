@@ -8,12 +8,12 @@
 //! architecture has run, else a size proxy (the multiply-adds of one forward pass) scaled by
 //! what the sweep measured so far. Command trials count their `epochs` parameter.
 
+use crate::train::cost;
 use std::collections::HashMap;
 
 use super::plan::{PlannedTrial, TrialInput};
 use crate::exec::TrialJob;
 use crate::store::record::{StudyRecord, TrialRecord};
-use crate::train::config::TrialConfig;
 
 /// How a sweep orders the trials it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,32 +22,6 @@ pub enum Schedule {
     Plan,
     /// Longest first, and the cores of free slots go to the trials still running.
     Balanced,
-}
-
-/// Multiply-adds of one forward pass of the model: a size proxy of its cost per image.
-fn model_size(config: &TrialConfig) -> f64 {
-    let mut inputs = crate::train::augment::PIXELS;
-    let mut total = 0.0;
-    for &width in &config.model.hidden {
-        total += (inputs * width) as f64;
-        inputs = width;
-    }
-    total + (inputs * crate::train::model::CLASSES) as f64
-}
-
-/// The images one epoch trains on.
-fn images(config: &TrialConfig) -> f64 {
-    let available = 60_000usize.saturating_sub(config.data.val_size);
-    match config.data.train_limit {
-        0 => available,
-        n => n.min(available),
-    }
-    .max(1) as f64
-}
-
-/// The architecture of a configuration: trials that share it cost the same per image.
-fn architecture(config: &TrialConfig) -> String {
-    format!("{:?}/{}", config.model.hidden, config.model.batch_norm)
 }
 
 /// What the sweep measured: seconds per image, by architecture and overall per unit of size.
@@ -73,12 +47,12 @@ impl Costs {
                 continue;
             }
             let per_epoch = seconds.iter().sum::<f64>() / seconds.len() as f64;
-            let per_image = per_epoch / images(config);
+            let per_image = per_epoch / cost::images_per_epoch(config);
             by_arch
-                .entry(architecture(config))
+                .entry(cost::architecture(config))
                 .or_default()
                 .push(per_image);
-            by_size.push(per_image / model_size(config));
+            by_size.push(per_image / cost::model_size(config));
         }
         let median = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
@@ -102,10 +76,10 @@ impl Costs {
             TrialInput::Builtin(config) => {
                 let per_image = self
                     .per_image
-                    .get(&architecture(config))
+                    .get(&cost::architecture(config))
                     .copied()
-                    .unwrap_or_else(|| model_size(config) * self.per_size.unwrap_or(1e-9));
-                remaining * images(config) * per_image
+                    .unwrap_or_else(|| cost::model_size(config) * self.per_size.unwrap_or(1e-9));
+                remaining * cost::images_per_epoch(config) * per_image
             }
             TrialInput::Command(_) => remaining,
         }

@@ -154,10 +154,7 @@ impl Axis {
                 let shown: Vec<String> = points
                     .iter()
                     .map(|p| {
-                        let v: Vec<String> = p
-                            .iter()
-                            .map(crate::store::leaderboard::display_value)
-                            .collect();
+                        let v: Vec<String> = p.iter().map(crate::text::display_value).collect();
                         v.join(" & ")
                     })
                     .collect();

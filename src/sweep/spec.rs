@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::pruner::{Asha, MedianPruner, PrunerSpec};
 use super::search::{Axis, Method};
-use crate::store::leaderboard::display_value;
+use crate::text::display_value;
 use crate::train::REPORTED_METRICS;
 use crate::train::config::overrides::{get_path, split_key};
 use crate::train::config::{KeyError, KeyErrors, SourceFile, path_segments};

@@ -6,9 +6,9 @@ use std::fmt::Write;
 
 use crate::store::leaderboard::{Leaderboard, column_value};
 use crate::store::sweep_dir::SweepDir;
-use crate::sweep::progress::human_duration;
+use crate::text::format_metric;
+use crate::text::human_duration;
 use crate::trial::TrialStatus;
-use crate::trial::format_metric;
 
 /// The status report of the sweep in `dir` (safe while it runs).
 pub fn report(dir: &SweepDir) -> anyhow::Result<String> {

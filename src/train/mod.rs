@@ -4,6 +4,7 @@
 
 pub mod augment;
 pub mod config;
+pub mod cost;
 pub mod cpu;
 pub mod data;
 pub mod engine;

@@ -4,7 +4,8 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Observer;
-use crate::trial::{EpochMetrics, TrialSummary, format_metric};
+use crate::text::format_metric;
+use crate::trial::{EpochMetrics, TrialSummary};
 
 /// A progress bar per epoch on stderr.
 pub struct Bar {

@@ -1,7 +1,7 @@
-//! TPE against random search on a surrogate of `scripts/bench_tpe.py`, in seconds instead of
+//! TPE against random search on a surrogate of `bench/tpe.py`, in seconds instead of
 //! half an hour, over enough seeds to tell a small difference from luck.
 //!
-//! The surrogate is the benchmark's own measurements (`scripts/bench_tpe_trials.csv`: each
+//! The surrogate is the benchmark's own measurements (`bench/tpe_trials.csv`: each
 //! measured trial's lr, momentum, weight decay, augmentation strength and best validation
 //! accuracy), smoothed with a Gaussian kernel in the sampler's space, plus Gaussian noise for
 //! the spread between neighbouring trials. Both methods use the real sampler
@@ -196,7 +196,7 @@ fn main() -> Result<(), String> {
     }
     let surrogate = Surrogate::load(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/scripts/bench_tpe_trials.csv"
+        "/bench/tpe_trials.csv"
     ))?;
     // The spec's default for 40 samples (an eighth).
     let startup = SAMPLES.div_ceil(8).clamp(1, 10);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds sweep with the `cuda` feature on a machine without a GPU or a CUDA toolkit, using
-# NVIDIA's wheels from PyPI for nvcc, headers and libraries (recipe and pitfalls:
-# ../shared/notes/candle.md, section 3). The binary targets Hopper (CUDA_COMPUTE_CAP=90:
+# NVIDIA's wheels from PyPI for nvcc, headers and libraries (the recipe is this script and
+# the README's GPU section). The binary targets Hopper (CUDA_COMPUTE_CAP=90:
 # H100/H200) and a CUDA 13.0 driver (NVIDIA 580).
 #
 #   scripts/build-cuda.sh            -> target/cuda/release/sweep (+ sweep-cuda.xz beside it)

@@ -93,7 +93,7 @@ PY
 done
 
 if python3 -c "import torch, numpy" 2>/dev/null; then
-  python3 scripts/pytorch_reference.py --device cuda --epochs 2 | sed 's/^/check: pytorch /'
+  python3 bench/pytorch_reference.py --device cuda --epochs 2 | sed 's/^/check: pytorch /'
 else
   say "pytorch = not installed here"
 fi

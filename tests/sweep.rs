@@ -944,6 +944,12 @@ fn tpe_asks_for_the_same_trials_in_parallel_whatever_the_timing() {
         "{}",
         text(&o)
     );
+    assert!(
+        text(&o).contains("trial i is drawn knowing trials 0..i-P")
+            && text(&o).contains("--per-device 1"),
+        "plan says how parallelism affects TPE: {}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -59,6 +59,13 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = &plan.pruner {
             say!("pruned by {}", p.describe());
         }
+        let cores = crate::train::threads::available();
+        say!(
+            "parallelism: TPE learns from finished trials only, so with P trials at a time trial \
+             i is drawn knowing trials 0..i-P. On the CPU `run` starts one trial per core ({cores} \
+             here); `--per-device 1` lets each trial learn from every one before it: slower, and \
+             on small budgets often better"
+        );
         return Ok(ExitCode::SUCCESS);
     }
     say!("{}", plan.table());

@@ -25,7 +25,7 @@ use crate::trial::{Objective, TrialStatus};
 const CANDIDATES: usize = 24;
 /// The width of a kernel relative to its parameter's range, scaled by n^(-1/(d+4)) as in
 /// Optuna's multivariate rule. Optuna takes 0.2; half of it found better points sooner on the
-/// surrogate of scripts/bench_tpe.py (examples/tpe_surrogate.rs) and on the noisy bowl
+/// surrogate of bench/tpe.py (examples/tpe_surrogate.rs) and on the noisy bowl
 /// below: early on the magic clip sets the width anyway, and later it sharpens both densities.
 const SIGMA0: f64 = 0.1;
 
@@ -274,7 +274,7 @@ fn settled(t: &TrialRecord) -> bool {
 /// How many of `n` observations form the good group: a quarter, at most 25. (Optuna takes a
 /// tenth; with noisy results and budgets of tens of trials, a good group of one or two trials
 /// follows the noise. A quarter found better points sooner on the surrogate of
-/// scripts/bench_tpe.py in examples/tpe_surrogate.rs.)
+/// bench/tpe.py in examples/tpe_surrogate.rs.)
 fn gamma(n: usize) -> usize {
     n.div_ceil(4).min(25)
 }

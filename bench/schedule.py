@@ -8,7 +8,7 @@ one thread (measured first, over --probe-epochs epochs), divided by the cores; a
 the same sum over the run's own epoch times (trials side by side run slower than alone: they
 share the memory bandwidth), which shows how well the schedule packed them.
 
-    scripts/bench_schedule.py [--sweep target/release/sweep] [--train-limit 6000]
+    bench/schedule.py [--sweep target/release/sweep] [--train-limit 6000]
 
 A benchmark to run by hand on an otherwise idle machine (about 12 minutes on 2 cores), not a
 test.

@@ -9,7 +9,7 @@ the goal (TPE at 20 trials matching random search at 40) over all seeds and over
 Ten seeds by default, not five: per seed, TPE at 20 minus random at 40 varies by about 0.3 points,
 so a 5-seed mean of it is uncertain by about 0.13, more than the difference it measures.
 
-    scripts/bench_tpe.py [--sweep target/release/sweep] [--seeds 10] [--work DIR]
+    bench/tpe.py [--sweep target/release/sweep] [--seeds 10] [--work DIR]
 
 --work keeps the sweeps in DIR (default: a new temporary folder); rerunning with the same DIR
 resumes them, and finished ones are only read. A benchmark to run by hand (about 45 minutes on

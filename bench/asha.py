@@ -3,7 +3,7 @@
 15 epochs on 10000 training images, selected on 5000 validation images), once without pruning
 and once with ASHA (grace 1, eta 3: rungs at 1, 3 and 9 epochs).
 
-    scripts/bench_asha.py [--sweep target/release/sweep] [--per-device 2]
+    bench/asha.py [--sweep target/release/sweep] [--per-device 2]
 
 Prints, for each: epochs trained, wall time, and the best validation accuracy found (with that
 trial's test accuracy at its kept checkpoint). Not a timed test: a benchmark to run by hand.

@@ -3,7 +3,7 @@
 training and 100 test images, 1 epoch), its CPU time sampled from /proc/<pid>/stat (utime +
 stime of the orchestrator alone, children excluded) until it exits.
 
-    scripts/bench_orchestrator.py [--sweep target/release/sweep] [--per-device 2] 100 1000 10000
+    bench/orchestrator.py [--sweep target/release/sweep] [--per-device 2] 100 1000 10000
 
 Prints one line per N: wall seconds, orchestrator CPU seconds, CPU ms per trial.
 """

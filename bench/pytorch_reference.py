@@ -5,8 +5,8 @@ Reads the IDX files in data/mnist (no download), trains 784-(1024 BN ReLU)x3-10 
 (lr 0.01, momentum 0.9, weight decay 1e-6, batch 100) and prints, per epoch, the seconds and
 test accuracy; with --step-bench it also times training steps and the step's matrix products.
 
-    python3 scripts/pytorch_reference.py --device cuda --epochs 2
-    python3 scripts/pytorch_reference.py --device cpu --threads 2 --step-bench
+    python3 bench/pytorch_reference.py --device cuda --epochs 2
+    python3 bench/pytorch_reference.py --device cpu --threads 2 --step-bench
 """
 import argparse, gzip, os, time
 

@@ -194,10 +194,7 @@ fn main() -> Result<(), String> {
             _ => return Err(format!("unknown flag {flag} (--seeds N, --noise SD)")),
         }
     }
-    let surrogate = Surrogate::load(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/bench/tpe_trials.csv"
-    ))?;
+    let surrogate = Surrogate::load(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/tpe_trials.csv"))?;
     // The spec's default for 40 samples (an eighth).
     let startup = SAMPLES.div_ceil(8).clamp(1, 10);
     let random: Vec<Vec<f64>> = (0..seeds)

@@ -459,21 +459,42 @@ mod tests {
                 trial("b", &[96.0, 97.5, 100.0], false),
             ],
         ];
+        // Each chart is a whole SVG document; with no finished epoch it says so, and two trials
+        // of three epochs draw a curve each.
+        let charts = |trials: &[TrialCurves]| {
+            [
+                metric(trials, "test_acc", MetricAxis::Linear).unwrap(),
+                metric(trials, "test_acc", MetricAxis::LogError).unwrap(),
+                metric(trials, "train_loss", MetricAxis::Log).unwrap(),
+                curves(trials, "test_acc").unwrap(),
+            ]
+        };
         for trials in &cases {
-            for axis in [MetricAxis::Linear, MetricAxis::LogError] {
-                assert!(
-                    metric(trials, "test_acc", axis)
-                        .unwrap()
-                        .starts_with("<svg")
-                );
+            for svg in charts(trials) {
+                assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
             }
-            assert!(
-                metric(trials, "train_loss", MetricAxis::Log)
-                    .unwrap()
-                    .starts_with("<svg")
-            );
-            assert!(curves(trials, "test_acc").unwrap().starts_with("<svg"));
         }
+        for svg in charts(&cases[1]).iter().take(3) {
+            assert!(svg.contains("no epoch has finished yet"), "{svg}");
+        }
+        // The trials' curves are the polylines through all three epochs.
+        let curves_of = |svg: &str| {
+            svg.split("<polyline")
+                .skip(1)
+                .filter(|p| {
+                    let points = p
+                        .split("points=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next());
+                    points.is_some_and(|pts| pts.split_whitespace().count() == 3)
+                })
+                .count()
+        };
+        for svg in charts(&cases[3]).iter().take(3) {
+            assert_eq!(curves_of(svg), 2, "{svg}");
+        }
+        let two = metric(&cases[3], "test_acc", MetricAxis::Linear).unwrap();
+        assert!(two.contains("\na\n") && two.contains("\nb\n"), "{two}");
         let empty = metric(&cases[0], "test_acc", MetricAxis::LogError).unwrap();
         assert!(empty.contains("no epoch has finished yet"));
     }
@@ -527,10 +548,11 @@ mod tests {
             vec![v("MLP", 98.4, false), v("+BN", 98.7, true)],
             vec![v("inf", 98.0, true)],
         ] {
+            let svg = scatter("k", &values, "test_acc").unwrap();
+            assert!(svg.trim_end().ends_with("</svg>"));
             assert!(
-                scatter("k", &values, "test_acc")
-                    .unwrap()
-                    .starts_with("<svg")
+                svg.matches("<circle").count() >= values.len(),
+                "a point per trial: {svg}"
             );
         }
     }

@@ -387,3 +387,83 @@ pub fn submissions(entries: &[Entry]) -> Vec<(String, Vec<String>)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sweep-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("journal.jsonl")
+    }
+
+    fn stopped(reason: &str) -> Event {
+        Event::Stopped {
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn a_new_journal_starts_with_its_format_and_reads_back_in_order() {
+        let path = scratch("order");
+        let (mut j, torn) = Journal::open(&path).unwrap();
+        assert_eq!(torn, None);
+        j.append(&[stopped("a"), stopped("b")]).unwrap();
+        drop(j);
+        let (mut j, _) = Journal::open(&path).unwrap();
+        j.append(&[stopped("c")]).unwrap();
+        let c = read(&path).unwrap();
+        assert_eq!(c.format, FORMAT);
+        assert!(c.bad.is_empty());
+        let events: Vec<&Event> = c.entries.iter().map(|e| &e.event).collect();
+        assert!(matches!(events[0], Event::Format { version, .. } if *version == FORMAT));
+        assert_eq!(events[1..], [&stopped("a"), &stopped("b"), &stopped("c")]);
+    }
+
+    #[test]
+    fn a_corrupt_line_is_skipped_by_readers_refused_by_writers_and_repaired() {
+        let path = scratch("repair");
+        let (mut j, _) = Journal::open(&path).unwrap();
+        j.append(&[stopped("a")]).unwrap();
+        drop(j);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"time\": 3, garbage\n");
+        std::fs::write(&path, &text).unwrap();
+        // A whole record after the bad line puts it in the middle.
+        let record = text.lines().nth(1).unwrap().to_string();
+        text.push_str(&record);
+        text.push('\n');
+        std::fs::write(&path, &text).unwrap();
+        let c = read(&path).unwrap();
+        assert_eq!(c.entries.len(), 3, "format, a, and a again");
+        assert_eq!(c.corrupt().map(|b| b.line).collect::<Vec<_>>(), [3]);
+        let refused = Journal::open(&path).err().unwrap().to_string();
+        assert!(
+            refused.contains("journal.jsonl:3") && refused.contains("sweep repair"),
+            "{refused}"
+        );
+        let r = repair(&path).unwrap();
+        assert_eq!((r.kept, r.dropped.len()), (3, 1));
+        assert!(r.backup.is_file() && r.quarantine.is_file());
+        assert!(read(&path).unwrap().bad.is_empty());
+        assert!(Journal::open(&path).is_ok());
+        assert!(
+            repair(&path).unwrap().dropped.is_empty(),
+            "nothing left to repair"
+        );
+    }
+
+    #[test]
+    fn a_journal_of_a_newer_format_is_refused_by_name() {
+        let path = scratch("newer");
+        std::fs::write(
+            &path,
+            "{\"time\":\"t\",\"event\":\"format\",\"version\":99,\"written_by\":\"sweep 9\"}\n",
+        )
+        .unwrap();
+        let e = read(&path).err().unwrap().to_string();
+        assert!(e.contains("format 99") && e.contains("newer"), "{e}");
+    }
+}

@@ -419,3 +419,66 @@ impl Plan {
         crate::text::text_table(&header, &rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::train::config::SourceFile;
+
+    fn plan(text: &str) -> Plan {
+        let source = SourceFile::parse(Path::new("s.toml"), text.to_string()).unwrap();
+        SweepSpec::from_source(source).unwrap().plan().unwrap()
+    }
+
+    const BASE: &str = "[base]\nepochs = 3\nbatch_size = 10\n[base.model]\nhidden = [8]\n[base.optimizer]\nlr = 0.1\n[base.schedule]\nname = \"multistep\"\n";
+
+    #[test]
+    fn a_grid_varies_its_first_key_slowest_and_zipped_keys_together() {
+        let p = plan(&format!(
+            "name = \"g\"\n{BASE}[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.1, 0.2]\n\"epochs,schedule.milestones\" = [[3, [1]], [4, [2]]]\n"
+        ));
+        let rows: Vec<(String, String, String)> = p
+            .trials
+            .iter()
+            .map(|t| {
+                (
+                    t.value("optimizer.lr"),
+                    t.value("epochs"),
+                    t.value("schedule.milestones"),
+                )
+            })
+            .collect();
+        let row = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+        assert_eq!(
+            rows,
+            [
+                row("0.1", "3", "[1]"),
+                row("0.1", "4", "[2]"),
+                row("0.2", "3", "[1]"),
+                row("0.2", "4", "[2]")
+            ]
+        );
+        let indices: Vec<usize> = p.trials.iter().map(|t| t.index).collect();
+        assert_eq!(indices, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn set_applies_to_every_trial_and_a_command_trial_needs_no_base_value_for_searched_keys() {
+        let p = plan(&format!(
+            "name = \"s\"\n{BASE}[set]\n\"optimizer.momentum\" = 0.9\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.1, 0.2]\n"
+        ));
+        assert!(
+            p.trials
+                .iter()
+                .all(|t| t.config().unwrap().optimizer.momentum == 0.9)
+        );
+        let c = plan(
+            "name = \"c\"\nmetric = \"acc\"\n[command]\nrun = [\"prog\", \"{lr}\"]\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1, 0.2]\n",
+        );
+        assert_eq!(c.trials.len(), 2);
+        assert_eq!(c.trials[1].value("lr"), "0.2");
+        assert_ne!(c.trials[0].id, c.trials[1].id);
+    }
+}

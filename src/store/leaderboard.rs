@@ -367,8 +367,8 @@ impl Exporter for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::journal::{Event, TrialDef};
-    use crate::trial::{EpochMetrics, Metrics, Mode};
+    use crate::store::record::fixture::Study;
+    use crate::trial::Mode;
 
     #[test]
     fn group_statistics_use_the_sample_standard_deviation() {
@@ -391,47 +391,17 @@ mod tests {
         group: impl Fn(&str) -> String,
         repeats: usize,
     ) -> StudyRecord {
-        let mut r = StudyRecord::default();
-        r.apply(&Event::Sweep {
-            name: "s".into(),
-            objective,
-            repeats,
-            columns: vec![],
-            trials: trials.len(),
-            pending: 0,
-            backend: "local".into(),
-            pid: 1,
-            pruner: None,
-        });
-        for (i, (id, status, curve)) in trials.iter().enumerate() {
-            r.apply(&Event::Trial(TrialDef {
-                index: i,
-                id: id.to_string(),
-                group: group(id),
-                label: None,
-                params: Default::default(),
-            }));
-            for (e, (loss, acc)) in curve.iter().enumerate() {
-                r.apply(&Event::Epoch {
-                    trial: id.to_string(),
-                    row: EpochMetrics {
-                        epoch: e + 1,
-                        metrics: Metrics::new()
-                            .with("test_loss", *loss)
-                            .with("test_acc", *acc),
-                    },
-                });
-            }
-            r.apply(&Event::Finished {
-                trial: id.to_string(),
-                attempt: 1,
-                status: *status,
-                message: None,
-                seconds: 1.0,
-                best: None,
-            });
+        let mut s = Study::ranked_by(objective, repeats);
+        for (id, status, curve) in trials {
+            let rows: Vec<Vec<(&str, f64)>> = curve
+                .iter()
+                .map(|(loss, acc)| vec![("test_loss", *loss), ("test_acc", *acc)])
+                .collect();
+            s.trial_in_group(id, &group(id), &[])
+                .epochs(id, &rows)
+                .ended(id, *status);
         }
-        r
+        s.build()
     }
 
     #[test]

@@ -331,3 +331,110 @@ mod tests {
         assert_eq!(a.peak("val_acc"), None);
     }
 }
+
+/// Study records built event by event, for the tests of everything that reads one (the
+/// pruner, the sampler, the scheduler, the leaderboard, the spec-change rule).
+#[cfg(test)]
+pub mod fixture {
+    use super::StudyRecord;
+    use crate::store::journal::{Event, TrialDef};
+    use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
+
+    /// A record being built.
+    pub struct Study(pub StudyRecord);
+
+    impl Study {
+        /// An empty record with no sweep line (objective test_acc).
+        pub fn new() -> Self {
+            Self(StudyRecord::default())
+        }
+
+        /// A record of sweep `s` ranked by `objective`, with `repeats` seeds per configuration.
+        pub fn ranked_by(objective: Objective, repeats: usize) -> Self {
+            let mut s = Self::new();
+            s.0.apply(&Event::Sweep {
+                name: "s".into(),
+                objective,
+                repeats,
+                columns: vec![],
+                trials: 0,
+                pending: 0,
+                backend: "local".into(),
+                pid: 1,
+                pruner: None,
+            });
+            s
+        }
+
+        /// Trial `id` enters the plan (its own group) with `params`.
+        pub fn trial(&mut self, id: &str, params: &[(&str, toml::Value)]) -> &mut Self {
+            self.trial_in_group(id, id, params)
+        }
+
+        /// Trial `id` of configuration `group` enters the plan with `params`.
+        pub fn trial_in_group(
+            &mut self,
+            id: &str,
+            group: &str,
+            params: &[(&str, toml::Value)],
+        ) -> &mut Self {
+            let index = self.0.trials.len();
+            self.0.apply(&Event::Trial(TrialDef {
+                index,
+                id: id.to_string(),
+                group: group.to_string(),
+                label: None,
+                params: params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            }));
+            self
+        }
+
+        /// Trial `id` reports one epoch per entry of `rows` (epochs from 1), each the named
+        /// values given.
+        pub fn epochs(&mut self, id: &str, rows: &[Vec<(&str, f64)>]) -> &mut Self {
+            for (e, row) in rows.iter().enumerate() {
+                self.epoch(id, e + 1, row);
+            }
+            self
+        }
+
+        /// Trial `id` reports `values` at epoch `epoch`.
+        pub fn epoch(&mut self, id: &str, epoch: usize, values: &[(&str, f64)]) -> &mut Self {
+            let metrics = values
+                .iter()
+                .fold(Metrics::new(), |m, (name, v)| m.with(name, *v));
+            self.0.apply(&Event::Epoch {
+                trial: id.to_string(),
+                row: EpochMetrics { epoch, metrics },
+            });
+            self
+        }
+
+        /// Trial `id` reports `metric` = each of `values`, one per epoch.
+        pub fn curve(&mut self, id: &str, metric: &str, values: &[f64]) -> &mut Self {
+            let rows: Vec<Vec<(&str, f64)>> = values.iter().map(|v| vec![(metric, *v)]).collect();
+            self.epochs(id, &rows)
+        }
+
+        /// Trial `id`'s first attempt ends with `status`.
+        pub fn ended(&mut self, id: &str, status: TrialStatus) -> &mut Self {
+            self.0.apply(&Event::Finished {
+                trial: id.to_string(),
+                attempt: 1,
+                status,
+                message: None,
+                seconds: 1.0,
+                best: None,
+            });
+            self
+        }
+
+        /// The record.
+        pub fn build(&self) -> StudyRecord {
+            self.0.clone()
+        }
+    }
+}

@@ -265,46 +265,18 @@ impl Pruner for Asha {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::journal::{Event, TrialDef};
-    use crate::trial::{EpochMetrics, Metrics};
-
-    /// Adds trial `id` with its accuracy curve to `r`.
-    fn add(r: &mut StudyRecord, id: &str, curve: &[f64]) {
-        r.apply(&Event::Trial(TrialDef {
-            index: r.trials.len(),
-            id: id.to_string(),
-            group: id.to_string(),
-            label: None,
-            params: Default::default(),
-        }));
-        for (e, v) in curve.iter().enumerate() {
-            r.apply(&Event::Epoch {
-                trial: id.to_string(),
-                row: EpochMetrics {
-                    epoch: e + 1,
-                    metrics: Metrics::new().with("test_acc", *v),
-                },
-            });
-        }
-    }
+    use crate::store::record::fixture::Study;
 
     /// A study of trials with the given accuracy curves and statuses.
     fn study(curves: &[(&str, &[f64], TrialStatus)]) -> StudyRecord {
-        let mut r = StudyRecord::default();
+        let mut s = Study::new();
         for (id, curve, status) in curves {
-            add(&mut r, id, curve);
+            s.trial(id, &[]).curve(id, "test_acc", curve);
             if *status != TrialStatus::Running {
-                r.apply(&Event::Finished {
-                    trial: id.to_string(),
-                    attempt: 1,
-                    status: *status,
-                    message: None,
-                    seconds: 1.0,
-                    best: None,
-                });
+                s.ended(id, *status);
             }
         }
-        r
+        s.build()
     }
 
     #[test]
@@ -375,14 +347,15 @@ mod tests {
             ("t5", &[96.0]),
             ("t6", &[80.0]),
         ];
-        let mut r = StudyRecord::default();
+        let mut s = Study::new();
         let mut stops = Vec::new();
         for (id, curve) in curves {
-            add(&mut r, id, curve);
-            let d = asha.decide(&r, id, 1, Some(15)).unwrap();
+            s.trial(id, &[]).curve(id, "test_acc", curve);
+            let d = asha.decide(&s.0, id, 1, Some(15)).unwrap();
             stops.push(d.stop);
-            r.apply(&Event::Decision(d));
+            s.0.apply(&crate::store::journal::Event::Decision(d));
         }
+        let r = s.build();
         // The 2/3-quantile of the values before: t1 first, on; t2 85 < 90, stop; t3 95 >=
         // 88.33, on; t4 92 >= 91.67, on; t5 96 >= 92.0, on; t6 80 < 94.0, stop.
         assert_eq!(stops, [false, true, false, false, false, true]);

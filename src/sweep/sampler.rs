@@ -431,9 +431,8 @@ fn truncated_normal(rng: &mut ChaCha8Rng, mu: f64, sigma: f64, lo: f64, hi: f64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::journal::{Event, TrialDef};
+    use crate::store::record::fixture::Study;
     use crate::sweep::search::Method;
-    use crate::trial::{EpochMetrics, Metrics};
 
     fn axis(name: &str, value: &str) -> Axis {
         let v: toml::Table = format!("v = {value}").parse().unwrap();
@@ -461,44 +460,27 @@ mod tests {
             parallelism: 1,
         };
         let mut noise = ChaCha8Rng::seed_from_u64(seed + 1000);
-        let mut record = StudyRecord::default();
+        let mut study = Study::new();
         let mut best = f64::MIN;
         let mut bests = Vec::new();
         for i in 0..trials {
-            let Ask::Point(p) = tpe.ask(&record, i, 0) else {
+            let Ask::Point(p) = tpe.ask(&study.0, i, 0) else {
                 panic!("trial {i}: no point")
             };
             let lr = p.values[0].value.as_float().unwrap();
             let m = p.values[1].value.as_float().unwrap();
             assert!((0.00001..=1.0).contains(&lr) && (0.0..=0.99).contains(&m));
             let id = format!("t{i}");
-            record.apply(&Event::Trial(TrialDef {
-                index: i,
-                id: id.clone(),
-                group: id.clone(),
-                label: None,
-                params: p
-                    .values
-                    .iter()
-                    .map(|a| (a.key.clone(), a.value.clone()))
-                    .collect(),
-            }));
             let v = objective(lr, m, &mut noise);
-            record.apply(&Event::Epoch {
-                trial: id.clone(),
-                row: EpochMetrics {
-                    epoch: 1,
-                    metrics: Metrics::new().with("test_acc", v),
-                },
-            });
-            record.apply(&Event::Finished {
-                trial: id,
-                attempt: 1,
-                status: TrialStatus::Completed,
-                message: None,
-                seconds: 1.0,
-                best: None,
-            });
+            let params: Vec<(&str, toml::Value)> = p
+                .values
+                .iter()
+                .map(|a| (a.key.as_str(), a.value.clone()))
+                .collect();
+            study
+                .trial(&id, &params)
+                .curve(&id, "test_acc", &[v])
+                .ended(&id, TrialStatus::Completed);
             best = best.max(v);
             bests.push(best);
         }
@@ -533,42 +515,20 @@ mod tests {
             seed: 7,
             parallelism: 2,
         };
-        let mut record = StudyRecord::default();
-        assert_eq!(tpe.ask(&record, 0, 0), tpe.ask(&record, 0, 0));
-        assert_ne!(
-            tpe.ask(&record, 0, 0),
-            tpe.ask(&record, 0, 1),
-            "a fresh attempt"
-        );
-        let Ask::Point(p0) = tpe.ask(&record, 0, 0) else {
+        let mut s = Study::new();
+        assert_eq!(tpe.ask(&s.0, 0, 0), tpe.ask(&s.0, 0, 0));
+        assert_ne!(tpe.ask(&s.0, 0, 0), tpe.ask(&s.0, 0, 1), "a fresh attempt");
+        let Ask::Point(p0) = tpe.ask(&s.0, 0, 0) else {
             panic!()
         };
-        record.apply(&Event::Trial(TrialDef {
-            index: 0,
-            id: "a".into(),
-            group: "a".into(),
-            label: None,
-            params: [("optimizer.lr".to_string(), p0.values[0].value.clone())].into(),
-        }));
+        s.trial("a", &[("optimizer.lr", p0.values[0].value.clone())]);
         // Trial 1 learns from trials 0..=-1 (none) with P = 2: it may start while 0 runs.
-        assert!(matches!(tpe.ask(&record, 1, 0), Ask::Point(_)));
-        record.apply(&Event::Trial(TrialDef {
-            index: 1,
-            id: "b".into(),
-            group: "b".into(),
-            label: None,
-            params: [("optimizer.lr".to_string(), toml::Value::Float(0.01))].into(),
-        }));
+        assert!(matches!(tpe.ask(&s.0, 1, 0), Ask::Point(_)));
+        s.trial("b", &[("optimizer.lr", toml::Value::Float(0.01))]);
         // Trial 2 learns from trial 0, which has not ended.
-        assert_eq!(tpe.ask(&record, 2, 0), Ask::Wait);
-        record.apply(&Event::Finished {
-            trial: "a".into(),
-            attempt: 1,
-            status: TrialStatus::Completed,
-            message: None,
-            seconds: 1.0,
-            best: None,
-        });
+        assert_eq!(tpe.ask(&s.0, 2, 0), Ask::Wait);
+        s.ended("a", TrialStatus::Completed);
+        let record = s.build();
         assert!(matches!(tpe.ask(&record, 2, 0), Ask::Point(_)));
         assert_eq!(tpe.ask(&record, 5, 0), Ask::Done);
     }

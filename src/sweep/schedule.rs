@@ -168,10 +168,9 @@ fn makespan(costs: &[f64], busy: &[f64], slots: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::journal::{Event, TrialDef};
+    use crate::store::record::fixture::Study;
     use crate::sweep::spec::SweepSpec;
     use crate::train::config::SourceFile;
-    use crate::trial::{EpochMetrics, Metrics};
 
     const SPEC: &str = "name = \"s\"\n[base]\nepochs = 45\nbatch_size = 100\n[base.model]\nhidden = [1024, 1024, 1024]\nbatch_norm = true\n[base.optimizer]\nlr = 0.01\n[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"45\"\n[[search.trials]]\nlabel = \"75\"\nepochs = 75\n[[search.trials]]\nlabel = \"small\"\nepochs = 75\n\"model.hidden\" = [16]\n[[search.trials]]\nlabel = \"60\"\nepochs = 60\n[[search.trials]]\nlabel = \"half data\"\n\"data.train_limit\" = 30000\nepochs = 75\n";
 
@@ -202,27 +201,16 @@ mod tests {
         let (plan, trials) = planned(SPEC);
         let label = |id: &str| trials[id].label.clone().unwrap();
         let mut queue: Vec<TrialJob> = plan.iter().map(|t| job(&t.id)).collect();
-        let mut record = StudyRecord::default();
-        order(&mut queue, &[], &trials, &record, None);
+        order(&mut queue, &[], &trials, &StudyRecord::default(), None);
         let labels: Vec<String> = queue.iter().map(|j| label(&j.id)).collect();
         assert_eq!(labels, ["75", "60", "45", "half data", "small"]);
 
         // A 75-epoch trial resumed at epoch 50 has 25 left: after the 45-epoch one.
         let resumed = plan.iter().find(|t| label(&t.id) == "75").unwrap();
-        record.apply(&Event::Trial(TrialDef {
-            index: 1,
-            id: resumed.id.clone(),
-            group: resumed.group.clone(),
-            label: None,
-            params: Default::default(),
-        }));
-        record.apply(&Event::Epoch {
-            trial: resumed.id.clone(),
-            row: EpochMetrics {
-                epoch: 50,
-                metrics: Metrics::new().with("seconds", 14.0),
-            },
-        });
+        let record = Study::new()
+            .trial_in_group(&resumed.id, &resumed.group, &[])
+            .epoch(&resumed.id, 50, &[("seconds", 14.0)])
+            .build();
         order(&mut queue, &[], &trials, &record, None);
         let labels: Vec<String> = queue.iter().map(|j| label(&j.id)).collect();
         assert_eq!(labels, ["60", "45", "half data", "75", "small"]);

@@ -69,47 +69,18 @@ pub fn refusal(record: &StudyRecord, objective: &Objective, events: &[Event]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::journal::TrialDef;
-    use crate::trial::{EpochMetrics, Metrics, Mode};
+    use crate::store::record::fixture::Study;
+    use crate::trial::Mode;
 
     fn record(ran: &[&str], planned: &[&str]) -> StudyRecord {
-        let mut events = vec![Event::Sweep {
-            name: "s".into(),
-            objective: Objective::new("val_acc", Some(Mode::Max)).unwrap(),
-            repeats: 1,
-            columns: vec![],
-            trials: planned.len(),
-            pending: 0,
-            backend: "local".into(),
-            pid: 1,
-            pruner: None,
-        }];
-        for (index, id) in planned.iter().enumerate() {
-            events.push(Event::Trial(TrialDef {
-                index,
-                id: id.to_string(),
-                group: id.to_string(),
-                label: None,
-                params: Default::default(),
-            }));
+        let mut s = Study::ranked_by(Objective::new("val_acc", Some(Mode::Max)).unwrap(), 1);
+        for id in planned {
+            s.trial(id, &[]);
         }
         for id in ran {
-            events.push(Event::Epoch {
-                trial: id.to_string(),
-                row: EpochMetrics {
-                    epoch: 1,
-                    metrics: Metrics::new().with("val_acc", 90.0),
-                },
-            });
+            s.curve(id, "val_acc", &[90.0]);
         }
-        let entries: Vec<_> = events
-            .into_iter()
-            .map(|event| crate::store::journal::Entry {
-                time: String::new(),
-                event,
-            })
-            .collect();
-        StudyRecord::replay(&entries)
+        s.build()
     }
 
     fn retire(ids: &[&str]) -> Vec<Event> {

@@ -341,12 +341,13 @@ pub mod fixture {
     use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
     /// A record being built.
+    #[derive(Default)]
     pub struct Study(pub StudyRecord);
 
     impl Study {
         /// An empty record with no sweep line (objective test_acc).
         pub fn new() -> Self {
-            Self(StudyRecord::default())
+            Self::default()
         }
 
         /// A record of sweep `s` ranked by `objective`, with `repeats` seeds per configuration.

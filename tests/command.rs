@@ -161,17 +161,17 @@ fn failures_timeouts_and_missing_metrics_are_recorded_with_what_went_wrong() {
 #[test]
 fn a_pruned_command_trial_is_stopped() {
     let dir = scratch("cmd-prune");
-    // Each trial runs 6 epochs of 0.3 s; the two worse learning rates reach rung 1 after the
-    // first trial, below its value.
+    // One trial at a time: the best learning rate runs its 6 epochs first; the two worse ones
+    // reach rung 1 below it and wait there (--hold-after 1) until the sweep stops them.
     let s = command_spec(
         &dir,
         "prune",
-        r#""--lr", "{lr}", "--epochs", "6", "--sleep", "0.3""#,
-        "lr = 0.01",
-        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1, 0.0001, 0.00001]",
+        r#""--lr", "{lr}", "--epochs", "6", "--hold-after", "{hold}""#,
+        "lr = 0.01\nhold = 0",
+        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"list\"\n[[search.trials]]\nlr = 0.1\n[[search.trials]]\nlr = 0.0001\nhold = 1\n[[search.trials]]\nlr = 0.00001\nhold = 1",
     );
     let results = dir.join("results");
-    let o = run_sweep(&s, &results, &["--per-device", "1"]);
+    let o = run_sweep(&s, &results, &["--per-device", "1", "--schedule", "plan"]);
     assert!(o.status.success(), "{}", text(&o));
     let root = results.join("prune");
     let ends = finished(&root);
@@ -192,7 +192,7 @@ fn a_command_trial_run_again_after_an_interruption_gets_sweep_resume() {
     let s = command_spec(
         &dir,
         "resume",
-        r#""--lr", "{lr}", "--epochs", "8", "--sleep", "0.4""#,
+        r#""--lr", "{lr}", "--epochs", "8", "--hold-after", "3""#,
         "lr = 0.01",
         "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
     );

@@ -255,7 +255,7 @@ fn an_interrupted_trial_is_reported_as_stopped_not_finished() {
     let s = command_spec(
         &dir,
         "stop",
-        r#""--lr", "{lr}", "--epochs", "50", "--sleep", "0.2""#,
+        r#""--lr", "{lr}", "--epochs", "5", "--hold-after", "1""#,
         "",
         "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01]",
     );

@@ -412,19 +412,18 @@ fn repeats_add_mean_and_std_columns() {
 #[test]
 fn a_second_run_on_the_same_directory_is_refused_while_the_first_runs() {
     let dir = scratch("lock");
-    let s = spec(
+    // The first run's trial waits after its first epoch until the test says go.
+    let go = dir.join("go");
+    let s = command_spec(
         &dir,
         "lk",
-        "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.01, 0.02]",
+        &format!(
+            r#""--lr", "{{lr}}", "--epochs", "2", "--hold-after", "1", "--hold-file", "{}""#,
+            go.display()
+        ),
         "",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01]",
     );
-    std::fs::write(
-        dir.join("trial.toml"),
-        std::fs::read_to_string(dir.join("trial.toml"))
-            .unwrap()
-            .replace("epochs = 1", "epochs = 6"),
-    )
-    .unwrap();
     let results = dir.join("results");
     let mut first = spawn_quiet(&[
         "run",
@@ -432,9 +431,15 @@ fn a_second_run_on_the_same_directory_is_refused_while_the_first_runs() {
         "--results",
         results.to_str().unwrap(),
     ]);
-    wait_for("the first run to start", Duration::from_secs(60), || {
-        !journal(&results.join("lk")).is_empty()
-    });
+    wait_for(
+        "the first run's first epoch",
+        Duration::from_secs(60),
+        || {
+            journal(&results.join("lk"))
+                .iter()
+                .any(|e| e["event"] == "epoch")
+        },
+    );
     let o = run_sweep(&s, &results, &[]);
     assert!(!o.status.success());
     assert!(
@@ -448,6 +453,7 @@ fn a_second_run_on_the_same_directory_is_refused_while_the_first_runs() {
         "{}",
         text(&status)
     );
+    std::fs::write(&go, "").unwrap();
     assert!(first.wait().unwrap().success());
 }
 

@@ -10,6 +10,8 @@ lr = 0.1, the way a real program speaks sweep's protocol: one JSON line per epoc
 --fail-at E   exits 1 with a traceback-like message after epoch E-1
 --oom 1       prints a CUDA out-of-memory error on stderr and exits 1 before epoch 1
 --report csv  appends rows to $SWEEP_TRIAL_DIR/metrics.csv instead of printing JSON
+--hold-after E  after reporting epoch E, waits (at most 120 s) until --hold-file exists or a
+              signal ends it: a trial a test can observe mid-run, whatever the machine's speed
 FAKE_TRAIN_JITTER=S in the environment adds a random 0..S s to every epoch (tests that need
 trials to end in an unpredictable order).
 Resume: it saves the last finished epoch in $SWEEP_TRIAL_DIR/checkpoint.json and, when
@@ -26,6 +28,8 @@ p.add_argument("--oom", type=int, default=0, help="1: fail at once with a CUDA o
 p.add_argument("--report", choices=["json", "csv"], default="json")
 p.add_argument("--metric", default="val_acc")
 p.add_argument("--prefix", default="")
+p.add_argument("--hold-after", type=int, default=0)
+p.add_argument("--hold-file", default="")
 a = p.parse_args()
 
 trial_dir = os.environ.get("SWEEP_TRIAL_DIR", ".")
@@ -58,3 +62,7 @@ for epoch in range(start, a.epochs + 1):
                 f.write(",".join(row) + "\n")
             f.write(",".join(str(v) for v in row.values()) + "\n")
     json.dump({"epoch": epoch}, open(checkpoint, "w"))
+    if a.hold_after and epoch == a.hold_after:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (a.hold_file and os.path.exists(a.hold_file)):
+            time.sleep(0.02)

@@ -24,6 +24,15 @@ pub enum Schedule {
     Balanced,
 }
 
+/// Puts `queue` in a seeded random order, for sweeps with a pruner: a grid in sorted order
+/// (learning rates from small to large) would let the first trials reach each rung with no
+/// competition, and ASHA would keep them. Each trial's place comes from a hash of `seed` and
+/// its id, so any two trials keep their relative order whichever others are still waiting
+/// (a resumed sweep starts them in the same order).
+pub fn shuffle_for_pruning(queue: &mut [TrialJob], seed: u64) {
+    queue.sort_by_cached_key(|j| crate::sweep::plan::short_hash(&format!("{seed}:{}", j.id)));
+}
+
 /// What the sweep measured: seconds per image, by architecture and overall per unit of size.
 pub struct Costs {
     per_image: HashMap<String, f64>,
@@ -194,6 +203,29 @@ mod tests {
             cap: None,
             pack: None,
         }
+    }
+
+    #[test]
+    fn with_a_pruner_trials_start_in_a_seeded_order_that_a_resume_keeps() {
+        let ids: Vec<String> = (0..9).map(|i| format!("{i:08x}")).collect();
+        let shuffled = |seed: u64, keep: &dyn Fn(usize) -> bool| {
+            let mut q: Vec<TrialJob> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| keep(*i))
+                .map(|(_, id)| job(id))
+                .collect();
+            shuffle_for_pruning(&mut q, seed);
+            q.into_iter().map(|j| j.id).collect::<Vec<String>>()
+        };
+        let all = shuffled(0, &|_| true);
+        assert_eq!(all, shuffled(0, &|_| true), "seeded");
+        assert_ne!(all, ids, "not the plan's order");
+        assert_ne!(all, shuffled(1, &|_| true), "another seed, another order");
+        // A resumed sweep (some trials done) starts the rest in the same relative order.
+        let rest = shuffled(0, &|i| i % 3 != 0);
+        let expected: Vec<String> = all.iter().filter(|id| rest.contains(id)).cloned().collect();
+        assert_eq!(rest, expected);
     }
 
     #[test]

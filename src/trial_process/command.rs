@@ -21,7 +21,8 @@ use crate::trial::{
     CommandTask, EpochMetrics, Metrics, StopReason, TrialStatus, TrialSummary, TrialTask,
 };
 
-/// How often the wrapper looks at the program, its metrics file and the stop request.
+/// How often the wrapper looks at its metrics file and the stop request (lines and the
+/// program's exit wake it at once).
 const TICK: Duration = Duration::from_millis(100);
 
 /// Where the program's metrics come from (whichever delivers the first row).
@@ -437,7 +438,13 @@ fn supervise(
             }
             _ => {}
         }
-        std::thread::sleep(TICK);
+        // Wake for the next line, for the end of the program's output (it exited), or at the
+        // next tick (stop requests, metrics.csv): a program that ends is seen at once.
+        match lines.recv_timeout(TICK) {
+            Ok(line) => trial.take_line(&line, cmd.prefix.as_deref(), &mut stdout_echo)?,
+            Err(mpsc::RecvTimeoutError::Disconnected) => wait_briefly(&mut child, TICK)?,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
     };
     if let Some((status, message)) = trial.trouble.take() {
         return Ok((status, Some(message)));
@@ -480,6 +487,16 @@ fn describe(status: &ExitStatus) -> String {
         (None, Some(s)) => format!("the program was killed by signal {s}"),
         _ => "the program ended abnormally".into(),
     }
+}
+
+/// Waits up to `limit` for a program whose stdout closed to exit (it usually has, or is about
+/// to); a program that closed its stdout and runs on is looked at again every `limit`.
+fn wait_briefly(child: &mut Child, limit: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while child.try_wait()?.is_none() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// The program's stdout, line by line, from a reader thread.

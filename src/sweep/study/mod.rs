@@ -158,6 +158,10 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             pack: None,
         })
         .collect();
+    // With a pruner, trials start in a seeded random order (`--schedule plan` keeps the plan's).
+    if plan.pruner.is_some() && opts.schedule == Schedule::Balanced {
+        schedule::shuffle_for_pruning(queue.make_contiguous(), spec.search_seed);
+    }
     let unfinished = queue.len();
     if let Some(n) = opts.max_trials {
         queue.truncate(n);

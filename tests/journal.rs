@@ -239,6 +239,18 @@ fn a_sweep_killed_at_thirty_random_moments_always_resumes_to_the_uninterrupted_l
             expected,
             "kill {i} after {delay:?}"
         );
+        // Every trial's metrics, epoch by epoch, as the uninterrupted run's.
+        for row in &expected[1..] {
+            let metrics = |r: &Path| {
+                std::fs::read_to_string(r.join("trials").join(&row[1]).join("metrics.csv")).unwrap()
+            };
+            assert_eq!(
+                metrics(&root),
+                metrics(&reference.join("kill")),
+                "kill {i}: trial {}",
+                row[1]
+            );
+        }
         for line in std::fs::read_to_string(&path).unwrap().lines() {
             serde_json::from_str::<serde_json::Value>(line)
                 .unwrap_or_else(|e| panic!("kill {i}: {e}: {line}"));

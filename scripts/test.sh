@@ -4,6 +4,8 @@
 #
 #   scripts/test.sh            everything (needs root for the Slurm cluster)
 #   SWEEP_SKIP_SLURM=1 scripts/test.sh   without the Slurm cluster (its tests then say SKIPPED)
+#   SWEEP_SKIP_OPTUNA=1 scripts/test.sh  without Optuna (the export test that loads the journal
+#                                        with Optuna then says SKIPPED)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,17 @@ if [ "${SWEEP_SKIP_SLURM:-0}" != 1 ]; then
   scripts/slurm-test-cluster.sh up
   started_cluster=1
   export SWEEP_REQUIRE_SLURM=1
+fi
+
+# `sweep export --format optuna` is checked by loading its log with Optuna itself, installed
+# from PyPI into a venv of its own under target/.
+if [ "${SWEEP_SKIP_OPTUNA:-0}" != 1 ]; then
+  venv=target/optuna-venv
+  if ! "$venv/bin/python" -c "import optuna" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet optuna
+  fi
+  export SWEEP_OPTUNA_PYTHON="$PWD/$venv/bin/python" SWEEP_REQUIRE_OPTUNA=1
 fi
 
 cargo test --release --locked

@@ -42,6 +42,8 @@ enum Command {
     Rerun(sweep::RerunArgs),
     /// Rebuild a sweep's journal state, leaderboard and best/ from its trial directories.
     Collect(sweep::CollectArgs),
+    /// Export a sweep for other tools: an Optuna journal (optuna-dashboard) or a tidy CSV.
+    Export(sweep::ExportArgs),
     /// Set aside the corrupt lines of a sweep's journal (keeping a backup) so that it can run again.
     Repair(sweep::RepairArgs),
     /// Write a sweep's report.html (leaderboard, curves, parameters, confusion matrix) and curves.svg.
@@ -133,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Leaderboard(args) => sweep::leaderboard(args),
         Command::Rerun(args) => sweep::rerun(args),
         Command::Collect(args) => sweep::collect(args),
+        Command::Export(args) => sweep::export(args),
         Command::Repair(args) => sweep::repair(args),
         Command::Report(args) => sweep::report(args),
         Command::Trial(args) => sweep::trial(args),

@@ -521,6 +521,61 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A sweep directory (results/<name>); it may still be running.
+    dir: PathBuf,
+    /// optuna: an Optuna JournalStorage log (optuna.load_study, optuna-dashboard); csv: one
+    /// row per trial and epoch with every parameter and metric, for pandas or R.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Where to write it [default: DIR/optuna-journal.log or DIR/epochs.csv].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// Formats of `sweep export`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Optuna's JournalStorage log.
+    Optuna,
+    /// A tidy CSV, one row per trial and epoch.
+    Csv,
+}
+
+/// `sweep export`.
+pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    use crate::report::export;
+    let dir = SweepDir::open(&args.dir)?;
+    let record = dir.load_record(dir.is_locked())?;
+    let (text, default_name) = match args.format {
+        ExportFormat::Optuna => {
+            let entries = crate::store::journal::read(&dir.journal_file())?.entries;
+            let spec = std::fs::read_to_string(dir.spec_file()).unwrap_or_default();
+            let trial_dir = |id: &str| {
+                let d = dir.trial_dir(id);
+                std::path::absolute(&d).unwrap_or(d).display().to_string()
+            };
+            let text =
+                export::optuna_journal(&record, &entries, &export::spec_axes(&spec), trial_dir);
+            (text, "optuna-journal.log")
+        }
+        ExportFormat::Csv => (export::tidy_csv(&record)?, "epochs.csv"),
+    };
+    let out = args.out.unwrap_or_else(|| dir.root().join(default_name));
+    crate::store::atomic::write(&out, text)?;
+    say!("{}", out.display());
+    if matches!(args.format, ExportFormat::Optuna) {
+        note!(
+            "open it with: optuna-dashboard {}   (or in Python: optuna.load_study(study_name={:?}, storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend({:?}))))",
+            out.display(),
+            record.name,
+            out.display().to_string()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     /// A sweep directory (results/<name>); it may still be running.
     dir: PathBuf,

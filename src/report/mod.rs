@@ -2,6 +2,7 @@
 //! parameters against the metric, the best trial's confusion matrix) and `curves.svg`.
 
 mod charts;
+pub mod export;
 mod parallel;
 
 use std::fmt::Write;

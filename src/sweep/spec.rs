@@ -270,12 +270,16 @@ impl SweepSpec {
         };
         let mut errors = Vec::new();
         let objective = header(&file, &at, &mut errors);
-        let searched: Vec<String> = file
+        // Keys of [search.params] and of [[search.trials]] (which need no base value).
+        let mut searched: Vec<String> = file
             .search
             .params
             .keys()
             .flat_map(|name| name.split(',').map(|k| k.trim().to_string()))
             .collect();
+        for trial in &file.search.trials {
+            searched.extend(param_paths(trial).into_iter().filter(|k| k != "label"));
+        }
         let program = match (file.base, file.command, file.params) {
             (Some(base), None, None) => {
                 builtin_program(base, file.metric.as_deref(), &source, &at, &mut errors)

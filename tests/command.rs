@@ -210,3 +210,37 @@ fn a_command_trial_run_again_after_an_interruption_gets_sweep_resume() {
         .collect();
     assert_eq!(epochs, ["1", "2", "3", "4", "5", "6", "7", "8"]);
 }
+
+#[test]
+fn a_command_sweeps_report_shows_its_description_and_no_columns_it_lacks() {
+    let dir = scratch("cmd-report");
+    let s = command_spec(
+        &dir,
+        "rep",
+        r#""--lr", "{lr}", "--epochs", "2""#,
+        "",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01, 0.1]",
+    );
+    let text_of = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(
+        &s,
+        text_of.replace(
+            "metric = \"val_acc\"",
+            "metric = \"val_acc\"\ndescription = \"lr & friends <on the fake trainer>\"",
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(results.join("rep/report.html")).unwrap();
+    assert!(
+        html.contains("lr &amp; friends &lt;on the fake trainer&gt;"),
+        "the description, escaped"
+    );
+    assert!(html.contains("selected on the validation split"));
+    assert!(
+        !html.contains("test_acc_at_best"),
+        "no explanation of columns a command sweep does not have"
+    );
+}

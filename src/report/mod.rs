@@ -123,6 +123,13 @@ fn best_confusion(dir: &SweepDir, id: &str) -> anyhow::Result<EvalOutcome> {
     Ok(outcome)
 }
 
+/// The spec's `description`, from the copy of the spec the sweep last ran.
+fn description(dir: &SweepDir) -> Option<String> {
+    let text = std::fs::read_to_string(dir.spec_file()).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    table.get("description")?.as_str().map(String::from)
+}
+
 /// Which set selected the kept checkpoints and the ranking, and which set the numbers report.
 fn selection_note(dir: &SweepDir, board: &Leaderboard) -> String {
     let metric = escape(&board.objective.metric);
@@ -130,18 +137,23 @@ fn selection_note(dir: &SweepDir, board: &Leaderboard) -> String {
         let split = board
             .best()
             .and_then(|b| TrialConfig::load(&dir.trial_dir(&b.trial).join(CONFIG_FILE), &[]).ok())
-            .map_or("a validation split".to_string(), |c| {
+            .map_or("the trials' own validation data".to_string(), |c| {
                 format!(
                     "{} training images held out (data.val_size, split seed {})",
                     c.data.val_size, c.data.split_seed
                 )
             });
+        let test = if board.shows_test_acc {
+            " The test set only reports: <code>test_acc_at_best</code> is the test accuracy of \
+             the kept checkpoint, an honest estimate for new data; <code>best_test_acc</code>, \
+             the best test accuracy over all epochs, is what selecting on the test set would \
+             claim, and is optimistic."
+        } else {
+            ""
+        };
         format!(
             "Trials are <b>selected on the validation split</b> ({split}): each keeps its checkpoint \
-             of best <code>{metric}</code>, and the leaderboard ranks on it. The test set only \
-             reports: <code>test_acc_at_best</code> is the test accuracy of the kept checkpoint, \
-             an honest estimate for new data; <code>best_test_acc</code>, the best test accuracy \
-             over all epochs, is what selecting on the test set would claim, and is optimistic."
+             of best <code>{metric}</code>, and the leaderboard ranks on it.{test}"
         )
     } else if metric.starts_with("test_") {
         format!(
@@ -279,6 +291,9 @@ fn html(
         chrono::Local::now().format("%Y-%m-%d %H:%M")
     )?;
 
+    if let Some(d) = description(dir) {
+        writeln!(h, "<p>{}</p>", escape(&d))?;
+    }
     writeln!(h, "<p>{}</p>", selection_note(dir, board))?;
 
     // Leaderboard: the top rows, every row behind a details element.

@@ -80,13 +80,23 @@ fn choice(v: &toml::Value) -> Value {
     }
 }
 
+/// A trial's parameters, its label (list trials) among them.
+fn values(t: &TrialRecord) -> BTreeMap<String, toml::Value> {
+    let mut v = t.def.params.clone();
+    if let Some(label) = &t.def.label {
+        v.insert("label".into(), toml::Value::String(label.clone()));
+    }
+    v
+}
+
 /// The distribution of every parameter column: from the spec's axes where it names one,
 /// else a categorical over the values the trials took.
 fn distributions(record: &StudyRecord, axes: &[Axis]) -> BTreeMap<String, Distribution> {
     let mut out = BTreeMap::new();
-    let columns: BTreeSet<&String> = record
-        .active()
-        .flat_map(|t| t.def.params.keys())
+    let all: Vec<BTreeMap<String, toml::Value>> = record.active().map(values).collect();
+    let columns: BTreeSet<&String> = all
+        .iter()
+        .flat_map(|v| v.keys())
         .filter(|c| c.as_str() != "seed" || record.repeats > 1)
         .collect();
     for column in columns {
@@ -118,8 +128,8 @@ fn distributions(record: &StudyRecord, axes: &[Axis]) -> BTreeMap<String, Distri
             }
             None => {
                 let mut choices: Vec<Value> = Vec::new();
-                for t in record.active() {
-                    if let Some(v) = t.def.params.get(column) {
+                for t in &all {
+                    if let Some(v) = t.get(column) {
                         let c = choice(v);
                         if !choices.contains(&c) {
                             choices.push(c);
@@ -129,7 +139,7 @@ fn distributions(record: &StudyRecord, axes: &[Axis]) -> BTreeMap<String, Distri
                 Distribution::Categorical(choices)
             }
         };
-        out.insert(column.clone(), d);
+        out.insert(column.to_string(), d);
     }
     out
 }
@@ -175,8 +185,9 @@ pub fn optuna_journal(
     for t in trials {
         let mut params = serde_json::Map::new();
         let mut distributions = serde_json::Map::new();
+        let trial_values = values(t);
         for (column, d) in &dists {
-            if let Some(internal) = t.def.params.get(column).and_then(|v| d.internal(v)) {
+            if let Some(internal) = trial_values.get(column).and_then(|v| d.internal(v)) {
                 params.insert(column.clone(), internal);
                 distributions.insert(column.clone(), json!(d.to_json()));
             }

@@ -8,6 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::TrialCurves;
+use super::ticks::{Scale, TickedAxis};
 use crate::trial::EpochMetrics;
 
 /// Chart size in pixels.
@@ -131,12 +132,10 @@ fn style(i: usize, t: &TrialCurves) -> ShapeStyle {
 struct LineChart<'a> {
     caption: &'a str,
     y_desc: &'a str,
-    /// The plotted value of an epoch (already transformed, e.g. ln), None to skip it.
+    /// The plotted value of an epoch (the error for a log-error axis), None to skip it.
     value: &'a dyn Fn(&EpochMetrics) -> Option<f64>,
-    /// Turns a plotted value back into the label shown (identity for linear axes).
-    label: &'a dyn Fn(f64) -> String,
-    /// The y range from the smallest and largest plotted value.
-    range: &'a dyn Fn(f64, f64) -> std::ops::Range<f64>,
+    /// How the y axis maps values.
+    scale: Scale,
     legend_at: SeriesLabelPosition,
 }
 
@@ -155,32 +154,25 @@ fn draw_metric(
         let v = m.get(metric).filter(|v| v.is_finite())?;
         match axis {
             MetricAxis::Linear => Some(v),
-            MetricAxis::LogError => Some((100.0 - v).max(0.01).ln()),
-            MetricAxis::Log => Some(v).filter(|v| *v > 0.0).map(f64::ln),
+            MetricAxis::LogError => Some((100.0 - v).max(0.01)),
+            MetricAxis::Log => Some(v).filter(|v| *v > 0.0),
         }
     };
-    let log = axis != MetricAxis::Linear;
+    let y_desc = match axis {
+        MetricAxis::LogError => format!("{} error (%)", metric.trim_end_matches("_acc")),
+        _ => metric.to_string(),
+    };
     draw_lines(
         area,
         trials,
         &LineChart {
             caption: &caption,
-            y_desc: metric,
+            y_desc: &y_desc,
             value: &value,
-            label: &|y| {
-                if log {
-                    tick_label(y.exp())
-                } else {
-                    tick_label(y)
-                }
-            },
-            range: &|lo, hi| {
-                if log {
-                    log_range(lo, hi)
-                } else {
-                    let pad = ((hi - lo) * 0.05).max(1e-9);
-                    (lo - pad)..(hi + pad)
-                }
+            scale: if axis == MetricAxis::Linear {
+                Scale::Linear
+            } else {
+                Scale::Log
             },
             legend_at: if axis == MetricAxis::Linear && metric.contains("acc") {
                 SeriesLabelPosition::LowerRight
@@ -210,22 +202,33 @@ fn draw_lines(area: &Area, trials: &[TrialCurves], chart_spec: &LineChart) -> an
             &format!("{}: no epoch has finished yet", chart_spec.caption),
         );
     };
+    let log = chart_spec.scale == Scale::Log;
+    let to_axis = |v: f64| if log { v.ln() } else { v };
+    let x_axis = TickedAxis::for_values(1.0, max_epoch(trials), Scale::Integer, 0.0);
+    let y_axis = TickedAxis::for_values(lo, hi, chart_spec.scale, 0.05);
+    let (x_labels, y_labels) = (x_axis.clone(), y_axis.clone());
     let mut chart = ChartBuilder::on(area)
         .caption(chart_spec.caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(34)
         .y_label_area_size(56)
-        .build_cartesian_2d(1f64..max_epoch(trials), (chart_spec.range)(lo, hi))
+        .build_cartesian_2d(x_axis, y_axis)
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .light_line_style(WHITE.mix(0.0))
-        .y_labels(8)
-        .y_label_formatter(&|y| (chart_spec.label)(*y))
+        .x_label_formatter(&|x| x_labels.label_of(*x))
+        .y_label_formatter(&|y| y_labels.label_of(*y))
         .x_desc("epoch")
         .y_desc(chart_spec.y_desc)
         .draw()
         .map_err(plot_error)?;
+    let points = |t: &TrialCurves| -> Vec<(f64, f64)> {
+        points(t)
+            .into_iter()
+            .map(|(x, y)| (x, to_axis(y)))
+            .collect()
+    };
     let mut legend = false;
     for (i, t) in drawing_order(trials) {
         let st = style(i, t);
@@ -276,41 +279,14 @@ fn no_data(area: &Area, message: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A range of ln-values [lo, hi] with a little room (never empty).
-fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
-    let pad = ((hi - lo) * 0.05).max(0.02);
-    (lo - pad)..(hi + pad)
-}
-
-/// A tick label as a person writes it: three significant digits at most, no trailing zeros,
-/// no floating-point noise (0.05, not 0.0500000000000001; 1e-5 for tiny values).
-pub fn tick_label(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return if v == 0.0 { "0".into() } else { format!("{v}") };
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    if !(-4..6).contains(&magnitude) {
-        let text = format!("{v:.2e}");
-        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
-        return format!("{mantissa}e{exponent}");
-    }
-    let decimals = (2 - magnitude).max(0) as usize;
-    let text = format!("{v:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
-/// One searched parameter against the metric: a scatter, log x when the values span more than
-/// a factor of 20; non-numeric values are spread over equally spaced categories.
+/// One searched parameter against the metric: a scatter with the parameter's `scale` (from the
+/// spec) when its values are numbers, else equally spaced categories.
 /// `values` holds (parameter value, metric, leaderboard row, is best).
 pub fn scatter(
     column: &str,
     values: &[(String, f64, usize, bool)],
     metric: &str,
+    scale: Scale,
 ) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
@@ -322,8 +298,8 @@ pub fn scatter(
             .filter(|y| y.is_finite())
             .collect();
         let (lo, hi) = bounds(&ys).unwrap_or((0.0, 1.0));
-        let pad = ((hi - lo) * 0.1).max(0.05);
-        let y_range = (lo - pad)..(hi + pad);
+        let y_axis = TickedAxis::for_values(lo, hi, Scale::Linear, 0.1);
+        let y_labels = y_axis.clone();
         let numbers: Option<Vec<f64>> = values.iter().map(|v| v.0.parse::<f64>().ok()).collect();
         let dot = |x: f64, v: &(String, f64, usize, bool)| {
             let style = if v.3 {
@@ -336,35 +312,25 @@ pub fn scatter(
         match numbers {
             Some(xs) if !xs.is_empty() => {
                 let (xlo, xhi) = bounds(&xs).unwrap_or((0.0, 1.0));
-                // Values spanning more than a factor of 20 are drawn at ln(x), labelled with x.
-                let log = xlo > 0.0 && xhi / xlo > 20.0;
+                let log = scale == Scale::Log && xlo > 0.0;
                 let to_axis = |x: f64| if log { x.ln() } else { x };
-                let (alo, ahi) = (to_axis(xlo), to_axis(xhi));
-                let pad = if ahi > alo {
-                    (ahi - alo) * 0.08
-                } else {
-                    alo.abs().max(1.0) * 0.5
-                };
+                let x_axis =
+                    TickedAxis::for_values(xlo, xhi, if log { Scale::Log } else { scale }, 0.08);
+                let x_labels = x_axis.clone();
                 let mut chart = ChartBuilder::on(&root)
                     .caption(column, ("sans-serif", 16))
                     .margin(10)
                     .x_label_area_size(30)
                     .y_label_area_size(50)
-                    .build_cartesian_2d(alo - pad..ahi + pad, y_range)
+                    .build_cartesian_2d(x_axis, y_axis)
                     .map_err(plot_error)?;
                 chart
                     .configure_mesh()
                     .light_line_style(WHITE.mix(0.0))
-                    .x_label_formatter(&|x| {
-                        if log {
-                            tick_label(x.exp())
-                        } else {
-                            tick_label(*x)
-                        }
-                    })
+                    .x_label_formatter(&|x| x_labels.label_of(*x))
                     .x_desc(column)
                     .y_desc(metric)
-                    .y_label_formatter(&|y| tick_label(*y))
+                    .y_label_formatter(&|y| y_labels.label_of(*y))
                     .draw()
                     .map_err(plot_error)?;
                 chart
@@ -384,7 +350,7 @@ pub fn scatter(
                     .margin(10)
                     .x_label_area_size(40)
                     .y_label_area_size(50)
-                    .build_cartesian_2d(-0.5f64..n as f64 - 0.5, y_range)
+                    .build_cartesian_2d(-0.5f64..n as f64 - 0.5, y_axis)
                     .map_err(plot_error)?;
                 let labels = categories.clone();
                 chart
@@ -403,7 +369,7 @@ pub fn scatter(
                         }
                     })
                     .y_desc(metric)
-                    .y_label_formatter(&|y| tick_label(*y))
+                    .y_label_formatter(&|y| y_labels.label_of(*y))
                     .draw()
                     .map_err(plot_error)?;
                 chart
@@ -500,18 +466,6 @@ mod tests {
     }
 
     #[test]
-    fn tick_labels_read_as_a_person_would_write_them() {
-        assert_eq!(tick_label(0.0500000000000001), "0.05");
-        assert_eq!(tick_label(0.30000000000000004), "0.3");
-        assert_eq!(tick_label(98.76543), "98.8");
-        assert_eq!(tick_label(1.0), "1");
-        assert_eq!(tick_label(250.0), "250");
-        assert_eq!(tick_label(0.00012345), "0.000123");
-        assert_eq!(tick_label(0.00001), "1e-5");
-        assert_eq!(tick_label(0.0), "0");
-    }
-
-    #[test]
     fn hundreds_of_trials_draw_the_best_in_colour_and_leave_out_the_tail() {
         let many: Vec<TrialCurves> = (0..MAX_DRAWN + 50)
             .map(|i| trial(&format!("t{i}"), &[90.0, 95.0 - i as f64 * 0.001], i == 0))
@@ -548,7 +502,7 @@ mod tests {
             vec![v("MLP", 98.4, false), v("+BN", 98.7, true)],
             vec![v("inf", 98.0, true)],
         ] {
-            let svg = scatter("k", &values, "test_acc").unwrap();
+            let svg = scatter("k", &values, "test_acc", Scale::Log).unwrap();
             assert!(svg.trim_end().ends_with("</svg>"));
             assert!(
                 svg.matches("<circle").count() >= values.len(),

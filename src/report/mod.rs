@@ -4,6 +4,7 @@
 mod charts;
 pub mod export;
 mod parallel;
+pub mod ticks;
 
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -311,7 +312,8 @@ fn html(
     }
 
     curves_section(&mut h, board, curves)?;
-    parameters_section(&mut h, board)?;
+    let spec = std::fs::read_to_string(dir.spec_file()).unwrap_or_default();
+    parameters_section(&mut h, board, &export::spec_axes(&spec))?;
     if let (Some(best), Some(c)) = (board.best(), confusion) {
         confusion_section(&mut h, &label(record, &best.trial), c)?;
     }
@@ -385,7 +387,11 @@ fn curves_section(
 }
 
 /// Parameter importance, parallel coordinates and one scatter per searched parameter.
-fn parameters_section(h: &mut String, board: &Leaderboard) -> anyhow::Result<()> {
+fn parameters_section(
+    h: &mut String,
+    board: &Leaderboard,
+    axes: &[crate::sweep::search::Axis],
+) -> anyhow::Result<()> {
     let metric = board.objective.metric.as_str();
     let ranked: Vec<(usize, &Row)> = board
         .rows
@@ -469,13 +475,53 @@ fn parameters_section(h: &mut String, board: &Leaderboard) -> anyhow::Result<()>
             writeln!(
                 h,
                 "<div>{}</div>",
-                inline_svg(&charts::scatter(column, &points, metric)?)
+                inline_svg(&charts::scatter(
+                    column,
+                    &points,
+                    metric,
+                    scale_of(column, axes, &points)
+                )?)
             )?;
         }
         writeln!(h, "</div>")?;
     }
 
     Ok(())
+}
+
+/// How a parameter's axis maps its values, from the spec: log exactly when it is log-uniform,
+/// or a list of positive numbers spanning more than a factor of 10; whole numbers for `int`
+/// and lists of whole numbers; else linear.
+fn scale_of(
+    column: &str,
+    axes: &[crate::sweep::search::Axis],
+    points: &[(String, f64, usize, bool)],
+) -> ticks::Scale {
+    use crate::sweep::search::Domain;
+    let path: Vec<String> = column.split('.').map(String::from).collect();
+    match axes
+        .iter()
+        .find(|a| a.paths.contains(&path))
+        .map(|a| &a.domain)
+    {
+        Some(Domain::LogUniform(..)) => return ticks::Scale::Log,
+        Some(Domain::Uniform(..)) => return ticks::Scale::Linear,
+        Some(Domain::Int(..)) => return ticks::Scale::Integer,
+        _ => {}
+    }
+    let numbers: Vec<f64> = points.iter().filter_map(|p| p.0.parse().ok()).collect();
+    let (lo, hi) = numbers
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+            (l.min(x), h.max(x))
+        });
+    if lo > 0.0 && hi / lo > 10.0 {
+        ticks::Scale::Log
+    } else if !numbers.is_empty() && numbers.iter().all(|x| x.fract() == 0.0) {
+        ticks::Scale::Integer
+    } else {
+        ticks::Scale::Linear
+    }
 }
 
 /// The best checkpoint's confusion matrix on the test set.

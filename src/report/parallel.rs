@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::charts::{HIGHLIGHTED, MAX_DRAWN, colour_hex, tick_label};
+use super::charts::{HIGHLIGHTED, MAX_DRAWN, colour_hex};
+use super::ticks::label as tick_label;
 use crate::sweep::importance::{Importance, Scale};
 
 const WIDTH: f64 = 920.0;

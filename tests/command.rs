@@ -244,3 +244,47 @@ fn a_command_sweeps_report_shows_its_description_and_no_columns_it_lacks() {
         "no explanation of columns a command sweep does not have"
     );
 }
+
+#[test]
+fn the_report_is_republished_while_the_sweep_runs_and_is_static_once_it_ends() {
+    let dir = scratch("cmd-live");
+    // The second trial waits after its first epoch until the test says go.
+    let go = dir.join("go");
+    let s = command_spec(
+        &dir,
+        "live",
+        &format!(
+            r#""--lr", "{{lr}}", "--epochs", "2", "--hold-after", "{{hold}}", "--hold-file", "{}""#,
+            go.display()
+        ),
+        "hold = 0",
+        "[search]\nmethod = \"list\"\n[[search.trials]]\nlr = 0.1\n[[search.trials]]\nlr = 0.01\nhold = 1",
+    );
+    let results = dir.join("results");
+    let mut child = spawn_quiet(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--per-device",
+        "1",
+        "--schedule",
+        "plan",
+    ]);
+    let report = results.join("live/report.html");
+    wait_for("the live report", Duration::from_secs(60), || {
+        std::fs::read_to_string(&report).is_ok_and(|h| h.contains("running: 1 of 2 finished"))
+    });
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("http-equiv=\"refresh\""),
+        "the page reloads itself"
+    );
+    std::fs::write(&go, "").unwrap();
+    assert!(child.wait().unwrap().success());
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !html.contains("http-equiv=\"refresh\"") && !html.contains("running:"),
+        "the final page is static"
+    );
+}

@@ -337,6 +337,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         retries: args.retries,
         terminal: std::io::stderr().is_terminal(),
         accept_changes: args.accept_changes,
+        live_report: Some(|dir, finished, total| {
+            crate::report::write_live(dir, finished, total).map(|_| ())
+        }),
         verbosity: match (args.quiet, args.progress) {
             (true, _) => Verbosity::Quiet,
             (false, ProgressName::Epochs) => Verbosity::Epochs,

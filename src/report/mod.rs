@@ -49,6 +49,17 @@ pub struct ReportFiles {
 /// Writes `report.html` and `curves.svg` into the sweep directory (atomically); safe while
 /// the sweep is still running.
 pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
+    write_page(dir, None)
+}
+
+/// Writes the report of a sweep still running, `finished` of `total` trials done: the page
+/// reloads itself every 15 s and says how far the sweep is. `sweep run` republishes it as
+/// trials end, and writes the final, static page when it ends.
+pub fn write_live(dir: &SweepDir, finished: usize, total: usize) -> anyhow::Result<ReportFiles> {
+    write_page(dir, Some((finished, total)))
+}
+
+fn write_page(dir: &SweepDir, live: Option<(usize, usize)>) -> anyhow::Result<ReportFiles> {
     let (record, board) = crate::sweep::study::leaderboard(dir)?;
     let curves: Vec<TrialCurves> = board
         .rows
@@ -66,7 +77,7 @@ pub fn write(dir: &SweepDir) -> anyhow::Result<ReportFiles> {
     let confusion = board
         .best()
         .and_then(|best| best_confusion(dir, &best.trial).ok());
-    let html = html(dir, &record, &board, &curves, confusion.as_ref())?;
+    let html = html(dir, &record, &board, &curves, confusion.as_ref(), live)?;
     let files = ReportFiles {
         html: dir.root().join("report.html"),
         curves: dir.root().join("curves.svg"),
@@ -266,6 +277,7 @@ fn html(
     board: &Leaderboard,
     curves: &[TrialCurves],
     confusion: Option<&EvalOutcome>,
+    live: Option<(usize, usize)>,
 ) -> anyhow::Result<String> {
     let mut h = String::new();
     let name = escape(&record.name);
@@ -279,11 +291,21 @@ fn html(
         h,
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
     )?;
+    if live.is_some() {
+        writeln!(h, "<meta http-equiv=\"refresh\" content=\"15\">")?;
+    }
     writeln!(
         h,
         "<title>sweep report: {name}</title><style>{STYLE}</style></head><body>"
     )?;
     writeln!(h, "<h1>Sweep <code>{name}</code></h1>")?;
+    if let Some((finished, total)) = live {
+        writeln!(
+            h,
+            "<p class=\"live\"><b>running: {finished} of {total} finished, updated {}</b> (this page reloads itself every 15 s)</p>",
+            chrono::Local::now().format("%H:%M:%S")
+        )?;
+    }
     writeln!(
         h,
         "<p class=\"sub\">{} trials, {finished} finished &middot; ranked by {metric} &middot; {} &middot; generated {}</p>",

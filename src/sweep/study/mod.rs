@@ -81,6 +81,9 @@ pub struct RunOptions {
     pub verbosity: Verbosity,
     /// Accept a spec change that takes finished trials off the leaderboard.
     pub accept_changes: bool,
+    /// Republishes the report while the sweep runs (`finished`, `total`), at most every
+    /// [`LIVE_REPORT_EVERY`]; None: no live report.
+    pub live_report: Option<LiveReport>,
     /// A line describing where the trials run, shown once the spec is valid.
     pub banner: Option<String>,
     /// The order trials start in, and whether free cores go to running trials.
@@ -88,6 +91,13 @@ pub struct RunOptions {
     /// Train up to this many compatible built-in trials together in one process (1: alone).
     pub pack: usize,
 }
+
+/// Writes a sweep's live report: the sweep directory, trials finished, trials in all.
+pub type LiveReport = fn(&SweepDir, usize, usize) -> anyhow::Result<()>;
+
+/// The live report is rewritten at most this often (it reads the journal and draws every
+/// chart).
+pub const LIVE_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// How a study run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +251,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         unpublished: 0,
         failures: Failures::default(),
         halted: None,
+        live_report: opts.live_report.map(|w| (w, None)),
     };
     study.publish(true)?;
     let end = match study.drive(&interrupted)? {
@@ -328,6 +339,8 @@ struct Study<'a> {
     failures: Failures,
     /// Why the sweep stopped early, once it has.
     halted: Option<String>,
+    /// The live report's writer, and when it last wrote.
+    live_report: Option<(LiveReport, Option<Instant>)>,
 }
 
 /// How often the study looks at signals and deadlines while waiting for its executor.
@@ -695,6 +708,9 @@ impl Study<'_> {
                 self.exec.parallelism(),
             );
         }
+        if board.is_some() {
+            self.republish_report();
+        }
         let best = board.and_then(|b| b.best().and_then(|r| r.value.map(|v| (r.trial.clone(), v))));
         self.progress.finished(&trial, &outcome, will_retry, best);
         if self.halted.is_none()
@@ -703,6 +719,28 @@ impl Study<'_> {
             self.halt(reason)?;
         }
         Ok(())
+    }
+
+    /// Rewrites the live report when [`LIVE_REPORT_EVERY`] has passed since it last did. A
+    /// report that cannot be written is said once per attempt and never stops the sweep.
+    fn republish_report(&mut self) {
+        let Some((write, last)) = self.live_report else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < LIVE_REPORT_EVERY) {
+            return;
+        }
+        let finished = self.record.active().filter(|t| t.status.is_final()).count();
+        let total = self
+            .adaptive
+            .as_ref()
+            .map_or(0, |t| t.budget)
+            .max(self.record.active().count());
+        if let Err(e) = write(&self.dir, finished, total) {
+            self.progress
+                .println(&format!("warning: the live report was not written: {e:#}"));
+        }
+        self.live_report = Some((write, Some(Instant::now())));
     }
 
     /// Stops the sweep for `reason`: nothing new starts, running trials are stopped (to be

@@ -153,12 +153,24 @@ pub fn chart(columns: &[String], metric: &str, lines: &[Line]) -> String {
             y(1.0),
             y(0.0)
         );
+        // Names of neighbouring axes alternate between two rows, and a name wider than two
+        // axes' spacing keeps its end (the full name shows on hover).
+        let row = if step < 140.0 { (a % 2) as f64 } else { 0.0 };
+        let fits = ((2.0 * step) / 7.5).max(6.0) as usize;
+        let chars: Vec<char> = axis.name.chars().collect();
+        let shown = if chars.len() > fits {
+            let tail: String = chars[chars.len() - (fits - 1)..].iter().collect();
+            format!("…{tail}")
+        } else {
+            axis.name.clone()
+        };
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold"><title>{}</title>{}</text>"#,
             x(a),
-            TOP - 22.0,
-            escape(&axis.name)
+            TOP - 22.0 - 14.0 * row,
+            escape(&axis.name),
+            escape(&shown)
         );
         if matches!(axis.scale, Scale::Log) {
             let _ = writeln!(

@@ -187,17 +187,8 @@ pub fn read_appended(path: &Path, seen: usize) -> (Vec<TrialEvent>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trial::{Metrics, Objective, TrialStatus};
-
-    fn row(epoch: usize, acc: f64) -> EpochMetrics {
-        EpochMetrics {
-            epoch,
-            metrics: Metrics::new()
-                .with("lr", 0.01)
-                .with("test_loss", 1.0 / acc)
-                .with("test_acc", acc),
-        }
-    }
+    use crate::trial::tests::row;
+    use crate::trial::{Objective, TrialStatus};
 
     #[test]
     fn events_round_trip_through_one_json_line_keeping_metric_order() {

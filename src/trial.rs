@@ -457,10 +457,11 @@ impl StopReason {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(epoch: usize, acc: f64) -> EpochMetrics {
+    /// An epoch's row with lr, test_loss and test_acc, for tests.
+    pub(crate) fn row(epoch: usize, acc: f64) -> EpochMetrics {
         EpochMetrics {
             epoch,
             metrics: Metrics::new()

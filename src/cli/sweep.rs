@@ -24,7 +24,7 @@ use crate::text::format_metric;
 use crate::train::config::Override;
 use crate::train::progress;
 use crate::trial::EXIT_INTERRUPTED;
-use crate::trial_process::{self as task, EventsTo};
+use crate::trial_process::{self, EventsTo};
 
 /// Exit code of a sweep in which some trials failed (after retries).
 const EXIT_TRIALS_FAILED: u8 = 2;
@@ -700,10 +700,10 @@ pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
     };
     let stop = super::stop_on_signals()?;
     let status = match (args.dirs.as_slice(), &args.list, args.task) {
-        ([dir], _, _) => task::run(dir, events, args.device.as_deref(), &stop)?,
+        ([dir], _, _) => trial_process::run(dir, events, args.device.as_deref(), &stop)?,
         ([], Some(list), Some(i)) => {
-            let dir = task::dir_from_list(list, i)?;
-            task::run(&dir, events, args.device.as_deref(), &stop)?
+            let dir = trial_process::dir_from_list(list, i)?;
+            trial_process::run(&dir, events, args.device.as_deref(), &stop)?
         }
         ([], _, _) => bail!("give a trial directory, or --list FILE --task I"),
         (dirs, _, _) => {
@@ -711,7 +711,7 @@ pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
             let look = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGUSR1, look.clone())
                 .context("cannot install signal handler")?;
-            task::run_pack(dirs, events, args.device.as_deref(), &stop, &look)?
+            trial_process::run_pack(dirs, events, args.device.as_deref(), &stop, &look)?
         }
     };
     Ok(ExitCode::from(status.exit_code()))

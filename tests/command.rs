@@ -261,16 +261,7 @@ fn the_report_is_republished_while_the_sweep_runs_and_is_static_once_it_ends() {
         "[search]\nmethod = \"list\"\n[[search.trials]]\nlr = 0.1\n[[search.trials]]\nlr = 0.01\nhold = 1",
     );
     let results = dir.join("results");
-    let mut child = spawn_quiet(&[
-        "run",
-        s.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--per-device",
-        "1",
-        "--schedule",
-        "plan",
-    ]);
+    let mut child = spawn_sweep(&s, &results, &["--per-device", "1", "--schedule", "plan"]);
     let report = results.join("live/report.html");
     wait_for("the live report", Duration::from_secs(60), || {
         std::fs::read_to_string(&report).is_ok_and(|h| h.contains("running: 1 of 2 finished"))

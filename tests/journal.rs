@@ -204,12 +204,7 @@ fn a_sweep_killed_at_thirty_random_moments_always_resumes_to_the_uninterrupted_l
 
     for (i, delay) in delays(30, uninterrupted).into_iter().enumerate() {
         let results = dir.join(format!("run-{i}"));
-        let mut child = spawn_quiet(&[
-            "run",
-            spec.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ]);
+        let mut child = spawn_sweep(&spec, &results, &[]);
         std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

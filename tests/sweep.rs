@@ -221,14 +221,7 @@ fn kill_9_mid_sweep_then_rerun_finishes_without_rerunning_finished_trials() {
     .unwrap();
     let results = dir.join("results");
     let root = results.join("k9");
-    let mut child = spawn_quiet(&[
-        "run",
-        s.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--per-device",
-        "1",
-    ]);
+    let mut child = spawn_sweep(&s, &results, &["--per-device", "1"]);
     let finished = |j: &[serde_json::Value]| -> Vec<String> {
         j.iter()
             .filter(|e| e["event"] == "finished")
@@ -425,12 +418,7 @@ fn a_second_run_on_the_same_directory_is_refused_while_the_first_runs() {
         "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01]",
     );
     let results = dir.join("results");
-    let mut first = spawn_quiet(&[
-        "run",
-        s.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let mut first = spawn_sweep(&s, &results, &[]);
     wait_for(
         "the first run's first epoch",
         Duration::from_secs(60),

@@ -117,6 +117,18 @@ pub fn spawn_quiet(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// `sweep run SPEC --results RESULTS EXTRA...`, started in the background, output discarded.
+pub fn spawn_sweep(spec: &Path, results: &Path, extra: &[&str]) -> std::process::Child {
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    spawn_quiet(&args)
+}
+
 /// `sweep run SPEC --results RESULTS EXTRA...`, run to its end.
 pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
@@ -132,12 +144,7 @@ pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
 /// Starts `sweep run SPEC --results RESULTS`, waits until the journal of the sweep in `root`
 /// holds at least `count` events named `event`, then kills it with SIGKILL.
 pub fn kill_sweep_after(spec: &Path, results: &Path, root: &Path, count: usize, event: &str) {
-    let mut child = spawn_quiet(&[
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let mut child = spawn_sweep(spec, results, &[]);
     wait_for(
         &format!("{count} {event} events"),
         std::time::Duration::from_secs(120),

@@ -15,8 +15,8 @@ fi
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 # The report needs no network; these flags keep Chromium from trying to reach any.
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+chromium --headless --no-sandbox --disable-gpu --enable-unsafe-swiftshader --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --user-data-dir="$profile" --hide-scrollbars --window-size="$width,$height" \
-  --screenshot="$dir/report.png" "file://$html" 2>/dev/null
+  --virtual-time-budget=10000 --screenshot="$dir/report.png" "file://$html" 2>/dev/null
 echo "$dir/report.png"

@@ -6,6 +6,8 @@
 #   SWEEP_SKIP_SLURM=1 scripts/test.sh   without the Slurm cluster (its tests then say SKIPPED)
 #   SWEEP_SKIP_OPTUNA=1 scripts/test.sh  without Optuna (the export test that loads the journal
 #                                        with Optuna then says SKIPPED)
+#   SWEEP_SKIP_BROWSER=1 scripts/test.sh without headless Chromium (the report's browser tests
+#                                        then say skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,16 @@ if [ "${SWEEP_SKIP_OPTUNA:-0}" != 1 ]; then
     "$venv/bin/pip" install --quiet optuna
   fi
   export SWEEP_OPTUNA_PYTHON="$PWD/$venv/bin/python" SWEEP_REQUIRE_OPTUNA=1
+fi
+
+# The report is tested in a real browser: Debian's headless Chromium, installed if missing
+# (as root).
+if [ "${SWEEP_SKIP_BROWSER:-0}" != 1 ]; then
+  if ! command -v chromium >/dev/null; then
+    apt-get update >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null
+  fi
+  export SWEEP_REQUIRE_CHROMIUM=1
 fi
 
 cargo test --release --locked

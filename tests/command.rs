@@ -233,14 +233,17 @@ fn a_command_sweeps_report_shows_its_description_and_no_columns_it_lacks() {
     let results = dir.join("results");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    let html = std::fs::read_to_string(results.join("rep/report.html")).unwrap();
+    let Some(page) = render_report(&results.join("rep"), "") else {
+        return;
+    };
     assert!(
-        html.contains("lr &amp; friends &lt;on the fake trainer&gt;"),
-        "the description, escaped"
+        page.dom
+            .contains("lr &amp; friends &lt;on the fake trainer&gt;"),
+        "the description, as text"
     );
-    assert!(html.contains("selected on the validation split"));
+    assert!(page.dom.contains("selected on the validation split"));
     assert!(
-        !html.contains("test_acc_at_best"),
+        !page.dom.contains("test_acc_at_best"),
         "no explanation of columns a command sweep does not have"
     );
 }
@@ -264,18 +267,22 @@ fn the_report_is_republished_while_the_sweep_runs_and_is_static_once_it_ends() {
     let mut child = spawn_sweep(&s, &results, &["--per-device", "1", "--schedule", "plan"]);
     let report = results.join("live/report.html");
     wait_for("the live report", Duration::from_secs(60), || {
-        std::fs::read_to_string(&report).is_ok_and(|h| h.contains("running: 1 of 2 finished"))
+        std::fs::read_to_string(&report)
+            .is_ok_and(|h| h.contains(r#""live":{"finished":1,"total":2}"#))
     });
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(
         html.contains("http-equiv=\"refresh\""),
         "the page reloads itself"
     );
+    if let Some(page) = render_report(&results.join("live"), "") {
+        assert!(page.dom.contains("running: 1 of 2 finished, updated "));
+    }
     std::fs::write(&go, "").unwrap();
     assert!(child.wait().unwrap().success());
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(
-        !html.contains("http-equiv=\"refresh\"") && !html.contains("running:"),
+        !html.contains("http-equiv=\"refresh\"") && html.contains(r#""live":null"#),
         "the final page is static"
     );
 }

@@ -49,25 +49,6 @@ fn load(python: &Path, log: &Path, name: &str) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// A sweep with completed, pruned and failed trials, one at a time in plan order.
-fn mixed_sweep(dir: &Path) -> PathBuf {
-    let s = command_spec(
-        dir,
-        "mixed",
-        r#""--lr", "{lr}", "--epochs", "4", "--hold-after", "{hold}", "--fail-at", "{fail}""#,
-        "hold = 0\nfail = 0",
-        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"list\"\n[[search.trials]]\nlr = 0.1\n[[search.trials]]\nlr = 0.0001\nhold = 1\n[[search.trials]]\nlr = 0.1\nfail = 2",
-    );
-    let results = dir.join("results");
-    let o = run_sweep(
-        &s,
-        &results,
-        &["--per-device", "1", "--schedule", "plan", "--retries", "0"],
-    );
-    assert_eq!(o.status.code(), Some(2), "one trial fails: {}", text(&o));
-    results.join("mixed")
-}
-
 #[test]
 fn optuna_loads_the_export_with_the_journals_trials_states_values_and_curves() {
     let Some(python) = optuna_python() else {

@@ -1,4 +1,5 @@
-//! SVG charts of a sweep (plotters' SVG backend): learning curves and parameter scatters.
+//! `curves.svg`: a static picture of a sweep's learning curves (plotters' SVG backend), for
+//! READMEs and papers; the report's interactive charts are in `report.js`.
 //!
 //! Charts stay legible with hundreds of trials: the best few are drawn in colour (the
 //! winner thick and black) with a legend, the rest as faint grey lines, and beyond
@@ -32,7 +33,7 @@ const FAINT: RGBColor = RGBColor(150, 150, 150);
 
 /// How a metric's chart shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricAxis {
+pub(crate) enum MetricAxis {
     /// The value, linearly.
     Linear,
     /// An accuracy in percent as the error (100 − accuracy) on a log axis, which separates
@@ -61,8 +62,9 @@ fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot draw chart: {e}")
 }
 
-/// `metric` per epoch, one line per trial.
-pub fn metric(trials: &[TrialCurves], metric: &str, axis: MetricAxis) -> anyhow::Result<String> {
+/// `metric` per epoch, one line per trial (one panel of [`curves`]).
+#[cfg(test)]
+fn metric(trials: &[TrialCurves], metric: &str, axis: MetricAxis) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -279,118 +281,6 @@ fn no_data(area: &Area, message: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One searched parameter against the metric: a scatter with the parameter's `scale` (from the
-/// spec) when its values are numbers, else equally spaced categories.
-/// `values` holds (parameter value, metric, leaderboard row, is best).
-pub fn scatter(
-    column: &str,
-    values: &[(String, f64, usize, bool)],
-    metric: &str,
-    scale: Scale,
-) -> anyhow::Result<String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (420, 300)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        let ys: Vec<f64> = values
-            .iter()
-            .map(|v| v.1)
-            .filter(|y| y.is_finite())
-            .collect();
-        let (lo, hi) = bounds(&ys).unwrap_or((0.0, 1.0));
-        let y_axis = TickedAxis::for_values(lo, hi, Scale::Linear, 0.1);
-        let y_labels = y_axis.clone();
-        let numbers: Option<Vec<f64>> = values.iter().map(|v| v.0.parse::<f64>().ok()).collect();
-        let dot = |x: f64, v: &(String, f64, usize, bool)| {
-            let style = if v.3 {
-                BEST.filled()
-            } else {
-                colour(v.2).filled()
-            };
-            Circle::new((x, v.1), if v.3 { 6 } else { 4 }, style)
-        };
-        match numbers {
-            Some(xs) if !xs.is_empty() => {
-                let (xlo, xhi) = bounds(&xs).unwrap_or((0.0, 1.0));
-                let log = scale == Scale::Log && xlo > 0.0;
-                let to_axis = |x: f64| if log { x.ln() } else { x };
-                let x_axis =
-                    TickedAxis::for_values(xlo, xhi, if log { Scale::Log } else { scale }, 0.08);
-                let x_labels = x_axis.clone();
-                let mut chart = ChartBuilder::on(&root)
-                    .caption(column, ("sans-serif", 16))
-                    .margin(10)
-                    .x_label_area_size(30)
-                    .y_label_area_size(50)
-                    .build_cartesian_2d(x_axis, y_axis)
-                    .map_err(plot_error)?;
-                chart
-                    .configure_mesh()
-                    .light_line_style(WHITE.mix(0.0))
-                    .x_label_formatter(&|x| x_labels.label_of(*x))
-                    .x_desc(column)
-                    .y_desc(metric)
-                    .y_label_formatter(&|y| y_labels.label_of(*y))
-                    .draw()
-                    .map_err(plot_error)?;
-                chart
-                    .draw_series(xs.iter().zip(values).map(|(&x, v)| dot(to_axis(x), v)))
-                    .map_err(plot_error)?;
-            }
-            _ => {
-                let mut categories: Vec<&str> = Vec::new();
-                for v in values {
-                    if !categories.contains(&v.0.as_str()) {
-                        categories.push(&v.0);
-                    }
-                }
-                let n = categories.len();
-                let mut chart = ChartBuilder::on(&root)
-                    .caption(column, ("sans-serif", 16))
-                    .margin(10)
-                    .x_label_area_size(40)
-                    .y_label_area_size(50)
-                    .build_cartesian_2d(-0.5f64..n as f64 - 0.5, y_axis)
-                    .map_err(plot_error)?;
-                let labels = categories.clone();
-                chart
-                    .configure_mesh()
-                    .light_line_style(WHITE.mix(0.0))
-                    .x_labels(n)
-                    .x_label_formatter(&move |x| {
-                        let i = x.round();
-                        if (x - i).abs() < 1e-6 && i >= 0.0 {
-                            labels
-                                .get(i as usize)
-                                .map(|s| s.to_string())
-                                .unwrap_or_default()
-                        } else {
-                            String::new()
-                        }
-                    })
-                    .y_desc(metric)
-                    .y_label_formatter(&|y| y_labels.label_of(*y))
-                    .draw()
-                    .map_err(plot_error)?;
-                chart
-                    .draw_series(values.iter().map(|v| {
-                        let x = categories.iter().position(|c| *c == v.0).unwrap_or(0) as f64;
-                        dot(x, v)
-                    }))
-                    .map_err(plot_error)?;
-            }
-        }
-        root.present().map_err(plot_error)?;
-    }
-    Ok(svg)
-}
-
-/// The hex colour of a trial's line, for the leaderboard's legend swatches.
-pub fn colour_hex(i: usize, best: bool) -> String {
-    let c = if best { BEST } else { colour(i) };
-    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,23 +381,5 @@ mod tests {
             svg.contains("\nt7\n") && !svg.contains("\nt8\n"),
             "a legend for the best only"
         );
-    }
-
-    #[test]
-    fn scatters_draw_numbers_log_ranges_categories_and_single_values() {
-        let v = |x: &str, y: f64, best: bool| (x.to_string(), y, 0, best);
-        for values in [
-            vec![v("0.001", 98.0, false), v("0.1", 98.5, true)],
-            vec![v("0.5", 98.0, true)],
-            vec![v("MLP", 98.4, false), v("+BN", 98.7, true)],
-            vec![v("inf", 98.0, true)],
-        ] {
-            let svg = scatter("k", &values, "test_acc", Scale::Log).unwrap();
-            assert!(svg.trim_end().ends_with("</svg>"));
-            assert!(
-                svg.matches("<circle").count() >= values.len(),
-                "a point per trial: {svg}"
-            );
-        }
     }
 }

@@ -26,6 +26,16 @@ impl Method {
     pub fn draws(self) -> bool {
         matches!(self, Method::Random | Method::Tpe)
     }
+
+    /// The name the spec writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Grid => "grid",
+            Method::Random => "random",
+            Method::List => "list",
+            Method::Tpe => "tpe",
+        }
+    }
 }
 
 /// One searched key (or several keys varied together) and where it was written.

@@ -552,6 +552,12 @@ fn command_program(
     })
 }
 
+/// TPE's random start-up trials when the spec does not say: an eighth of the budget, at
+/// least 1 and at most 10 (Optuna's default count); the rest is guided.
+pub fn default_startup(samples: usize) -> usize {
+    samples.div_ceil(8).clamp(1, 10)
+}
+
 /// `samples` and `startup`: how many trials a random or TPE search draws, and how many of
 /// TPE's are random.
 fn budget(
@@ -590,9 +596,7 @@ fn budget(
             k
         }
         (Method::Tpe, Some(k)) => k,
-        // An eighth of the budget at random, at most 10 (Optuna's default count): the
-        // rest is guided.
-        (Method::Tpe, None) => samples.div_ceil(8).clamp(1, 10),
+        (Method::Tpe, None) => default_startup(samples),
         (_, Some(_)) => {
             errors.push(at(
                 "search.startup",

@@ -238,3 +238,137 @@ pub fn only_trial(root: &Path) -> PathBuf {
         .unwrap()
         .path()
 }
+
+/// A sweep with completed, pruned and failed trials: fake_train.py under ASHA, one trial at a
+/// time in plan order, the third failing at epoch 2. Returns its results folder.
+pub fn mixed_sweep(dir: &Path) -> PathBuf {
+    let s = command_spec(
+        dir,
+        "mixed",
+        r#""--lr", "{lr}", "--epochs", "4", "--hold-after", "{hold}", "--fail-at", "{fail}""#,
+        "hold = 0\nfail = 0",
+        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"list\"\n[[search.trials]]\nlr = 0.1\n[[search.trials]]\nlr = 0.0001\nhold = 1\n[[search.trials]]\nlr = 0.1\nfail = 2",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(
+        &s,
+        &results,
+        &["--per-device", "1", "--schedule", "plan", "--retries", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2), "one trial fails: {}", text(&o));
+    results.join("mixed")
+}
+
+/// Headless Chromium (`SWEEP_CHROMIUM`, else `chromium` on the PATH), or None when there is
+/// none: then browser tests say so and pass, unless `SWEEP_REQUIRE_CHROMIUM=1` (CI sets it).
+pub fn chromium() -> Option<PathBuf> {
+    let candidate = std::env::var_os("SWEEP_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("chromium"));
+    let found = Command::new(&candidate)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(candidate);
+    }
+    assert!(
+        std::env::var("SWEEP_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+        "SWEEP_REQUIRE_CHROMIUM=1 but {} does not run",
+        candidate.display()
+    );
+    eprintln!("skipped: no chromium to load the report in (apt-get install chromium)");
+    None
+}
+
+/// The DOM of `url` after headless Chromium loaded it and ran its scripts (offline), within
+/// 10 s of virtual time: before a live page reloads itself (every 15 s).
+pub fn rendered_dom(chromium: &Path, url: &str) -> String {
+    let profile = scratch(&format!(
+        "chromium-{}",
+        url.len() + url.bytes().map(usize::from).sum::<usize>()
+    ));
+    let o = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-unsafe-swiftshader",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(o.status.success(), "chromium: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What a report looks like once a real browser has drawn it.
+pub struct RenderedReport {
+    /// The DOM after the scripts ran.
+    pub dom: String,
+    /// The charts the page made (their `data-chart` names).
+    pub charts: Vec<String>,
+}
+
+impl RenderedReport {
+    /// The value of `attribute` on `<body>`.
+    pub fn body_attribute(&self, attribute: &str) -> Option<String> {
+        let body = self.dom.split("<body").nth(1)?.split('>').next()?;
+        let key = format!("{attribute}=\"");
+        Some(body.split(&key).nth(1)?.split('"').next()?.to_string())
+    }
+}
+
+/// Loads `dir/report.html` (with `fragment`, e.g. `#trial=ID`) in headless Chromium and checks
+/// that the page hit no script error and that every chart it made was drawn by Plotly. None
+/// without Chromium (see [`chromium`]).
+pub fn render_report(dir: &Path, fragment: &str) -> Option<RenderedReport> {
+    let chromium = chromium()?;
+    let html = dir.canonicalize().unwrap().join("report.html");
+    let dom = rendered_dom(&chromium, &format!("file://{}{fragment}", html.display()));
+    let report = RenderedReport {
+        charts: Vec::new(),
+        dom,
+    };
+    let errors = report
+        .dom
+        .split("id=\"report-errors\"")
+        .nth(1)
+        .map(|e| e.split("</div>").next().unwrap_or_default().to_string());
+    assert_eq!(
+        report.body_attribute("data-errors").as_deref(),
+        Some("0"),
+        "script errors: {errors:?}"
+    );
+    let charts: Vec<String> = report
+        .body_attribute("data-charts")
+        .expect("the page says which charts it made")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        report.body_attribute("data-rendered"),
+        Some(charts.len().to_string()),
+        "every chart drew: {charts:?}"
+    );
+    for name in &charts {
+        let div = report
+            .dom
+            .split(&format!("data-chart=\"{name}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("chart {name} in the DOM"));
+        let next = div.find("data-chart=\"").unwrap_or(div.len());
+        assert!(
+            div[..next].contains("class=\"main-svg\""),
+            "Plotly drew {name}"
+        );
+    }
+    Some(RenderedReport { charts, ..report })
+}

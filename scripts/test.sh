@@ -4,8 +4,9 @@
 #
 #   scripts/test.sh            everything (needs root for the Slurm cluster)
 #   SWEEP_SKIP_SLURM=1 scripts/test.sh   without the Slurm cluster (its tests then say SKIPPED)
-#   SWEEP_SKIP_OPTUNA=1 scripts/test.sh  without Optuna (the export test that loads the journal
-#                                        with Optuna then says SKIPPED)
+#   SWEEP_SKIP_OPTUNA=1 scripts/test.sh  without Python packages from PyPI (the export test that
+#                                        loads the journal with Optuna, and the lcbench example's
+#                                        tiny sweep, then say skipped)
 #   SWEEP_SKIP_BROWSER=1 scripts/test.sh without headless Chromium (the report's browser tests
 #                                        then say skipped)
 set -euo pipefail
@@ -30,6 +31,12 @@ if [ "${SWEEP_SKIP_OPTUNA:-0}" != 1 ]; then
     "$venv/bin/pip" install --quiet optuna
   fi
   export SWEEP_OPTUNA_PYTHON="$PWD/$venv/bin/python" SWEEP_REQUIRE_OPTUNA=1
+  # The lcbench example's tiny sweep: YAHPO Gym's code and onnxruntime, in the same venv (the
+  # surrogate itself is in data/lcbench/).
+  if ! "$venv/bin/python" -c "import yahpo_gym, onnxruntime" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet yahpo-gym onnxruntime
+  fi
+  export SWEEP_LCBENCH_PYTHON="$PWD/$venv/bin/python" SWEEP_REQUIRE_LCBENCH=1
 fi
 
 # The report is tested in a real browser: Debian's headless Chromium, installed if missing

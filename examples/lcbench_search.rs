@@ -1,0 +1,306 @@
+//! One search on YAHPO Gym's lcbench surrogate with sweep's own sampler and pruners, for
+//! `bench/lcbench.py`, which starts it and answers its questions.
+//!
+//! It runs the code `sweep run` runs: the search space is parsed from
+//! `examples/lcbench/sweep.toml` by sweep's spec parser, trials are asked from
+//! `sweep::sweep::sampler::Tpe` (random search is the same sampler with every trial a start-up
+//! trial), every epoch goes into a `StudyRecord` as the journal would put it, and the pruner
+//! decides after each epoch as the study does. What it leaves out is the processes: one trial
+//! at a time (or `--parallel` at once, ending in the order they started) and no clock, so a
+//! run is exact and reproducible and takes a second instead of minutes. At one trial at a
+//! time `sweep run examples/lcbench/sweep.toml` asks the same trials (bench/lcbench.py
+//! `--check` compares them).
+//!
+//! The protocol, one JSON document per line: it writes `{"params": {...}, "from": a, "to": b}`
+//! and reads the val_accuracy of those epochs as a list; after each trial it writes
+//! `{"trial": i, "status": ..., "epochs": n, "value": v}` (v: the trial's best epoch), and
+//! `{"done": true}` at the end.
+//!
+//! ```text
+//! lcbench_search --method tpe|random --trials N [--pruner none|asha|median]
+//!                [--epoch-budget E] [--parallel P] [--seed S] [--startup K]
+//! ```
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Write};
+
+use sweep::store::journal::{Event, TrialDef};
+use sweep::store::record::StudyRecord;
+use sweep::sweep::pruner::{Asha, MedianPruner, Pruner};
+use sweep::sweep::sampler::{Ask, Tpe};
+use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
+
+/// The surrogate's epochs.
+const EPOCHS: usize = 52;
+const METRIC: &str = "val_accuracy";
+
+struct Options {
+    random: bool,
+    trials: usize,
+    pruner: Option<Choice>,
+    epoch_budget: usize,
+    parallel: usize,
+    seed: u64,
+    startup: Option<usize>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        random: false,
+        trials: 40,
+        pruner: None,
+        epoch_budget: usize::MAX,
+        parallel: 1,
+        seed: 0,
+        startup: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let number = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--method" => {
+                o.random = match value.as_str() {
+                    "tpe" => false,
+                    "random" => true,
+                    m => return Err(format!("--method {m}: tpe or random")),
+                }
+            }
+            "--trials" => o.trials = number(&value)?,
+            "--pruner" => {
+                o.pruner = match value.as_str() {
+                    "none" => None,
+                    "asha" => Some(Choice::Asha(Asha::default())),
+                    "median" => Some(Choice::Median(MedianPruner::default())),
+                    p => return Err(format!("--pruner {p}: none, asha or median")),
+                }
+            }
+            "--epoch-budget" => o.epoch_budget = number(&value)?,
+            "--parallel" => o.parallel = number(&value)?.max(1),
+            "--seed" => o.seed = number(&value)? as u64,
+            "--startup" => o.startup = Some(number(&value)?),
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if o.pruner.is_some() && o.parallel > 1 {
+        return Err("a pruner runs one trial at a time here".into());
+    }
+    Ok(o)
+}
+
+/// Asks the parent for the val_accuracy of epochs `from..=to` of a trial.
+fn curve(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    params: &serde_json::Value,
+    from: usize,
+    to: usize,
+) -> Result<Vec<f64>, String> {
+    let ask = serde_json::json!({ "params": params, "from": from, "to": to });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{ask}")
+        .and_then(|_| out.flush())
+        .map_err(|e| e.to_string())?;
+    let line = lines
+        .next()
+        .ok_or("the parent closed stdin")?
+        .map_err(|e| e.to_string())?;
+    let values: Vec<f64> = serde_json::from_str(&line).map_err(|e| format!("{line}: {e}"))?;
+    if values.len() != to + 1 - from {
+        return Err(format!(
+            "asked epochs {from}-{to}, got {} values",
+            values.len()
+        ));
+    }
+    Ok(values)
+}
+
+fn say(value: serde_json::Value) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}")
+        .and_then(|_| out.flush())
+        .map_err(|e| e.to_string())
+}
+
+fn finish(record: &mut StudyRecord, trial: &str, status: TrialStatus) {
+    record.apply(&Event::Finished {
+        trial: trial.to_string(),
+        attempt: 1,
+        status,
+        message: None,
+        seconds: 0.0,
+        best: None,
+    });
+}
+
+fn epoch(record: &mut StudyRecord, trial: &str, epoch: usize, value: f64) {
+    record.apply(&Event::Epoch {
+        trial: trial.to_string(),
+        row: EpochMetrics {
+            epoch,
+            metrics: Metrics::new().with(METRIC, value),
+        },
+    });
+}
+
+fn main() -> Result<(), String> {
+    let o = options()?;
+    let spec_path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lcbench/sweep.toml");
+    let spec = std::fs::read_to_string(spec_path).map_err(|e| format!("{spec_path}: {e}"))?;
+    let axes = sweep::report::export::spec_axes(&spec);
+    if axes.len() != 7 {
+        return Err(format!("{spec_path}: expected 7 searched keys"));
+    }
+    let objective = Objective::new(METRIC, Some(Mode::Max))?;
+    let tpe = Tpe {
+        axes,
+        objective: objective.clone(),
+        budget: o.trials,
+        startup: if o.random {
+            o.trials
+        } else {
+            o.startup
+                .unwrap_or_else(|| sweep::sweep::spec::default_startup(o.trials))
+        },
+        seed: o.seed,
+        parallelism: o.parallel,
+    };
+    let mut record = StudyRecord::default();
+    record.objective = objective;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut used = 0usize;
+    // Trials that ran but have not "ended" yet (with --parallel): they end in start order.
+    let mut running: VecDeque<(String, usize, Vec<f64>)> = VecDeque::new();
+    let end = |record: &mut StudyRecord, (id, index, values): (String, usize, Vec<f64>)| {
+        for (k, v) in values.iter().enumerate() {
+            epoch(record, &id, k + 1, *v);
+        }
+        finish(record, &id, TrialStatus::Completed);
+        let best = values.iter().copied().fold(f64::MIN, f64::max);
+        say(
+            serde_json::json!({"trial": index, "status": "completed", "epochs": values.len(), "value": best}),
+        )
+    };
+    for index in 0..o.trials {
+        if used >= o.epoch_budget {
+            break;
+        }
+        let point = loop {
+            match tpe.ask(&record, index, 0) {
+                Ask::Point(p) => break p,
+                Ask::Wait => {
+                    let oldest = running.pop_front().ok_or("TPE waits for no trial")?;
+                    end(&mut record, oldest)?;
+                }
+                Ask::Done => return Err("the budget ended early".into()),
+            }
+        };
+        let id = format!("t{index}");
+        let params: serde_json::Map<String, serde_json::Value> = point
+            .values
+            .iter()
+            .map(|a| {
+                let v = a
+                    .value
+                    .as_float()
+                    .or(a.value.as_integer().map(|i| i as f64));
+                (a.key.clone(), serde_json::json!(v))
+            })
+            .collect();
+        let params = serde_json::Value::Object(params);
+        record.apply(&Event::Trial(TrialDef {
+            index,
+            id: id.clone(),
+            group: id.clone(),
+            label: None,
+            params: point
+                .values
+                .iter()
+                .map(|a| (a.key.clone(), a.value.clone()))
+                .collect(),
+        }));
+        let Some(pruner) = &o.pruner else {
+            // Full length: the whole curve, ended when its turn comes.
+            let take = EPOCHS.min(o.epoch_budget - used);
+            let values = curve(&mut lines, &params, 1, take)?;
+            used += take;
+            if take < EPOCHS {
+                say(serde_json::json!({"trial": index, "status": "cut", "epochs": take}))?;
+                break;
+            }
+            running.push_back((id, index, values));
+            if running.len() >= o.parallel {
+                let oldest = running.pop_front().expect("a running trial");
+                end(&mut record, oldest)?;
+            }
+            continue;
+        };
+        // With a pruner: epoch by epoch, asking for the curve up to the next decision.
+        let (mut reached, mut best, mut status) = (0, f64::MIN, "cut");
+        let mut pending: VecDeque<f64> = VecDeque::new();
+        while reached < EPOCHS && used < o.epoch_budget {
+            if pending.is_empty() {
+                let to = pruner
+                    .next_decision(reached)
+                    .min(reached + (o.epoch_budget - used));
+                pending.extend(curve(&mut lines, &params, reached + 1, to)?);
+            }
+            let value = pending.pop_front().expect("a value");
+            reached += 1;
+            used += 1;
+            best = best.max(value);
+            epoch(&mut record, &id, reached, value);
+            if let Some(d) = pruner.pruner().decide(&record, &id, reached, Some(EPOCHS)) {
+                let stop = d.stop;
+                record.apply(&Event::Decision(d));
+                if stop {
+                    finish(&mut record, &id, TrialStatus::Pruned);
+                    status = "pruned";
+                    break;
+                }
+            }
+        }
+        if reached == EPOCHS {
+            finish(&mut record, &id, TrialStatus::Completed);
+            status = "completed";
+        }
+        say(
+            serde_json::json!({"trial": index, "status": status, "epochs": reached, "value": best}),
+        )?;
+        if status == "cut" {
+            break;
+        }
+    }
+    while let Some(t) = running.pop_front() {
+        end(&mut record, t)?;
+    }
+    say(serde_json::json!({"done": true, "epochs": used}))
+}
+
+/// The pruner of a run, as the spec's `[prune]` section would give it (defaults).
+enum Choice {
+    Asha(Asha),
+    Median(MedianPruner),
+}
+
+impl Choice {
+    fn pruner(&self) -> &dyn Pruner {
+        match self {
+            Choice::Asha(a) => a,
+            Choice::Median(m) => m,
+        }
+    }
+
+    /// The next epoch after `reached` at which it may stop a trial: the curve is fetched up to
+    /// there in one request.
+    fn next_decision(&self, reached: usize) -> usize {
+        match self {
+            Choice::Asha(a) => a
+                .rungs(EPOCHS)
+                .into_iter()
+                .find(|&r| r > reached)
+                .unwrap_or(EPOCHS),
+            Choice::Median(_) => reached + 1,
+        }
+    }
+}

@@ -3,9 +3,10 @@
 //!
 //! - [`MedianPruner`] (Optuna's MedianPruner): stop a trial whose best value so far is worse
 //!   than the median of the completed trials' values at the same epoch.
-//! - [`Asha`] (asynchronous successive halving, Li et al. 2020, as Ray's ASHAScheduler): at
-//!   rungs `grace_epochs · eta^k`, a trial goes on only if its value is in the top `1/eta` of
-//!   the values recorded at that rung so far.
+//! - [`Asha`] (asynchronous successive halving, Li et al. 2020, the stopping variant of Ray's
+//!   ASHAScheduler, with Optuna's promotion rule): at rungs `grace_epochs · eta^k`, a trial
+//!   goes on only if its value is among the best `max(1, n / eta)` of the `n` values recorded
+//!   at that rung so far, its own included.
 //!
 //! Every decision is journalled with the numbers behind it; a decision already in the journal
 //! is never made again, so a resumed sweep keeps the decisions it made.
@@ -118,14 +119,6 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// The `q`-quantile of `values` (not empty), interpolated linearly as numpy's percentile.
-pub fn quantile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (values.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    values[lo] + (values[hi] - values[lo]) * (pos - lo as f64)
-}
-
 impl Pruner for MedianPruner {
     fn decide(
         &self,
@@ -226,24 +219,24 @@ impl Pruner for Asha {
             .map(|d| d.value)
             .collect();
         let of = recorded.len();
-        let keep = 1.0 / self.eta as f64;
-        // The top 1/eta: above the (1 - 1/eta)-quantile when larger is better, below the
-        // 1/eta-quantile when smaller is.
-        let cutoff = (!recorded.is_empty()).then(|| {
-            let q = match objective.mode {
-                crate::trial::Mode::Max => 1.0 - keep,
-                crate::trial::Mode::Min => keep,
-            };
-            quantile(&mut recorded, q)
-        });
+        // Optuna's promotion rule: the trial goes on if it is among the best
+        // max(1, n / eta) of the n values at this rung, its own included. Until eta trials
+        // have reached a rung that means being the best so far: Ray's percentile of the others
+        // alone let most of the first trials through, and a grid started in sorted order (each
+        // trial the best yet) through entirely.
+        recorded.push(value);
+        recorded.sort_by(|a, b| objective.cmp(*a, *b));
+        let keep = (recorded.len() / self.eta.max(2)).max(1);
+        let cutoff = (of > 0).then(|| recorded[keep - 1]);
         let stop = cutoff.is_some_and(|c| objective.better(c, value));
         let m = &objective.metric;
         let reason = match cutoff {
             None => format!("first trial at rung {epoch}: it goes on"),
             Some(c) => format!(
-                "{m} {} at rung {epoch} is {} the top 1/{} (cutoff {} of {of} trials)",
+                "{m} {} at rung {epoch} is {} the best {keep} of {} (the top 1/{}; cutoff {})",
                 format_metric(value),
-                if stop { "outside" } else { "inside" },
+                if stop { "outside" } else { "among" },
+                recorded.len(),
                 self.eta,
                 format_metric(c)
             ),
@@ -338,7 +331,7 @@ mod tests {
             .rungs(16),
             [2, 4, 8]
         );
-        // Trials arrive at rung 1 one after another; each is judged against those before it.
+        // Trials arrive at rung 1 one after another; each is judged with those before it.
         let curves: [(&str, &[f64]); 6] = [
             ("t1", &[90.0]),
             ("t2", &[85.0]),
@@ -356,16 +349,10 @@ mod tests {
             s.0.apply(&crate::store::journal::Event::Decision(d));
         }
         let r = s.build();
-        // The 2/3-quantile of the values before: t1 first, on; t2 85 < 90, stop; t3 95 >=
-        // 88.33, on; t4 92 >= 91.67, on; t5 96 >= 92.0, on; t6 80 < 94.0, stop.
-        assert_eq!(stops, [false, true, false, false, false, true]);
+        // The best max(1, n/3) of the n values so far: t1 first, on; t2 85 is not the best of
+        // 2, stop; t3 95 the best of 3, on; t4 92 not the best of 4 (95), stop; t5 96 the best
+        // of 5, on; t6 80 not in the best 2 of 6 (96, 95), stop.
+        assert_eq!(stops, [false, true, false, true, false, true]);
         assert_eq!(asha.decide(&r, "t1", 2, Some(15)), None, "2 is no rung");
-    }
-
-    #[test]
-    fn quantiles_interpolate_like_numpy() {
-        assert_eq!(quantile(&mut [1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
-        assert!((quantile(&mut [85.0, 90.0], 2.0 / 3.0) - 88.333333).abs() < 1e-5);
-        assert_eq!(quantile(&mut [7.0], 0.9), 7.0);
     }
 }

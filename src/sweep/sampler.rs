@@ -1,7 +1,7 @@
 //! The adaptive sampler: multivariate TPE (the tree-structured Parzen estimator, Bergstra et
 //! al. 2011, multivariate as Optuna's default since 3.x), asked for one trial at a time.
 //!
-//! After `startup` random trials, the trials with results are split into the best quarter
+//! After `startup` random trials, the trials with results are split into the best sixth
 //! (`gamma`) and the rest; a Parzen estimator (a mixture with one product kernel per trial, over every
 //! searched parameter jointly, plus a wide prior) is fitted to each, 24 candidates are drawn
 //! from the good one, and the candidate with the largest ratio good/bad is proposed.
@@ -24,10 +24,10 @@ use crate::trial::{Objective, TrialStatus};
 /// Candidates drawn from the good estimator per proposal (Optuna's default).
 const CANDIDATES: usize = 24;
 /// The width of a kernel relative to its parameter's range, scaled by n^(-1/(d+4)) as in
-/// Optuna's multivariate rule. Optuna takes 0.2; half of it found better points sooner on the
-/// surrogate of bench/tpe.py (examples/tpe_surrogate.rs) and on the noisy bowl
-/// below: early on the magic clip sets the width anyway, and later it sharpens both densities.
-const SIGMA0: f64 = 0.1;
+/// Optuna's multivariate rule, with Optuna's 0.2. Half of it did better on the noisy MNIST
+/// surrogate (examples/tpe_surrogate.rs) but left a seed in eight stuck in a poor region on
+/// the noise-free lcbench surrogate (bench/lcbench.py): narrow kernels exploit too early.
+const SIGMA0: f64 = 0.2;
 
 /// What the sampler says when asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,12 +271,13 @@ fn settled(t: &TrialRecord) -> bool {
     !t.active || t.status.is_final() || t.status.is_failure()
 }
 
-/// How many of `n` observations form the good group: a quarter, at most 25. (Optuna takes a
-/// tenth; with noisy results and budgets of tens of trials, a good group of one or two trials
-/// follows the noise. A quarter found better points sooner on the surrogate of
-/// bench/tpe.py in examples/tpe_surrogate.rs.)
+/// How many of `n` observations form the good group: a sixth, at most 25. Optuna takes a
+/// tenth, which did best on the noise-free lcbench surrogate (bench/lcbench.py) but, with
+/// noisy results and budgets of tens of trials, makes a good group of one or two trials that
+/// follows the noise (examples/tpe_surrogate.rs); a quarter did the reverse. A sixth meets the
+/// goals of both (docs/benchmarks.md).
 fn gamma(n: usize) -> usize {
-    n.div_ceil(4).min(25)
+    n.div_ceil(6).min(25)
 }
 
 /// A Parzen estimator: a weighted mixture of product kernels, one per observation plus a
@@ -489,12 +490,15 @@ mod tests {
 
     #[test]
     fn tpe_finds_better_points_than_random_search_on_a_noisy_bowl() {
-        // The mean over 8 seeds of the best value after 20 and after 40 trials.
+        // The mean over 32 seeds of the best value after 20 and after 40 trials (over 8 the
+        // noise decided it: 99.68 against 99.69; over 32 and 128, TPE at 20 leads by 0.15 and
+        // 0.06).
+        let seeds = 32u64;
         let mean = |startup: usize, after: usize| {
-            (0..8u64)
+            (0..seeds)
                 .map(|s| run(s, 40, startup)[after - 1])
                 .sum::<f64>()
-                / 8.0
+                / seeds as f64
         };
         let (random40, tpe20, tpe40) = (mean(40, 40), mean(8, 20), mean(8, 40));
         note!("random@40 {random40:.3}  tpe@20 {tpe20:.3}  tpe@40 {tpe40:.3}");

@@ -79,3 +79,53 @@ fn a_tiny_tpe_sweep_of_the_lcbench_surrogate_reports_what_the_surrogate_predicts
         assert!(epochs.iter().all(|v| (0.0..=100.0).contains(v)));
     }
 }
+
+#[test]
+fn the_lcbench_program_resumes_after_its_last_reported_epoch() {
+    let Some(python) = lcbench_python() else {
+        return;
+    };
+    let dir = scratch("lcbench-resume");
+    let epochs_printed = |epochs: &str, resume: bool| -> Vec<u64> {
+        let o = std::process::Command::new(&python)
+            .current_dir(common::root())
+            .args(["examples/lcbench/lcbench.py", "--epochs", epochs])
+            .args([
+                "--batch-size",
+                "64",
+                "--learning-rate",
+                "0.01",
+                "--max-dropout",
+                "0.2",
+            ])
+            .args([
+                "--max-units",
+                "256",
+                "--momentum",
+                "0.9",
+                "--num-layers",
+                "3",
+            ])
+            .args(["--weight-decay", "0.001"])
+            .env("SWEEP_TRIAL_DIR", &dir)
+            .env("SWEEP_RESUME", if resume { "1" } else { "0" })
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(epochs_printed("3", false), [1, 2, 3]);
+    assert_eq!(epochs_printed("5", true), [4, 5], "continues after epoch 3");
+    assert_eq!(
+        epochs_printed("2", false),
+        [1, 2],
+        "without SWEEP_RESUME it starts over"
+    );
+}

@@ -51,7 +51,10 @@ class Surrogate:
         # stdout carries reports.
         stdout, sys.stdout = sys.stdout, open(os.devnull, "w")
         try:
-            from yahpo_gym import benchmark_set, local_config
+            try:
+                from yahpo_gym import benchmark_set, local_config
+            except ImportError as e:
+                sys.exit(f"{e}: the lcbench surrogate needs `pip install yahpo-gym onnxruntime`")
 
             local_config.init_config()
             local_config.set_data_path(DATA)
@@ -90,10 +93,11 @@ def main():
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    trial_dir = os.environ.get("SWEEP_TRIAL_DIR", ".")
-    checkpoint = os.path.join(trial_dir, "lcbench-epoch.json")
+    # The last epoch reported, kept in the trial's directory when sweep runs it.
+    trial_dir = os.environ.get("SWEEP_TRIAL_DIR")
+    checkpoint = os.path.join(trial_dir, "lcbench-epoch.json") if trial_dir else None
     start = 1
-    if os.environ.get("SWEEP_RESUME") == "1" and os.path.exists(checkpoint):
+    if checkpoint and os.environ.get("SWEEP_RESUME") == "1" and os.path.exists(checkpoint):
         with open(checkpoint) as f:
             start = json.load(f)["epoch"] + 1
 
@@ -105,9 +109,10 @@ def main():
         if a.epoch_seconds:
             time.sleep(a.epoch_seconds)
         print(json.dumps(dict(epoch=epoch, **curve[epoch - 1])), flush=True)
-        with open(checkpoint + ".tmp", "w") as f:
-            json.dump({"epoch": epoch}, f)
-        os.replace(checkpoint + ".tmp", checkpoint)
+        if checkpoint:
+            with open(checkpoint + ".tmp", "w") as f:
+                json.dump({"epoch": epoch}, f)
+            os.replace(checkpoint + ".tmp", checkpoint)
     return 0
 
 

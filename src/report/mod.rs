@@ -3,9 +3,9 @@
 //! of the learning curves.
 
 mod charts;
-pub mod data;
+mod data;
 pub mod export;
-pub mod page;
+mod page;
 pub mod ticks;
 
 use std::path::PathBuf;

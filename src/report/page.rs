@@ -75,11 +75,6 @@ pub fn render(data: &ReportData) -> anyhow::Result<String> {
     ))
 }
 
-/// The page without Plotly.js, for measuring what the sweep itself adds.
-pub fn data_size(data: &ReportData) -> anyhow::Result<usize> {
-    Ok(script_json(data)?.len() + SCRIPT.len() + STYLE.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

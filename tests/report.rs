@@ -47,7 +47,7 @@ fn a_command_sweep_with_pruned_and_failed_trials_draws_every_chart() {
     for legend in [
         "completed (1)",
         "pruned (1)",
-        "failed (no value) (1)",
+        "failed (1)",
         "stopped by the pruner",
     ] {
         assert!(page.dom.contains(legend), "{legend}");

@@ -15,13 +15,19 @@ const SCRIPT: &str = include_str!("report.js");
 /// The page's style.
 const STYLE: &str = include_str!("report.css");
 /// Runs before anything else: every uncaught error and `console.error` is kept in
-/// `window.reportErrors` and shown at the top of the page, so that neither a reader nor the
-/// browser test misses one.
+/// `window.reportErrors` and shown at the top of the page (by `report.js`, or here if it could
+/// not even start), so that neither a reader nor the browser test misses one.
 const CATCH_ERRORS: &str = r#"window.reportErrors = [];
 window.addEventListener("error", function (e) { window.reportErrors.push(String(e.message || e)); });
 window.addEventListener("unhandledrejection", function (e) { window.reportErrors.push("unhandled: " + String(e.reason)); });
 (function () { var original = console.error; console.error = function () {
-  window.reportErrors.push(Array.prototype.join.call(arguments, " ")); original.apply(console, arguments); }; })();"#;
+  window.reportErrors.push(Array.prototype.join.call(arguments, " ")); original.apply(console, arguments); }; })();
+window.addEventListener("load", function () { setTimeout(function () {
+  if (document.body.hasAttribute("data-errors") || !window.reportErrors.length) return;
+  var box = document.getElementById("report-errors");
+  box.hidden = false;
+  box.textContent = "This page could not be drawn:\n" + window.reportErrors.join("\n");
+}, 0); });"#;
 
 /// Plotly.js, unpacked.
 fn plotly_js() -> anyhow::Result<String> {

@@ -268,7 +268,7 @@
   function history() {
     var s = section("Optimisation history", "Every trial's " + esc(D.metric) + " by trial number (the order trials were asked for), " +
       "and the best so far among completed trials." + (D.method === "tpe" ? " Hollow diamonds are TPE's random start-up trials." : "") +
-      " Pruned trials show the best value they reached before they were stopped; failed trials, which have no value, sit on the bottom edge.");
+      " Pruned and failed trials show the best value they reached before they stopped; a failed trial without any sits on the bottom edge.");
     var byNumber = D.trials.map(function (t, i) { return i; }).sort(function (a, b) { return D.trials[a].number - D.trials[b].number; });
     var valued = byNumber.filter(function (i) { return D.trials[i].value !== null; });
     if (!valued.length) { s.appendChild(el("p", { class: "note", text: "No trial has a value yet." })); return; }
@@ -299,8 +299,8 @@
       { symbol: "x-thin-open", size: 9, color: STATUS_COLOUR.pruned, line: { width: 2 } }));
     traces.push(group("running", function (t) { return (t.status === "running" || t.status === "interrupted") && t.value !== null; },
       { symbol: "circle-open", size: 8, color: STATUS_COLOUR.running }));
-    traces.push(group("failed (no value)", function (t) { return FAILED[t.status]; },
-      { symbol: "triangle-down", size: 9, color: STATUS_COLOUR.failed }, function () { return worstEdge; }));
+    traces.push(group("failed", function (t) { return FAILED[t.status]; },
+      { symbol: "triangle-down", size: 9, color: STATUS_COLOUR.failed }, function (t) { return t.value === null ? worstEdge : t.value; }));
     var bx = [], by = [], best = null;
     byNumber.forEach(function (i) {
       var t = D.trials[i];
@@ -400,11 +400,11 @@
   // ---------- parallel coordinates ----------
   function parallel() {
     if (!D.columns.length) return;
-    var s = section("Parallel coordinates", "Every trial with a value as a line through its parameters and its " + esc(D.metric) +
+    var s = section("Parallel coordinates", "Every ranked trial (completed or pruned) as a line through its parameters and its " + esc(D.metric) +
       ", coloured by it. Drag along any axis to brush a range (drag again to add one, click outside it to clear): the leaderboard shows only the trials inside every brushed range.");
     var idx = D.trials.map(function (t, i) { return i; }).filter(function (i) {
       var t = D.trials[i];
-      return t.value !== null && D.columns.every(function (c, j) { return toNumber(c, t.values[j]) !== null; });
+      return t.rank !== null && t.value !== null && D.columns.every(function (c, j) { return toNumber(c, t.values[j]) !== null; });
     });
     if (idx.length < 2) { s.appendChild(el("p", { class: "note", text: "Needs two trials with a value." })); return; }
     function dims(order, keep) {
@@ -485,25 +485,25 @@
   function slices() {
     var usable = D.columns.map(function (c, j) { return j; }).filter(function (j) {
       var seen = new Set();
-      D.trials.forEach(function (t) { if (t.value !== null && t.values[j] !== null) seen.add(JSON.stringify(t.values[j])); });
+      D.trials.forEach(function (t) { if (t.rank !== null && t.value !== null && t.values[j] !== null) seen.add(JSON.stringify(t.values[j])); });
       return seen.size > 1;
     });
     if (!usable.length) return;
-    var s = section("Slice plots", esc(D.metric) + " against each searched parameter, coloured by trial number (light: early, dark: late); pruned trials are crosses.");
+    var s = section("Slice plots", esc(D.metric) + " against each searched parameter for the ranked trials, coloured by trial number (light: early, dark: late); pruned trials are crosses.");
     var box = el("div", { class: "charts" });
     s.appendChild(box);
     var numbers = D.trials.map(function (t) { return t.number; });
     var maxNumber = Math.max.apply(null, numbers.concat([1]));
     usable.forEach(function (j) {
       var col = D.columns[j];
-      var idx = D.trials.map(function (t, i) { return i; }).filter(function (i) { return D.trials[i].value !== null && D.trials[i].values[j] !== null; });
+      var idx = D.trials.map(function (t, i) { return i; }).filter(function (i) { return D.trials[i].rank !== null && D.trials[i].value !== null && D.trials[i].values[j] !== null; });
       function trace(pick, symbol, showscale) {
         var ids = idx.filter(function (i) { return pick(D.trials[i]); });
         return {
           type: "scatter", mode: "markers", x: ids.map(function (i) { return D.trials[i].values[j]; }), y: ids.map(function (i) { return D.trials[i].value; }),
           customdata: ids, text: ids.map(function (i) { return hover(D.trials[i]); }), hovertemplate: "%{text}<extra></extra>", showlegend: false,
           marker: { symbol: symbol, size: 8, color: ids.map(function (i) { return D.trials[i].number; }), cmin: 0, cmax: maxNumber, colorscale: "Blues",
-            line: { width: symbol === "circle" ? 0.5 : 2, color: "#555" }, showscale: showscale, colorbar: { title: { text: "trial" }, thickness: 10 } }
+            line: { width: symbol === "circle" ? 0.5 : 2, color: "#555" }, showscale: showscale, colorbar: { title: { text: "trial" }, thickness: 10, dtick: Math.max(1, Math.ceil(maxNumber / 5)) } }
         };
       }
       var traces = [trace(function (t) { return t.status !== "pruned"; }, "circle", true), trace(function (t) { return t.status === "pruned"; }, "x-thin-open", false),

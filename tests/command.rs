@@ -84,6 +84,23 @@ fn a_command_sweep_ranks_on_what_the_program_reports_and_keeps_its_directory() {
         out.contains(&format!("rerun of {best}: completed best val_acc")),
         "{out}"
     );
+    // Any trial reruns by its id, not only the winner.
+    let second = csv_rows(&root.join("leaderboard.csv"))[2][1].clone();
+    let o = run(sweep(&[
+        "rerun",
+        root.to_str().unwrap(),
+        "--trial",
+        &second,
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("rerun of {second}: completed")),
+        "{}",
+        text(&o)
+    );
+    let o = run(sweep(&["rerun", root.to_str().unwrap(), "--trial", "nope"]));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no trial nope"), "{}", text(&o));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::exec::slurm::SlurmOptions;
 use crate::store::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
 use crate::store::sweep_dir::SweepDir;
 use crate::sweep::progress::Verbosity;
-use crate::sweep::rerun::{self, Rerun};
+use crate::sweep::rerun::{self, Rerun, Which};
 use crate::sweep::schedule::Schedule;
 use crate::sweep::study::{self, Backend, RunEnd, RunOptions};
 use crate::text::format_metric;
@@ -477,6 +477,9 @@ pub struct RerunArgs {
     /// Which trial: its rank on the leaderboard.
     #[arg(long, default_value_t = 1, value_name = "N")]
     rank: usize,
+    /// Which trial: its id (or label), ranked or not, instead of --rank.
+    #[arg(long, value_name = "ID", conflicts_with = "rank")]
+    trial: Option<String>,
     /// Train with this seed instead of the trial's.
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
@@ -500,7 +503,10 @@ pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
     let result = rerun::rerun(
         &dir,
         &Rerun {
-            rank: args.rank,
+            which: match args.trial {
+                Some(id) => Which::Trial(id),
+                None => Which::Rank(args.rank),
+            },
             overrides: &overrides,
             device: &args.device,
             stop: &stop,

@@ -18,14 +18,23 @@ use crate::trial::{CommandTask, TrialSummary, TrialTask};
 
 /// What to rerun and how.
 pub struct Rerun<'a> {
-    /// Which trial: its rank on the leaderboard (1 = the winner).
-    pub rank: usize,
+    /// Which trial.
+    pub which: Which,
     /// Overrides of its configuration (a seed, for instance).
     pub overrides: &'a [Override],
     /// The training device (`cpu`, `cuda:N`).
     pub device: &'a str,
     /// Set by a signal handler to stop training.
     pub stop: &'a AtomicBool,
+}
+
+/// Which trial a rerun retrains.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Which {
+    /// The trial of this rank on the leaderboard (1 = the winner).
+    Rank(usize),
+    /// The trial with this id (or label), ranked or not.
+    Trial(String),
 }
 
 /// What a rerun produced.
@@ -94,7 +103,7 @@ fn rerun_command(
     Ok(summary)
 }
 
-/// Retrains trial `rerun.rank` of the sweep in `dir`, reporting progress to `observer`.
+/// Retrains trial `rerun.which` of the sweep in `dir`, reporting progress to `observer`.
 pub fn rerun(
     dir: &SweepDir,
     rerun: &Rerun,
@@ -102,14 +111,27 @@ pub fn rerun(
 ) -> anyhow::Result<RerunResult> {
     let record = dir.load_record(dir.is_locked())?;
     let board = Leaderboard::build(&record);
-    let row = board.by_rank(rerun.rank).with_context(|| {
-        let ranked = board.rows.iter().filter(|r| r.rank.is_some()).count();
-        format!(
-            "{}: no trial has rank {} ({ranked} trials are ranked)",
-            dir.root().display(),
-            rerun.rank
-        )
-    })?;
+    let row = match &rerun.which {
+        Which::Rank(rank) => board.by_rank(*rank).with_context(|| {
+            let ranked = board.rows.iter().filter(|r| r.rank.is_some()).count();
+            format!(
+                "{}: no trial has rank {rank} ({ranked} trials are ranked)",
+                dir.root().display()
+            )
+        })?,
+        Which::Trial(id) => board
+            .rows
+            .iter()
+            .find(|r| r.trial == *id || r.label.as_deref() == Some(id.as_str()))
+            .with_context(|| {
+                format!(
+                    "{}: no trial {id}; `sweep leaderboard {}` lists its {} trials",
+                    dir.root().display(),
+                    dir.root().display(),
+                    board.rows.len()
+                )
+            })?,
+    };
     let trial_dir = dir.trial_dir(&row.trial);
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let out = dir.reruns_dir().join(format!("{}-{stamp}", row.trial));
@@ -130,7 +152,7 @@ pub fn rerun(
     note!(
         "rerunning trial {} (rank {}, {} {}) from {} into {}",
         row.trial,
-        rerun.rank,
+        row.rank.map_or("none".into(), |r| r.to_string()),
         board.objective.metric,
         row.value.map_or("-".into(), crate::text::format_metric),
         source.display(),

@@ -79,7 +79,10 @@ fn a_tpe_sweep_draws_its_history_importance_slices_and_contour_and_a_link_select
     assert!(o.status.success(), "{}", text(&o));
     let root = results.join("tpe");
     let best = csv_rows(&root.join("leaderboard.csv"))[1][1].clone();
-    let Some(page) = render_report(&root, &format!("#trial={best}")) else {
+    let Some(page) = render_report(
+        &root,
+        &format!("#trial={best}&metric=train_loss&sort=lr:desc"),
+    ) else {
         return;
     };
     for chart in [
@@ -118,4 +121,28 @@ fn a_tpe_sweep_draws_its_history_importance_slices_and_contour_and_a_link_select
         "class=\"status-completed best selected\" data-trial=\"{best}\""
     )));
     assert!(text_of(&page.dom, "selection").contains(&best));
+    // ... drew the curves of another metric, and sorted the leaderboard by lr, largest first.
+    assert!(page.dom.contains("data-metric=\"train_loss\""));
+    assert!(
+        page.dom.contains("<th class=\"sorted-desc\">lr</th>"),
+        "lr sorted, largest first"
+    );
+    let lrs: Vec<f64> = csv_rows(&root.join("leaderboard.csv"))[1..]
+        .iter()
+        .map(|r| r[5].parse().unwrap())
+        .collect();
+    let largest = lrs.iter().copied().fold(f64::MIN, f64::max);
+    let first_row = page.dom.split("<tbody>").nth(1).unwrap();
+    let first_id = first_row
+        .split("data-trial=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let first_lr: f64 = rows.iter().find(|r| r[1] == first_id).unwrap()[5]
+        .parse()
+        .unwrap();
+    assert_eq!(first_lr, largest, "the first row has the largest lr");
 }

@@ -11,6 +11,8 @@
   var drawing = []; // promises of the first draw of every chart
   var selected = null;
   var brushed = null; // trial indices inside every brushed range, or null
+  var lastCurves = Promise.resolve(); // the learning curves' latest redraw
+  function curvesRedrawn() { return lastCurves; }
 
   var STATUS_COLOUR = {
     completed: "#1f77b4", pruned: "#8c8c8c", diverged: "#9467bd", failed: "#d62728",
@@ -389,9 +391,11 @@
     function setLogDefault() { var m = metricAxis(); logBox.disabled = !m.log_ticks; logBox.checked = !!(m.log_ticks && m.log_first); }
     setLogDefault();
     var chart = plot(s, "curves", "wide", traces(), layout(), null);
+    chart.div.setAttribute("data-metric", menu.value);
     chart.highlight = highlightTrace(function () { return chart.div; }, points);
     function redraw() {
-      Plotly.react(chart.div, traces(), layout(), PLOT_CONFIG).then(function () { if (selected !== null) chart.highlight(selected); });
+      chart.div.setAttribute("data-metric", menu.value);
+      lastCurves = Plotly.react(chart.div, traces(), layout(), PLOT_CONFIG).then(function () { if (selected !== null) chart.highlight(selected); });
     }
     menu.addEventListener("change", function () { setLogDefault(); redraw(); });
     logBox.addEventListener("change", redraw);
@@ -628,17 +632,44 @@
   } catch (e) {
     window.reportErrors.push("drawing the report: " + (e && e.stack ? e.stack : e));
   }
-  // `report.html#trial=ID` opens with that trial selected (a link to one trial).
-  function selectFromLink() {
-    var m = /[#&]trial=([^&]+)/.exec(window.location.hash);
-    if (!m) return;
-    var id = decodeURIComponent(m[1]);
-    var i = D.trials.findIndex(function (t) { return t.id === id || t.label === id; });
-    if (i >= 0) select(i);
-    else window.reportErrors.push("no trial " + id + " in this sweep");
+  // A link can open a view: `#trial=ID` selects a trial, `#metric=NAME` picks the learning
+  // curves' metric, `#sort=COLUMN` (or `COLUMN:desc`) sorts the leaderboard, joined by `&`.
+  function link(key) {
+    var m = new RegExp("[#&]" + key + "=([^&]+)").exec(window.location.hash);
+    return m ? decodeURIComponent(m[1]) : null;
   }
-  Promise.all(drawing).then(function () {
-    selectFromLink();
+  function applyLink() {
+    var waits = [];
+    var sort = link("sort");
+    if (sort) {
+      var parts = sort.split(":");
+      var j = D.header.indexOf(parts[0]);
+      var th = document.querySelectorAll("#leaderboard thead th")[j];
+      if (!th) window.reportErrors.push("no leaderboard column " + parts[0]);
+      else {
+        th.click();
+        if (parts[1] === "desc") th.click();
+      }
+    }
+    var metric = link("metric");
+    var menu = document.getElementById("curve-metric");
+    if (metric && menu) {
+      if (!D.metrics.some(function (m) { return m.name === metric; })) window.reportErrors.push("no metric " + metric);
+      else {
+        menu.value = metric;
+        menu.dispatchEvent(new Event("change"));
+        waits.push(curvesRedrawn);
+      }
+    }
+    var id = link("trial");
+    if (id) {
+      var i = D.trials.findIndex(function (t) { return t.id === id || t.label === id; });
+      if (i >= 0) select(i);
+      else window.reportErrors.push("no trial " + id + " in this sweep");
+    }
+    return Promise.all(waits.map(function (w) { return w(); }));
+  }
+  Promise.all(drawing).then(applyLink).then(function () {
     var drawn = charts.filter(function (c) { return c.div.querySelector(".main-svg"); });
     document.body.setAttribute("data-charts", charts.map(function (c) { return c.name; }).join(" "));
     document.body.setAttribute("data-rendered", String(drawn.length));

@@ -43,8 +43,6 @@ pub struct ReportData {
     pub space: Vec<(String, String)>,
     /// Trials per status.
     pub counts: BTreeMap<&'static str, usize>,
-    /// Trials the plan holds (or the sampler's budget).
-    pub planned: usize,
     /// The sum of every trial's wall time, in seconds.
     pub trial_seconds: f64,
     /// The leaderboard's header and cells (as `leaderboard.csv` writes them, rounded).
@@ -159,8 +157,6 @@ pub struct TrialData {
     pub value: Option<f64>,
     /// Drawn at random by TPE's start-up.
     pub startup: bool,
-    /// Wall time.
-    pub seconds: Option<f64>,
     /// Why it failed or stopped.
     pub message: Option<String>,
     /// Its values, aligned with [`ReportData::columns`]: numbers on numeric axes, text on
@@ -398,7 +394,6 @@ pub fn build(inputs: Inputs<'_>) -> ReportData {
         pruner: record.pruner.clone(),
         space: spec.space,
         counts,
-        planned: record.planned,
         trial_seconds: board.rows.iter().filter_map(|r| r.seconds).sum(),
         header: board.header(),
         rows: board.cells(),
@@ -496,7 +491,6 @@ fn trial_data(
         rank: row.rank,
         value: row.value.map(round6),
         startup: spec.method == Some(Method::Tpe) && row.number < spec.startup,
-        seconds: row.seconds.map(round6),
         message: t.and_then(|t| t.message.clone()),
         values,
         epochs: epochs.iter().map(|e| e.epoch).collect(),

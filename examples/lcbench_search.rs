@@ -19,6 +19,7 @@
 //! ```text
 //! lcbench_search --method tpe|random --trials N [--pruner none|asha|median]
 //!                [--epoch-budget E] [--parallel P] [--seed S] [--startup K]
+//!                [--grace G] [--eta H]   (ASHA's grace_epochs and eta)
 //! ```
 
 use std::collections::VecDeque;
@@ -42,6 +43,8 @@ struct Options {
     parallel: usize,
     seed: u64,
     startup: Option<usize>,
+    grace: usize,
+    eta: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -53,6 +56,8 @@ fn options() -> Result<Options, String> {
         parallel: 1,
         seed: 0,
         startup: None,
+        grace: Asha::default().grace_epochs,
+        eta: Asha::default().eta,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -79,8 +84,14 @@ fn options() -> Result<Options, String> {
             "--parallel" => o.parallel = number(&value)?.max(1),
             "--seed" => o.seed = number(&value)? as u64,
             "--startup" => o.startup = Some(number(&value)?),
+            "--grace" => o.grace = number(&value)?,
+            "--eta" => o.eta = number(&value)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
+    }
+    if let Some(Choice::Asha(a)) = &mut o.pruner {
+        a.grace_epochs = o.grace;
+        a.eta = o.eta;
     }
     if o.pruner.is_some() && o.parallel > 1 {
         return Err("a pruner runs one trial at a time here".into());

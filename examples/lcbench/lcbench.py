@@ -18,8 +18,10 @@ Needs `pip install yahpo-gym onnxruntime`; the surrogate itself is in data/lcben
 import argparse
 import json
 import os
+import pathlib
 import signal
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,9 +58,17 @@ class Surrogate:
             except ImportError as e:
                 sys.exit(f"{e}: the lcbench surrogate needs `pip install yahpo-gym onnxruntime`")
 
-            local_config.init_config()
-            local_config.set_data_path(DATA)
-            self.bench = benchmark_set.BenchmarkSet("lcbench", instance=str(task), active_session=True)
+            # yahpo_gym keeps its data path in a settings file, ~/.config/yahpo_gym by default:
+            # trials running side by side would rewrite that one file at once (and a user's own
+            # setting with it). Each process writes a file of its own instead, which is read
+            # when the benchmark is opened and removed right after.
+            private = os.path.join(tempfile.gettempdir(), f"yahpo_gym-{os.getpid()}.yaml")
+            local_config.settings_path = pathlib.Path(private)
+            local_config.init_config(data_path=DATA)
+            try:
+                self.bench = benchmark_set.BenchmarkSet("lcbench", instance=str(task), active_session=True)
+            finally:
+                os.remove(private)
         finally:
             sys.stdout.close()
             sys.stdout = stdout

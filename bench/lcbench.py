@@ -15,8 +15,9 @@ search's result is the best value among its completed trials. Two parts:
   sweep's TPE runs once per budget (its random start-up is an eighth of the budget); the
   others take the first N trials of a 100-trial run, which is the same thing for them.
 - equal epoch budget (--part mf): 40 x 52 epochs, pruned epochs counted: sweep's TPE alone,
-  TPE+ASHA (grace_epochs 1, the default, and 9), random+ASHA and random+median, against
-  Optuna's TPE with SuccessiveHalvingPruner.
+  TPE+ASHA (grace_epochs 1, the default, and 9; stopping trials, the default, and pausing
+  them, `pause = true`), random+ASHA and random+median, against Optuna's TPE with
+  SuccessiveHalvingPruner.
 
 sweep's searches run through examples/lcbench_search.rs: sweep's own sampler and pruners and
 study record, without processes or a clock (exact and quick). --check shows that it asks the
@@ -165,13 +166,17 @@ def job(spec):
         value, trials = optuna_mf(task, seed)
         return [value, trials]
     # Equal epoch budget: sweep with a pruner.
-    sampler, pruner, grace = {"sweep TPE + ASHA": ("tpe", "asha", 1),
-                              "sweep TPE + ASHA, grace 9": ("tpe", "asha", 9),
-                              "sweep random + ASHA": ("random", "asha", 1),
-                              "sweep random + median": ("random", "median", 1)}[method]
+    sampler, pruner, grace, pause = {"sweep TPE + ASHA": ("tpe", "asha", 1, 0),
+                                     "sweep TPE + ASHA, grace 9": ("tpe", "asha", 9, 0),
+                                     "sweep TPE + paused ASHA": ("tpe", "asha", 1, 1),
+                                     "sweep TPE + paused ASHA, grace 9": ("tpe", "asha", 9, 1),
+                                     "sweep random + ASHA": ("random", "asha", 1, 0),
+                                     "sweep random + median": ("random", "median", 1, 0)}[method]
     t = sweep_search(task, ["--method", sampler, "--pruner", pruner, "--grace", str(grace),
-                            "--trials", "2000", "--epoch-budget", str(EPOCH_BUDGET), "--seed", str(seed)])
-    return [running_best(t, 10 ** 9), len(t)]
+                            "--pause", str(pause), "--trials", "2000",
+                            "--epoch-budget", str(EPOCH_BUDGET), "--seed", str(seed)])
+    # A promoted trial reports again when it pauses or ends.
+    return [running_best(t, 10 ** 9), len({x["trial"] for x in t})]
 
 
 def mean_se(xs):
@@ -227,7 +232,8 @@ def main():
     if a.check:
         sys.exit(0 if check(a.tasks[0]) else 1)
     full = ["sweep random", "sweep TPE", "Optuna random", "Optuna TPE", "sweep TPE, 2 at a time"]
-    mf = ["sweep TPE + ASHA", "sweep TPE + ASHA, grace 9", "sweep random + ASHA", "sweep random + median",
+    mf = ["sweep TPE + ASHA", "sweep TPE + ASHA, grace 9", "sweep TPE + paused ASHA",
+          "sweep TPE + paused ASHA, grace 9", "sweep random + ASHA", "sweep random + median",
           "Optuna TPE + SuccessiveHalving"]
     methods = (full if a.part in ("full", "all") else []) + (mf if a.part in ("mf", "all") else [])
     specs = [(task, m, seed) for task in a.tasks for m in methods for seed in range(a.seeds)]
@@ -266,7 +272,7 @@ def main():
                 print(f"  {m:32}{'':8}{fmt(ms):>16}{n:>10.0f}")
             if a.part == "all":
                 alone = mean_se(runs("sweep TPE", 2))
-                for m in ("sweep TPE + ASHA", "sweep TPE + ASHA, grace 9"):
+                for m in ("sweep TPE + ASHA", "sweep TPE + ASHA, grace 9", "sweep TPE + paused ASHA"):
                     goals.append((task, f"{m[6:]} beats TPE alone at equal epochs", mean_se(runs(m, 0))[0] > alone[0]))
         print()
     for task, goal, met in goals:

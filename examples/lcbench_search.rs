@@ -19,7 +19,7 @@
 //! ```text
 //! lcbench_search --method tpe|random --trials N [--pruner none|asha|median]
 //!                [--epoch-budget E] [--parallel P] [--seed S] [--startup K]
-//!                [--grace G] [--eta H]   (ASHA's grace_epochs and eta)
+//!                [--grace G] [--eta H] [--pause 0|1]   (ASHA's grace_epochs, eta, pause)
 //! ```
 
 use std::collections::VecDeque;
@@ -27,7 +27,7 @@ use std::io::{BufRead, Write};
 
 use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
-use sweep::sweep::pruner::{Asha, MedianPruner, Pruner};
+use sweep::sweep::pruner::{Asha, MedianPruner, Promotion, Pruner};
 use sweep::sweep::sampler::{Ask, Tpe};
 use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
 
@@ -45,6 +45,7 @@ struct Options {
     startup: Option<usize>,
     grace: usize,
     eta: usize,
+    pause: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -58,6 +59,7 @@ fn options() -> Result<Options, String> {
         startup: None,
         grace: Asha::default().grace_epochs,
         eta: Asha::default().eta,
+        pause: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -86,12 +88,14 @@ fn options() -> Result<Options, String> {
             "--startup" => o.startup = Some(number(&value)?),
             "--grace" => o.grace = number(&value)?,
             "--eta" => o.eta = number(&value)?,
+            "--pause" => o.pause = number(&value)? == 1,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
     if let Some(Choice::Asha(a)) = &mut o.pruner {
         a.grace_epochs = o.grace;
         a.eta = o.eta;
+        a.pause = o.pause;
     }
     if o.pruner.is_some() && o.parallel > 1 {
         return Err("a pruner runs one trial at a time here".into());
@@ -207,18 +211,7 @@ fn main() -> Result<(), String> {
             }
         };
         let id = format!("t{index}");
-        let params: serde_json::Map<String, serde_json::Value> = point
-            .values
-            .iter()
-            .map(|a| {
-                let v = a
-                    .value
-                    .as_float()
-                    .or(a.value.as_integer().map(|i| i as f64));
-                (a.key.clone(), serde_json::json!(v))
-            })
-            .collect();
-        let params = serde_json::Value::Object(params);
+        let params = json_params(point.values.iter().map(|a| (&a.key, &a.value)));
         record.apply(&Event::Trial(TrialDef {
             index,
             id: id.clone(),
@@ -246,46 +239,148 @@ fn main() -> Result<(), String> {
             }
             continue;
         };
-        // With a pruner: epoch by epoch, asking for the curve up to the next decision.
-        let (mut reached, mut best, mut status) = (0, f64::MIN, "cut");
-        let mut pending: VecDeque<f64> = VecDeque::new();
-        while reached < EPOCHS && used < o.epoch_budget {
-            if pending.is_empty() {
-                let to = pruner
-                    .next_decision(reached)
-                    .min(reached + (o.epoch_budget - used));
-                pending.extend(curve(&mut lines, &params, reached + 1, to)?);
-            }
-            let value = pending.pop_front().expect("a value");
-            reached += 1;
-            used += 1;
-            best = best.max(value);
-            epoch(&mut record, &id, reached, value);
-            if let Some(d) = pruner.pruner().decide(&record, &id, reached, Some(EPOCHS)) {
-                let stop = d.stop;
-                record.apply(&Event::Decision(d));
-                if stop {
-                    finish(&mut record, &id, TrialStatus::Pruned);
-                    status = "pruned";
-                    break;
-                }
-            }
+        // With a pruner, paused trials it promotes go first (ASHA with `pause`).
+        while used < o.epoch_budget
+            && let Some(p) = pruner.pruner().promotion(&record, false)
+        {
+            continue_trial(
+                &mut record,
+                &mut lines,
+                pruner,
+                &p,
+                &mut used,
+                o.epoch_budget,
+            )?;
         }
-        if reached == EPOCHS {
-            finish(&mut record, &id, TrialStatus::Completed);
-            status = "completed";
+        if used >= o.epoch_budget {
+            break;
         }
-        say(
-            serde_json::json!({"trial": index, "status": status, "epochs": reached, "value": best}),
+        let status = run_trial(
+            &mut record,
+            &mut lines,
+            pruner,
+            (&id, index, &params),
+            0,
+            &mut used,
+            o.epoch_budget,
         )?;
         if status == "cut" {
             break;
+        }
+    }
+    // Nothing new to start: paused trials the pruner still promotes.
+    if let Some(pruner) = &o.pruner {
+        while used < o.epoch_budget
+            && let Some(p) = pruner.pruner().promotion(&record, true)
+        {
+            continue_trial(
+                &mut record,
+                &mut lines,
+                pruner,
+                &p,
+                &mut used,
+                o.epoch_budget,
+            )?;
         }
     }
     while let Some(t) = running.pop_front() {
         end(&mut record, t)?;
     }
     say(serde_json::json!({"done": true, "epochs": used}))
+}
+
+/// Runs trial `index` (`id`, with `params`) with a pruner from epoch `reached + 1`, epoch by
+/// epoch, asking for the curve up to the next decision, until it ends, is pruned (or
+/// paused) or the epoch budget runs out ("cut"); reports it and returns its status.
+fn run_trial(
+    record: &mut StudyRecord,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    pruner: &Choice,
+    (id, index, params): (&str, usize, &serde_json::Value),
+    mut reached: usize,
+    used: &mut usize,
+    budget: usize,
+) -> Result<&'static str, String> {
+    let (mut best, mut status) = (f64::MIN, "cut");
+    if let Some(t) = record.get(id) {
+        for row in &t.epochs {
+            best = best.max(row.metrics.get(METRIC).unwrap_or(f64::MIN));
+        }
+    }
+    let mut pending: VecDeque<f64> = VecDeque::new();
+    while reached < EPOCHS && *used < budget {
+        if pending.is_empty() {
+            let to = pruner
+                .next_decision(reached)
+                .min(reached + (budget - *used));
+            pending.extend(curve(lines, params, reached + 1, to)?);
+        }
+        let value = pending.pop_front().expect("a value");
+        reached += 1;
+        *used += 1;
+        best = best.max(value);
+        epoch(record, id, reached, value);
+        if let Some(d) = pruner.pruner().decide(record, id, reached, Some(EPOCHS)) {
+            let stop = d.stop;
+            record.apply(&Event::Decision(d));
+            if stop {
+                finish(record, id, TrialStatus::Pruned);
+                status = "pruned";
+                break;
+            }
+        }
+    }
+    if reached == EPOCHS {
+        finish(record, id, TrialStatus::Completed);
+        status = "completed";
+    }
+    say(serde_json::json!({"trial": index, "status": status, "epochs": reached, "value": best}))?;
+    Ok(status)
+}
+
+/// Continues a paused trial the pruner promotes, from the rung it paused at.
+fn continue_trial(
+    record: &mut StudyRecord,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    pruner: &Choice,
+    p: &Promotion,
+    used: &mut usize,
+    budget: usize,
+) -> Result<(), String> {
+    let t = record.get(&p.trial).ok_or("promoted an unknown trial")?;
+    let index = t.def.index;
+    let params = json_params(&t.def.params);
+    record.apply(&Event::Promoted {
+        trial: p.trial.clone(),
+        rung: p.rung,
+        reason: p.reason.clone(),
+    });
+    let id = p.trial.clone();
+    run_trial(
+        record,
+        lines,
+        pruner,
+        (&id, index, &params),
+        p.rung,
+        used,
+        budget,
+    )?;
+    Ok(())
+}
+
+/// A trial's parameters as the parent reads them (numbers only).
+fn json_params<'a>(
+    values: impl IntoIterator<Item = (&'a String, &'a toml::Value)>,
+) -> serde_json::Value {
+    serde_json::Value::Object(
+        values
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.as_float().or(v.as_integer().map(|i| i as f64));
+                (k.clone(), serde_json::json!(v))
+            })
+            .collect(),
+    )
 }
 
 /// The pruner of a run, as the spec's `[prune]` section would give it (defaults).

@@ -443,15 +443,28 @@ pub enum StopReason {
     Timeout,
     /// The sweep is being interrupted (Ctrl-C); the trial resumes later.
     Interrupted,
+    /// ASHA paused it at a rung (`[prune] pause = true`): it ends as pruned but keeps the
+    /// state it resumes from, in case it is promoted later.
+    Paused,
 }
 
 impl StopReason {
     /// The status a trial stopped for this reason ends with.
     pub fn status(self) -> TrialStatus {
         match self {
-            StopReason::Pruned => TrialStatus::Pruned,
+            StopReason::Pruned | StopReason::Paused => TrialStatus::Pruned,
             StopReason::Timeout => TrialStatus::Timeout,
             StopReason::Interrupted => TrialStatus::Interrupted,
+        }
+    }
+
+    /// Why the trial stopped, in words.
+    pub fn why(self) -> &'static str {
+        match self {
+            StopReason::Pruned => "pruned by the sweep",
+            StopReason::Paused => "paused at a rung by the sweep",
+            StopReason::Timeout => "stopped at its time limit",
+            StopReason::Interrupted => "interrupted",
         }
     }
 }

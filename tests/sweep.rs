@@ -858,6 +858,68 @@ fn asha_prunes_losing_trials_which_stay_final_and_rank_after_the_completed_ones(
 }
 
 #[test]
+fn paused_asha_promotes_trials_which_resume_exactly_and_end_keeping_no_state() {
+    let dir = scratch("asha-pause");
+    // Learning rates from good to hopeless, in plan order, one at a time: the first trials
+    // pause at rung 1 (fewer than eta there) and are promoted as worse ones arrive.
+    let s = spec(
+        &dir,
+        "pause",
+        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\npause = true\n[set]\nepochs = 4\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.05, 0.02, 0.01, 0.00001, 0.000003]",
+        "",
+    );
+    let results = dir.join("results");
+    let root = results.join("pause");
+    let o = run_sweep(&s, &results, &["--per-device", "1", "--schedule", "plan"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("promoting"), "{}", text(&o));
+    let j = journal(&root);
+    let promoted: Vec<&str> = j
+        .iter()
+        .filter(|e| e["event"] == "promoted")
+        .map(|e| e["trial"].as_str().unwrap())
+        .collect();
+    assert!(!promoted.is_empty());
+    // Every epoch is trained once: a promoted trial resumes after its rung, never redoes one.
+    let epochs = j.iter().filter(|e| e["event"] == "epoch").count();
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let recorded: usize = rows[1..]
+        .iter()
+        .map(|r| r[5].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(epochs, recorded, "{rows:?}");
+    assert!(
+        epochs < 5 * 4,
+        "ASHA trained {epochs} of the grid's 20 epochs"
+    );
+    // At least one trial ran to its end, a promoted one, and it ended exactly as an
+    // uninterrupted run of its configuration.
+    let (winner, status) = (&rows[1][1], &rows[1][2]);
+    assert_eq!(status, "completed", "{rows:?}");
+    assert!(promoted.contains(&winner.as_str()), "{promoted:?} {rows:?}");
+    let trial = root.join("trials").join(winner);
+    let straight = dir.join("straight");
+    let o = run(sweep(&[
+        "train",
+        trial.join("trial.toml").to_str().unwrap(),
+        "--out",
+        straight.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        metrics_without_time(&trial),
+        metrics_without_time(&straight)
+    );
+    // The sweep is over: the trials still paused keep no resumable state.
+    let status = run(sweep(&["status", root.to_str().unwrap()]));
+    assert!(
+        text(&status).contains("in 0 resumable states"),
+        "{}",
+        text(&status)
+    );
+}
+
+#[test]
 fn keep_checkpoints_keeps_only_the_best_trials_checkpoints_and_status_shows_the_disk() {
     let dir = scratch("keep");
     let s = spec(

@@ -145,12 +145,7 @@ pub fn outcome_from_dir(
         }
         _ if stopped.is_some() => {
             let reason = stopped.expect("checked");
-            let why = match reason {
-                StopReason::Pruned => "pruned by the sweep",
-                StopReason::Timeout => "exceeded --timeout-per-trial",
-                StopReason::Interrupted => "stopped by the orchestrator",
-            };
-            (reason.status(), Some(why.to_string()))
+            (reason.status(), Some(reason.why().to_string()))
         }
         Some(TrialStatus::Interrupted) => (TrialStatus::Interrupted, message),
         Some(TrialStatus::Failed) => {

@@ -152,6 +152,15 @@ pub enum Event {
     },
     /// The pruner judged a trial at a decision point.
     Decision(Decision),
+    /// A trial ASHA had paused at a rung goes on (`[prune] pause = true`).
+    Promoted {
+        /// Trial id.
+        trial: String,
+        /// The rung (an epoch) it had paused at.
+        rung: usize,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// A pruner's judgement of one trial at one epoch: whether it goes on, and why.

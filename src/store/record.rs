@@ -32,6 +32,8 @@ pub struct TrialRecord {
     pub reported_best: Option<Metrics>,
     /// The pruner's decisions about it, in order.
     pub decisions: Vec<Decision>,
+    /// The rungs ASHA promoted it from after pausing it there.
+    pub promotions: Vec<usize>,
 }
 
 impl TrialRecord {
@@ -48,6 +50,7 @@ impl TrialRecord {
             epochs: Vec::new(),
             reported_best: None,
             decisions: Vec::new(),
+            promotions: Vec::new(),
         }
     }
 
@@ -213,6 +216,15 @@ impl StudyRecord {
                 if let Some(t) = self.get_mut(&d.trial) {
                     t.decisions.retain(|x| x.epoch != d.epoch);
                     t.decisions.push(d.clone());
+                }
+            }
+            Event::Promoted { trial, rung, .. } => {
+                if let Some(t) = self.get_mut(trial) {
+                    t.status = TrialStatus::Pending;
+                    t.message = None;
+                    if !t.promotions.contains(rung) {
+                        t.promotions.push(*rung);
+                    }
                 }
             }
             Event::Format { .. } | Event::Submitted { .. } | Event::Stopped { .. } => {}

@@ -61,6 +61,8 @@ struct PruneFile {
     warmup_epochs: Option<usize>,
     #[serde(default)]
     interval: Option<usize>,
+    #[serde(default)]
+    pause: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -690,6 +692,7 @@ fn prune_spec(
             PrunerSpec::Asha(Asha {
                 grace_epochs: positive("grace_epochs", p.grace_epochs, 1, d.grace_epochs),
                 eta: positive("eta", p.eta, 2, d.eta),
+                pause: p.pause.unwrap_or(d.pause),
             })
         }
     };
@@ -697,6 +700,7 @@ fn prune_spec(
         PruneMethod::Median => &[
             ("grace_epochs", p.grace_epochs.is_some()),
             ("eta", p.eta.is_some()),
+            ("pause", p.pause.is_some()),
         ],
         PruneMethod::Asha => &[
             ("startup_trials", p.startup_trials.is_some()),

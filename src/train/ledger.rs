@@ -78,6 +78,8 @@ pub struct RunLedger<'a> {
     started: Instant,
     /// Seconds of earlier attempts of a resumed run.
     earlier: f64,
+    /// Stopped by a pause: the state it resumes from outlives its final status.
+    keep_state: bool,
 }
 
 impl<'a> RunLedger<'a> {
@@ -116,6 +118,7 @@ impl<'a> RunLedger<'a> {
             rows: Vec::new(),
             started,
             earlier: 0.0,
+            keep_state: false,
         })
     }
 
@@ -225,7 +228,8 @@ impl<'a> RunLedger<'a> {
     /// The run stopped at the orchestrator's request during 0-based `epoch`.
     pub fn stopped(&mut self, reason: StopReason, epoch: usize) {
         self.summary.status = reason.status();
-        self.summary.message = Some(format!("{} during epoch {}", stopped_by(reason), epoch + 1));
+        self.summary.message = Some(format!("{} during epoch {}", reason.why(), epoch + 1));
+        self.keep_state = reason == StopReason::Paused;
     }
 
     /// The training loss became non-finite at `step` of 0-based `epoch`.
@@ -251,7 +255,7 @@ impl<'a> RunLedger<'a> {
             self.summary.message = Some(format!("{e:#}"));
         }
         self.run.write_summary(&self.summary)?;
-        if self.summary.status.is_final() {
+        if self.summary.status.is_final() && !self.keep_state {
             state::remove(self.run);
         }
         Ok(self.summary)
@@ -268,15 +272,6 @@ pub fn load_mnist(config: &TrialConfig) -> anyhow::Result<Mnist> {
     let data = &config.data;
     Mnist::load(data)
         .with_context(|| format!("cannot load MNIST (data.dir = {})", data.dir.display()))
-}
-
-/// How a stop request reads in a message.
-fn stopped_by(reason: StopReason) -> &'static str {
-    match reason {
-        StopReason::Pruned => "pruned by the sweep",
-        StopReason::Timeout => "stopped at its time limit",
-        StopReason::Interrupted => "interrupted",
-    }
 }
 
 /// Seconds rounded to the millisecond.

@@ -450,11 +450,7 @@ fn supervise(
         return Ok((status, Some(message)));
     }
     if let Some((reason, _)) = stopping {
-        let why = match reason {
-            StopReason::Pruned => "pruned by the sweep",
-            StopReason::Timeout => "stopped at its time limit",
-            StopReason::Interrupted => "interrupted",
-        };
+        let why = reason.why();
         let at = trial
             .rows
             .last()

@@ -263,9 +263,12 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             reason: "interrupted (Ctrl-C or SIGTERM); run the same command again to resume".into(),
         })?;
     }
+    let pending = study.record.count(TrialStatus::Pending);
+    if end == RunEnd::Drained && pending == 0 {
+        study.discard_paused_states();
+    }
     let leaderboard = study.publish(true)?.expect("a forced publication happens");
     study.progress.finish();
-    let pending = study.record.count(TrialStatus::Pending);
     Ok(RunReport {
         dir,
         end,
@@ -358,6 +361,8 @@ impl Study<'_> {
     fn drive(&mut self, interrupted: &AtomicBool) -> anyhow::Result<RunEnd> {
         let mut stopping = false;
         loop {
+            // ASHA's order: a paused trial that may go on comes before any new one.
+            while !stopping && self.halted.is_none() && self.promote(false)? {}
             while !stopping
                 && let Some(cap) = self.queue.front().map(|j| j.cap)
                 && self.exec.room_for(cap)
@@ -373,6 +378,9 @@ impl Study<'_> {
             if self.running.is_empty()
                 && (stopping || (self.queue.is_empty() && self.adaptive.is_none()))
             {
+                if !stopping && self.halted.is_none() && self.promote(true)? {
+                    continue;
+                }
                 break;
             }
             if !stopping && interrupted.load(Ordering::Relaxed) {
@@ -568,9 +576,10 @@ impl Study<'_> {
         let Some(t) = self.record.get(trial) else {
             return Ok(());
         };
+        // A trial promoted from this rung has already been judged here.
         if let Some(d) = t.decisions.iter().find(|d| d.epoch == epoch) {
-            if d.stop {
-                self.stop(trial, StopReason::Pruned)?;
+            if d.stop && !t.promotions.contains(&epoch) {
+                self.stop(trial, self.prune_reason())?;
             }
             return Ok(());
         }
@@ -580,16 +589,80 @@ impl Study<'_> {
         };
         let stop = decision.stop;
         if stop {
+            let verb = if pruner.pauses() {
+                "pausing"
+            } else {
+                "pruning"
+            };
             self.progress.println(&format!(
-                "pruning {trial} at epoch {epoch}: {}",
+                "{verb} {trial} at epoch {epoch}: {}",
                 decision.reason
             ));
         }
         self.log(Event::Decision(decision))?;
         if stop {
-            self.stop(trial, StopReason::Pruned)?;
+            self.stop(trial, self.prune_reason())?;
         }
         Ok(())
+    }
+
+    /// How the pruner stops a trial: for good, or paused (ASHA with `pause`).
+    fn prune_reason(&self) -> StopReason {
+        match &self.pruner {
+            Some(p) if p.pauses() => StopReason::Paused,
+            _ => StopReason::Pruned,
+        }
+    }
+
+    /// Removes the resumable state paused trials kept, once the sweep has ended and none will
+    /// be promoted (a later run that promotes one trains it again from the start).
+    fn discard_paused_states(&self) {
+        if !self.pruner.as_ref().is_some_and(|p| p.pauses()) {
+            return;
+        }
+        for t in self.record.active() {
+            if t.status == TrialStatus::Pruned
+                && let Ok(run) = RunDir::open(&self.dir.trial_dir(t.id()))
+            {
+                crate::train::state::remove(&run);
+            }
+        }
+    }
+
+    /// Starts a paused trial the pruner promotes, if there is one and room for it; false
+    /// otherwise. `last`: nothing else is left to run (see [`Pruner::promotion`]).
+    fn promote(&mut self, last: bool) -> anyhow::Result<bool> {
+        let Some(pruner) = &self.pruner else {
+            return Ok(false);
+        };
+        if !self.exec.room_for(None) {
+            return Ok(false);
+        }
+        let Some(p) = pruner.promotion(&self.record, last) else {
+            return Ok(false);
+        };
+        let Some(t) = self.record.get(&p.trial) else {
+            return Ok(false);
+        };
+        let job = TrialJob {
+            id: p.trial.clone(),
+            dir: self.dir.trial_dir(&p.trial),
+            attempt: t.attempts + 1,
+            failures: 0,
+            cap: None,
+            pack: None,
+        };
+        self.progress.println(&format!(
+            "promoting {} from rung {}: {}",
+            p.trial, p.rung, p.reason
+        ));
+        self.log(Event::Promoted {
+            trial: p.trial,
+            rung: p.rung,
+            reason: p.reason,
+        })?;
+        self.start(vec![job])?;
+        Ok(true)
     }
 
     /// Asks the executor to stop a running trial (once).
@@ -642,7 +715,9 @@ impl Study<'_> {
                         trial: trial.clone(),
                         row: row.clone(),
                     })?;
-                    self.judge(trial, row.epoch, *epochs)?;
+                    if !self.running[trial].stopping {
+                        self.judge(trial, row.epoch, *epochs)?;
+                    }
                 }
             }
             ExecEvent::Ended { trial, outcome } => self.ended(trial, outcome, stopping)?,

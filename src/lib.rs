@@ -17,6 +17,8 @@ pub mod cli;
 pub mod devices;
 pub mod events;
 pub mod exec;
+pub mod objectives;
+pub mod pareto;
 pub mod report;
 pub mod store;
 pub mod sweep;

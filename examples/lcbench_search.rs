@@ -169,6 +169,7 @@ fn main() -> Result<(), String> {
     let tpe = Tpe {
         axes,
         objective: objective.clone(),
+        objectives: None,
         budget: o.trials,
         startup: if o.random {
             o.trials

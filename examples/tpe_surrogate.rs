@@ -110,6 +110,7 @@ fn run(surrogate: &Surrogate, seed: u64, startup: usize, noise_sd: f64) -> Vec<f
     let tpe = Tpe {
         axes,
         objective: Objective::new("val_acc", Some(Mode::Max)).expect("a metric"),
+        objectives: None,
         budget: SAMPLES,
         startup,
         seed,

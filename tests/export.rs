@@ -132,6 +132,79 @@ fn optuna_loads_the_export_with_the_journals_trials_states_values_and_curves() {
     assert_eq!(study["trials"].as_array().unwrap().len(), 5);
 }
 
+/// Loads a multi-objective export and prints its directions, each trial's values and
+/// constraints, and the sweep ids of Optuna's Pareto front.
+const LOAD_FRONT: &str = r#"
+import json, sys, optuna
+storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(sys.argv[1]))
+study = optuna.load_study(study_name=sys.argv[2], storage=storage)
+print(json.dumps({"directions": [d.name for d in study.directions],
+                  "values": {t.user_attrs["sweep_trial"]: t.values for t in study.trials},
+                  "constraints": {t.user_attrs["sweep_trial"]: t.system_attrs.get("constraints") for t in study.trials},
+                  "front": sorted(t.user_attrs["sweep_trial"] for t in study.best_trials)}))
+"#;
+
+#[test]
+fn optuna_reads_several_objectives_and_finds_the_same_front() {
+    let Some(python) = optuna_python() else {
+        return;
+    };
+    let dir = scratch("export-mo");
+    let spec = dir.join("mo.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"mo\"\nobjectives = [{{ metric = \"val_acc\", mode = \"max\" }}, {{ metric = \"cost\", mode = \"min\" }}]\nconstraints = [\"cost <= 5\"]\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01, 0.1, 0.3, 1.0]\n",
+            root().join("tests/programs/fake_train.py").display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = run_sweep(&spec, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("mo");
+    let o = run(sweep(&[
+        "export",
+        root.to_str().unwrap(),
+        "--format",
+        "optuna",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = std::process::Command::new(&python)
+        .args([
+            "-c",
+            LOAD_FRONT,
+            root.join("optuna-journal.log").to_str().unwrap(),
+            "mo",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let study: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        study["directions"],
+        serde_json::json!(["MAXIMIZE", "MINIMIZE"])
+    );
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    for r in &rows[1..] {
+        let values = &study["values"][&r[1]];
+        assert_eq!(values[0].as_f64().unwrap(), r[3].parse::<f64>().unwrap());
+        assert_eq!(values[1].as_f64().unwrap(), r[4].parse::<f64>().unwrap());
+        let c = study["constraints"][&r[1]][0].as_f64().unwrap();
+        assert_eq!(
+            c <= 0.0,
+            r[6] == "true",
+            "Optuna's sign convention: {c} {r:?}"
+        );
+    }
+    let mut front: Vec<String> = csv_rows(&root.join("pareto.csv"))[1..]
+        .iter()
+        .map(|r| r[1].clone())
+        .collect();
+    front.sort();
+    assert_eq!(study["front"], serde_json::json!(front));
+}
+
 #[test]
 fn the_csv_export_has_a_row_per_trial_and_epoch_at_full_precision() {
     let dir = scratch("export-csv");

@@ -45,9 +45,9 @@ fn one_epoch_of_the_bn_model_on_10000_images_exceeds_90_percent() {
         assert!(out.join(f).is_file(), "{f} written");
     }
     let header = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    assert!(
-        header.starts_with("epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds\n1,0.01,")
-    );
+    assert!(header.starts_with(
+        "epoch,lr,train_loss,train_acc,test_loss,test_acc,params,seconds,train_seconds\n1,0.01,"
+    ));
 }
 
 #[test]
@@ -193,7 +193,7 @@ fn with_a_validation_split_the_kept_checkpoint_is_the_best_by_val_acc_and_eval_a
     let header = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert!(
         header.starts_with(
-            "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds\n"
+            "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,params,seconds,train_seconds\n"
         ),
         "{header}"
     );

@@ -54,7 +54,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         say!(
             "results go to results/{}/ (ranked by {})",
             plan.name,
-            plan.objective
+            plan.ranking()
         );
         if let Some(p) = &plan.pruner {
             say!("pruned by {}", p.describe());
@@ -78,7 +78,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         "{}{dup}; results go to results/{}/ (ranked by {})",
         count(plan.trials.len(), "trial"),
         plan.name,
-        plan.objective
+        plan.ranking()
     );
     if let Some(p) = &plan.pruner {
         say!("pruned by {}", p.describe());
@@ -403,15 +403,27 @@ fn print_results(dir: &SweepDir, board: &Leaderboard) {
         Ok(files) => say!("report: {}", files.html.display()),
         Err(e) => note!("warning: no report: {e:#}"),
     }
-    if let Some(best) = board.best() {
+    if board.objectives.is_some() {
         say!(
-            "best: {} ({} {}) -> {}/  (rerun it: sweep rerun {})",
+            "pareto front: {} ({})",
+            dir.pareto_file().display(),
+            count(board.front().rows.len(), "trial")
+        );
+    }
+    match board.best() {
+        Some(best) => say!(
+            "best: {} ({}) by {} -> {}/  (rerun it: sweep rerun {}; any trial: --trial ID)",
             best.trial,
-            board.objective.metric,
-            best.value.map_or("-".into(), format_metric),
+            board.describe_values(best),
+            board.best_rule(),
             dir.best_dir().display(),
             dir.root().display()
-        );
+        ),
+        None => {
+            if let Some(why) = &board.no_selection {
+                say!("best: none ({why}); best/ is empty");
+            }
+        }
     }
 }
 

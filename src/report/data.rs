@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ticks::{self, Scale};
+use crate::pareto;
 use crate::store::leaderboard::{Leaderboard, Row};
 use crate::store::record::StudyRecord;
 use crate::sweep::importance;
@@ -71,6 +72,8 @@ pub struct ReportData {
     pub confusion: Option<Confusion>,
     /// The selection note, as HTML (which set chose the checkpoints and the ranking).
     pub selection_html: String,
+    /// Several objectives: the front, each trial's values and the hypervolume history.
+    pub pareto: Option<ParetoData>,
 }
 
 /// A running sweep's progress.
@@ -324,6 +327,123 @@ fn category(v: &Value) -> String {
     }
 }
 
+/// A multi-objective sweep's trade-offs, for the Pareto scatter and the hypervolume history.
+#[derive(Debug, Serialize)]
+pub struct ParetoData {
+    /// Each objective's metric and mode ("max" or "min").
+    pub objectives: Vec<(String, &'static str)>,
+    /// The constraints, as written.
+    pub constraints: Vec<String>,
+    /// How `best/` is chosen.
+    pub rule: String,
+    /// The trial `best/` holds.
+    pub best: Option<String>,
+    /// Every ranked trial with all objective values.
+    pub points: Vec<ParetoPoint>,
+    /// The hypervolume's reference point, in the objectives' units (the worst feasible
+    /// completed value of each, a tenth of its range further).
+    pub reference: Vec<f64>,
+    /// After each completed feasible trial (by trial number): the hypervolume of the front so
+    /// far, as a fraction of the final front's (empty when there are too many trials).
+    pub hypervolume: Vec<(usize, f64)>,
+}
+
+/// One trial on the Pareto scatter.
+#[derive(Debug, Serialize)]
+pub struct ParetoPoint {
+    /// Its index in the page's trials.
+    pub trial: usize,
+    /// One value per objective.
+    pub values: Vec<f64>,
+    /// Non-dominated rank within its tier (1: the front).
+    pub rank: usize,
+    /// Meets the constraints.
+    pub feasible: bool,
+    /// Completed (else pruned).
+    pub completed: bool,
+}
+
+/// Hypervolume histories are computed up to this many completed trials with 2 objectives,
+/// and up to a tenth of it with more (their cost grows with a cube of the trials).
+const MAX_HYPERVOLUME_TRIALS: usize = 2000;
+
+/// The Pareto data of `board`, when it ranks by several objectives.
+fn pareto_data(board: &Leaderboard) -> Option<ParetoData> {
+    let o = board.objectives.as_ref()?;
+    let sign: Vec<f64> = o
+        .objectives
+        .iter()
+        .map(|x| if x.mode == Mode::Max { -1.0 } else { 1.0 })
+        .collect();
+    let points: Vec<ParetoPoint> = board
+        .rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let values: Vec<f64> = r.objective_values.iter().copied().collect::<Option<_>>()?;
+            Some(ParetoPoint {
+                trial: i,
+                values: values.into_iter().map(round6).collect(),
+                rank: r.pareto_rank?,
+                feasible: r.feasible(),
+                completed: r.status == TrialStatus::Completed,
+            })
+        })
+        .collect();
+    // Completed feasible trials by number, as losses.
+    let mut done: Vec<(usize, Vec<f64>)> = points
+        .iter()
+        .filter(|p| p.feasible && p.completed)
+        .map(|p| {
+            let loss = p.values.iter().zip(&sign).map(|(v, s)| v * s).collect();
+            (board.rows[p.trial].number, loss)
+        })
+        .collect();
+    done.sort_by_key(|(n, _)| *n);
+    let losses: Vec<Vec<f64>> = done.iter().map(|(_, l)| l.clone()).collect();
+    let (reference, hypervolume) = if losses.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let reference = pareto::nadir_reference(&losses);
+        let limit = if o.objectives.len() == 2 {
+            MAX_HYPERVOLUME_TRIALS
+        } else {
+            MAX_HYPERVOLUME_TRIALS / 10
+        };
+        let history = if done.len() <= limit {
+            let total = pareto::hypervolume(&losses, &reference);
+            (1..=done.len())
+                .map(|k| {
+                    let hv = pareto::hypervolume(&losses[..k], &reference);
+                    let share = if total > 0.0 { round6(hv / total) } else { 1.0 };
+                    (done[k - 1].0, share)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let reference = reference
+            .iter()
+            .zip(&sign)
+            .map(|(r, s)| round6(r * s))
+            .collect();
+        (reference, history)
+    };
+    Some(ParetoData {
+        objectives: o
+            .objectives
+            .iter()
+            .map(|x| (x.metric.clone(), x.mode.name()))
+            .collect(),
+        constraints: o.constraints.iter().map(ToString::to_string).collect(),
+        rule: board.best_rule(),
+        best: board.best().map(|b| b.trial.clone()),
+        points,
+        reference,
+        hypervolume,
+    })
+}
+
 /// The inputs [`build`] reads.
 pub struct Inputs<'a> {
     /// The sweep's folder, as text.
@@ -424,6 +544,7 @@ pub fn build(inputs: Inputs<'_>) -> ReportData {
             })
         }),
         selection_html,
+        pareto: pareto_data(board),
     }
 }
 

@@ -170,12 +170,16 @@ pub fn optuna_journal(
     trial_dir: impl Fn(&str) -> String,
 ) -> String {
     let objective = &record.objective;
-    let direction = match objective.mode {
+    let direction = |o: &crate::trial::Objective| match o.mode {
         Mode::Min => 1,
         Mode::Max => 2,
     };
+    let directions: Vec<u8> = match &record.objectives {
+        Some(o) => o.objectives.iter().map(direction).collect(),
+        None => vec![direction(objective)],
+    };
     let mut lines = vec![
-        json!({"op_code": 0, "worker_id": WORKER, "study_name": record.name, "directions": [direction]})
+        json!({"op_code": 0, "worker_id": WORKER, "study_name": record.name, "directions": directions})
             .to_string(),
     ];
     let dists = distributions(record, axes);
@@ -206,9 +210,32 @@ pub fn optuna_journal(
             _ => None,
         }
         .filter(|v| v.is_finite());
-        let state = match (t.status, value) {
+        // Several objectives: every value at the kept epoch (completed trials only, as Optuna
+        // keeps them), and the constraints as Optuna's samplers record them (<= 0: met).
+        let several = record.objectives.as_ref().map(|o| {
+            let kept = t.best(objective).map(|b| &b.metrics);
+            let values: Option<Vec<f64>> = kept.and_then(|m| {
+                o.objectives
+                    .iter()
+                    .map(|x| x.value(m))
+                    .collect::<Option<Vec<f64>>>()
+            });
+            let constraints: Option<Vec<f64>> = kept.and_then(|m| {
+                o.constraints
+                    .iter()
+                    .map(|c| c.signed_excess(m))
+                    .collect::<Option<Vec<f64>>>()
+            });
+            (
+                values.filter(|_| t.status == TrialStatus::Completed),
+                constraints,
+            )
+        });
+        let value = if several.is_some() { None } else { value };
+        let has_values = value.is_some() || several.as_ref().is_some_and(|(v, _)| v.is_some());
+        let state = match (t.status, has_values) {
             // Optuna has no completed trial without a value.
-            (TrialStatus::Completed, None) => 3,
+            (TrialStatus::Completed, false) => 3,
             (s, _) => optuna_state(s),
         };
         let (start, end) = times.get(t.id()).copied().unwrap_or_default();
@@ -229,10 +256,19 @@ pub fn optuna_journal(
             "params": params,
             "distributions": distributions,
             "user_attrs": user_attrs,
-            "intermediate_values": intermediate,
+            // Optuna keeps no intermediate values for several objectives.
+            "intermediate_values": if several.is_some() { serde_json::Map::new() } else { intermediate },
         });
         if let Some(v) = value {
             line["values"] = json!([v]);
+        }
+        if let Some((values, constraints)) = several {
+            if let Some(v) = values {
+                line["values"] = json!(v);
+            }
+            if let Some(c) = constraints.filter(|c| !c.is_empty()) {
+                line["system_attrs"] = json!({ "constraints": c });
+            }
         }
         if matches!(state, 1..=3) {
             line["datetime_complete"] = json!(end.or(start));

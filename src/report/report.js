@@ -1,5 +1,6 @@
 // Draws sweep's report from the JSON in #report-data with Plotly.js: the leaderboard
-// (sortable, filterable), the optimisation history, learning curves of any metric, parallel
+// (sortable, filterable), the optimisation history, the Pareto front and hypervolume (several
+// objectives), learning curves of any metric, parallel
 // coordinates (brushing filters the leaderboard), parameter importance, slice plots, a contour
 // of the two most important parameters and the best trial's confusion matrix. Clicking a
 // trial anywhere selects it in every chart and in the leaderboard.
@@ -59,8 +60,14 @@
   function hoverText(t) {
     var lines = ["<b>" + esc(trialName(t)) + "</b> #" + t.number + " · " + t.status +
       (t.rank ? " · rank " + t.rank : "")];
-    lines.push(esc(D.metric) + " = " + (t.value === null ? "none" : fmt(t.value)) +
-      (t.startup ? " (random start-up)" : ""));
+    if (D.pareto) {
+      var p = D.pareto.points.find(function (q) { return D.trials[q.trial] === t; });
+      lines.push(D.pareto.objectives.map(function (o, j) { return esc(o[0]) + " = " + (p ? fmt(p.values[j]) : "none"); }).join(", ") +
+        (p ? " · front rank " + p.rank + (p.feasible ? "" : " · infeasible") : "") + (t.startup ? " (random start-up)" : ""));
+    } else {
+      lines.push(esc(D.metric) + " = " + (t.value === null ? "none" : fmt(t.value)) +
+        (t.startup ? " (random start-up)" : ""));
+    }
     D.columns.forEach(function (c, j) { lines.push(esc(c.name) + " = " + esc(fmt(t.values[j]))); });
     if (t.stop) lines.push("stopped at epoch " + t.stop.epoch);
     if (t.message && FAILED[t.status]) lines.push(esc(t.message.slice(0, 120)));
@@ -151,7 +158,10 @@
       root.appendChild(live);
     }
     var counts = Object.keys(D.counts).map(function (k) { return D.counts[k] + " " + k; }).join(", ");
-    var bits = [D.trials.length + " trials (" + counts + ")", "ranked by " + D.metric + " (" + D.mode + ")"];
+    var ranking = D.pareto ? "ranked by the Pareto front of " + D.pareto.objectives.map(function (o) { return o[0] + " (" + o[1] + ")"; }).join(", ") +
+      (D.pareto.constraints.length ? " subject to " + D.pareto.constraints.join(" and ") : "") + "; best/ by " + D.pareto.rule
+      : "ranked by " + D.metric + " (" + D.mode + ")";
+    var bits = [D.trials.length + " trials (" + counts + ")", ranking];
     if (D.method) bits.push(D.method + " search" + (D.method === "tpe" ? ", " + D.startup + " random start-up trials" : ""));
     if (D.pruner) bits.push("pruner: " + D.pruner);
     bits.push("trial time " + duration(D.trial_seconds));
@@ -227,7 +237,8 @@
     table.rows = {};
     shown.forEach(function (i) {
       var t = D.trials[i];
-      var cls = "status-" + t.status + (t.rank === 1 && t.status === "completed" ? " best" : "") + (selected === i ? " selected" : "");
+      var isBest = D.pareto ? t.id === D.pareto.best : t.rank === 1 && t.status === "completed";
+      var cls = "status-" + t.status + (isBest ? " best" : "") + (selected === i ? " selected" : "");
       var tr = el("tr", { class: cls, "data-trial": t.id });
       D.rows[i].forEach(function (c, j) { tr.appendChild(el("td", { text: c, class: j === 1 || j === 2 ? "l" : "" })); });
       tr.addEventListener("click", function () { select(i); });
@@ -321,6 +332,82 @@
       var t = D.trials[i];
       return { x: [t.number], y: [t.value === null ? worstEdge : t.value] };
     });
+  }
+
+  // ---------- several objectives: the Pareto front and the hypervolume ----------
+  function pareto() {
+    var P = D.pareto;
+    if (!P) return;
+    var names = P.objectives.map(function (o) { return o[0] + " (" + o[1] + ")"; });
+    var note = "Each completed trial's " + names.map(esc).join(" and ") + " at its kept epoch. The front (blue, joined) is the " +
+      "trials no other feasible trial beats on every objective; dominated trials are grey" +
+      (P.constraints.length ? ", trials that break a constraint (" + P.constraints.map(esc).join(", ") + ") are red crosses" : "") +
+      ", pruned trials grey crosses. The star is best/, chosen by " + esc(P.rule) + ".";
+    var s = section("Pareto front", note);
+    if (!P.points.length) { s.appendChild(el("p", { class: "note", text: "No trial has a value for every objective yet." })); return; }
+    // An objective whose values are all positive and span more than 20x reads better on a log axis.
+    function objectiveAxis(j) {
+      var vs = P.points.map(function (p) { return p.values[j]; });
+      var lo = Math.min.apply(null, vs), hi = Math.max.apply(null, vs);
+      return { title: { text: names[j] }, zeroline: false, type: lo > 0 && hi / lo > 20 ? "log" : "linear" };
+    }
+    var bestIndex = P.best === null ? null : D.trials.findIndex(function (t) { return t.id === P.best; });
+    // One panel per pair (first objective, k): 2 objectives give one, 3 give two.
+    var pairs = [];
+    for (var k = 1; k < P.objectives.length && pairs.length < 3; k++) pairs.push([0, k]);
+    var box = pairs.length > 1 ? s.appendChild(el("div", { class: "charts" })) : s;
+    pairs.forEach(function (pair, n) {
+      var a = pair[0], b = pair[1];
+      function group(name, pick, marker, mode) {
+        var pts = P.points.filter(pick);
+        if (mode === "lines+markers") pts.sort(function (p, q) { return p.values[a] - q.values[a]; });
+        return {
+          type: "scatter", mode: mode || "markers", name: name + " (" + pts.length + ")",
+          x: pts.map(function (p) { return p.values[a]; }), y: pts.map(function (p) { return p.values[b]; }),
+          customdata: pts.map(function (p) { return p.trial; }), text: pts.map(function (p) { return hover(D.trials[p.trial]); }),
+          hovertemplate: "%{text}<extra></extra>", marker: marker, line: { shape: "hv", color: STATUS_COLOUR.completed, width: 1 },
+          visible: pts.length ? true : "legendonly"
+        };
+      }
+      var onFront = function (p) { return p.completed && p.feasible && p.rank === 1; };
+      // A front is a staircase only with two objectives; with more, a panel shows a projection.
+      var traces = [
+        group("front", onFront, { size: 9, color: STATUS_COLOUR.completed }, P.objectives.length === 2 ? "lines+markers" : "markers"),
+        group("dominated", function (p) { return p.completed && p.feasible && p.rank > 1; }, { size: 7, color: "#b0b0b0" }),
+        group("infeasible", function (p) { return p.completed && !p.feasible; }, { symbol: "x", size: 8, color: STATUS_COLOUR.failed }),
+        group("pruned", function (p) { return !p.completed; }, { symbol: "x-thin-open", size: 8, color: STATUS_COLOUR.pruned, line: { width: 2 } })
+      ];
+      var bestPoint = P.points.filter(function (p) { return p.trial === bestIndex; });
+      traces.push({
+        type: "scatter", mode: "markers", name: "best/",
+        x: bestPoint.map(function (p) { return p.values[a]; }), y: bestPoint.map(function (p) { return p.values[b]; }),
+        customdata: bestPoint.map(function (p) { return p.trial; }), text: bestPoint.map(function (p) { return hover(D.trials[p.trial]); }),
+        hovertemplate: "%{text}<extra></extra>", marker: { symbol: "star", size: 16, color: "#000" }
+      });
+      traces.push({ type: "scatter", mode: "markers", name: "selected", x: [], y: [], showlegend: false, hoverinfo: "skip",
+        marker: { size: 18, color: "rgba(0,0,0,0)", line: { color: HIGHLIGHT, width: 3 } } });
+      var chart = plot(box, "pareto" + (n ? "-" + (n + 1) : ""), pairs.length > 1 ? "half" : "wide", traces, baseLayout({
+        xaxis: objectiveAxis(a), yaxis: objectiveAxis(b)
+      }), null);
+      chart.highlight = highlightTrace(function () { return chart.div; }, function (i) {
+        var p = P.points.filter(function (q) { return q.trial === i; });
+        return { x: p.map(function (q) { return q.values[a]; }), y: p.map(function (q) { return q.values[b]; }) };
+      });
+    });
+    if (!P.hypervolume.length) return;
+    var h = section("Hypervolume", "The volume the front dominates, by trial number, as a share of the final front's, against the reference point (" +
+      P.reference.map(function (v, j) { return esc(P.objectives[j][0]) + " " + fmt(v); }).join(", ") +
+      "): the worst feasible value of each objective, a tenth of its range further. It grows when a trial moves the front.");
+    plot(h, "hypervolume", "wide", [{
+      type: "scatter", mode: "lines+markers", name: "hypervolume",
+      x: P.hypervolume.map(function (p) { return p[0]; }), y: P.hypervolume.map(function (p) { return p[1]; }),
+      line: { shape: "hv", color: "#d62728", width: 2 }, marker: { size: 5 },
+      hovertemplate: "after trial #%{x}: %{y:.3f}<extra></extra>"
+    }], baseLayout({
+      xaxis: { title: { text: "trial number" }, zeroline: false, tickmode: "array", tickvals: D.number_ticks.vals, ticktext: D.number_ticks.text },
+      yaxis: { title: { text: "hypervolume (share of the final)" }, zeroline: false, rangemode: "tozero" },
+      showlegend: false
+    }), null);
   }
 
   // ---------- learning curves ----------
@@ -622,6 +709,7 @@
     header();
     leaderboard();
     history();
+    pareto();
     curves();
     parallel();
     importance();

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::atomic;
 use super::jsonl::{self, BadLine, TornTail};
 
+use crate::objectives::Objectives;
 use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
 /// One line of the journal.
@@ -91,6 +92,10 @@ pub enum Event {
         /// The pruner and its settings, if the sweep has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pruner: Option<String>,
+        /// Several objectives, with constraints and the selection rule (then `objective` is
+        /// the one that picks each trial's kept epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        objectives: Option<Objectives>,
     },
     /// A trial entered the plan.
     Trial(TrialDef),

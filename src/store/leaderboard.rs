@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::record::{StudyRecord, TrialRecord};
+use crate::objectives::Objectives;
+use crate::pareto::{self, Point};
 use crate::text::display_value;
 use crate::text::format_metric;
-use crate::trial::{Objective, TrialStatus};
+use crate::trial::{Metrics, Objective, TrialStatus};
 
 /// The study's own number, shown next to any other objective: the best test accuracy.
 const TEST_ACC: &str = "test_acc";
@@ -54,6 +56,26 @@ pub struct Row {
     pub group: String,
     /// With repeats: the objective over the configuration's finished seeds.
     pub group_stats: Option<GroupStats>,
+    /// Everything the trial reported at its kept epoch.
+    #[serde(skip)]
+    pub metrics: Option<Metrics>,
+    /// With several objectives: each objective's value at the kept epoch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objective_values: Vec<Option<f64>>,
+    /// With several objectives: the non-dominated rank among the trials of its tier
+    /// (1: on the front).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pareto_rank: Option<usize>,
+    /// With several objectives: by how much it exceeds the constraints (0: feasible).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<f64>,
+}
+
+impl Row {
+    /// Whether it meets the sweep's constraints (always, without any).
+    pub fn feasible(&self) -> bool {
+        self.violation.is_none_or(|v| v <= 0.0)
+    }
 }
 
 /// The objective over the seeds of one configuration.
@@ -83,6 +105,16 @@ pub struct Leaderboard {
     pub shows_progress: bool,
     /// Ranked rows first, then the rest in plan order.
     pub rows: Vec<Row>,
+    /// Several objectives, their constraints and the rule for `best/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<Objectives>,
+    /// The index in `rows` of the trial `best/` holds, when another rule than the first row
+    /// chooses it (several objectives).
+    #[serde(skip)]
+    selected: Option<usize>,
+    /// Why no trial is selected, when the rule finds none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_selection: Option<String>,
 }
 
 /// Ranked statuses, in the order their groups are listed: completed trials, then pruned ones.
@@ -97,6 +129,9 @@ fn tier(status: TrialStatus) -> Option<u8> {
 impl Leaderboard {
     /// Builds the leaderboard of the trials still in the plan.
     pub fn build(record: &StudyRecord) -> Self {
+        if let Some(objectives) = &record.objectives {
+            return Self::build_pareto(record, objectives);
+        }
         let objective = record.objective.clone();
         let mut rows: Vec<Row> = record.active().map(|t| row(record, t)).collect();
         let repeats = record.repeats > 1;
@@ -170,14 +205,180 @@ impl Leaderboard {
             shows_test_acc,
             shows_progress,
             rows: ranked,
+            objectives: None,
+            selected: None,
+            no_selection: None,
         }
     }
 
-    /// The winner.
+    /// The leaderboard of a sweep with several objectives: completed trials first, then
+    /// pruned ones; within each, feasible trials by non-dominated rank (ties by the first
+    /// objective), then infeasible ones by how much they violate the constraints. `best/` is
+    /// the trial the `select` rule picks, else the knee of the feasible front.
+    fn build_pareto(record: &StudyRecord, objectives: &Objectives) -> Self {
+        let objective = record.objective.clone();
+        let mut rows: Vec<Row> = record.active().map(|t| row(record, t)).collect();
+        for r in &mut rows {
+            let point = r.metrics.as_ref().and_then(|m| objectives.point(m));
+            if let (Some(m), Some(p)) = (&r.metrics, &point) {
+                r.objective_values = objectives.objectives.iter().map(|o| o.value(m)).collect();
+                r.violation = Some(p.violation);
+            }
+        }
+        let (mut ranked, rest): (Vec<Row>, Vec<Row>) = rows
+            .into_iter()
+            .partition(|r| tier(r.status).is_some() && r.violation.is_some());
+        for t in [0, 1] {
+            let members: Vec<usize> = (0..ranked.len())
+                .filter(|&i| tier(ranked[i].status) == Some(t))
+                .collect();
+            let points: Vec<Point> = members
+                .iter()
+                .filter_map(|&i| ranked[i].metrics.as_ref().and_then(|m| objectives.point(m)))
+                .collect();
+            for (&i, r) in members.iter().zip(pareto::ranks(&points)) {
+                ranked[i].pareto_rank = Some(r);
+            }
+        }
+        ranked.sort_by(|a, b| {
+            tier(a.status)
+                .cmp(&tier(b.status))
+                .then(b.feasible().cmp(&a.feasible()))
+                .then(
+                    a.violation
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.violation.unwrap_or(0.0)),
+                )
+                .then(a.pareto_rank.cmp(&b.pareto_rank))
+                .then_with(|| {
+                    objective.cmp(a.value.unwrap_or(f64::NAN), b.value.unwrap_or(f64::NAN))
+                })
+                .then(a.number.cmp(&b.number))
+        });
+        for (i, r) in ranked.iter_mut().enumerate() {
+            r.rank = Some(i + 1);
+        }
+        // best/: the rule's choice among the feasible completed trials, else the knee of
+        // their front.
+        let candidates: Vec<(usize, &Metrics)> = ranked
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status == TrialStatus::Completed && r.feasible())
+            .filter_map(|(i, r)| r.metrics.as_ref().map(|m| (i, m)))
+            .collect();
+        let (selected, no_selection) = match &objectives.select {
+            Some(rule) => {
+                let mode = |m: &str| {
+                    objectives
+                        .objectives
+                        .iter()
+                        .find(|o| o.metric == m)
+                        .map(|o| o.mode)
+                };
+                match rule.choose(&candidates, &mode) {
+                    Ok(&i) => (Some(i), None),
+                    Err(why) => (None, Some(why)),
+                }
+            }
+            None => {
+                let front: Vec<usize> = candidates
+                    .iter()
+                    .map(|(i, _)| *i)
+                    .filter(|&i| ranked[i].pareto_rank == Some(1))
+                    .collect();
+                let losses: Vec<Vec<f64>> = front
+                    .iter()
+                    .filter_map(|&i| {
+                        ranked[i]
+                            .metrics
+                            .as_ref()
+                            .and_then(|m| objectives.point(m))
+                            .map(|p| p.losses)
+                    })
+                    .collect();
+                match pareto::knee(&losses) {
+                    Some(k) => (Some(front[k]), None),
+                    None => (
+                        None,
+                        Some("no feasible trial has completed yet".to_string()),
+                    ),
+                }
+            }
+        };
+        let shows_test_acc = objectives.objectives.iter().all(|o| o.metric != TEST_ACC)
+            && ranked.iter().any(|r| r.best_test_acc.is_some());
+        ranked.extend(rest);
+        let shows_progress =
+            record.pruner.is_some() || ranked.iter().any(|r| r.status == TrialStatus::Pruned);
+        Self {
+            objective,
+            columns: record.columns.clone(),
+            repeats: false,
+            shows_test_acc,
+            shows_progress,
+            rows: ranked,
+            objectives: Some(objectives.clone()),
+            selected,
+            no_selection,
+        }
+    }
+
+    /// The winner: the first row, or with several objectives the trial the selection rule
+    /// (or the knee of the front) picks.
     pub fn best(&self) -> Option<&Row> {
+        if self.objectives.is_some() {
+            return self.selected.and_then(|i| self.rows.get(i));
+        }
         self.rows
             .first()
             .filter(|r| r.rank == Some(1) && r.status == TrialStatus::Completed)
+    }
+
+    /// The values that rank `row`, as `val_acc 98.5, train_seconds 120`.
+    pub fn describe_values(&self, row: &Row) -> String {
+        match &self.objectives {
+            Some(o) => o
+                .objectives
+                .iter()
+                .zip(&row.objective_values)
+                .map(|(x, v)| format!("{} {}", x.metric, v.map_or("-".into(), format_metric)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => format!(
+                "{} {}",
+                self.objective.metric,
+                row.value.map_or("-".into(), format_metric)
+            ),
+        }
+    }
+
+    /// How `best/` is chosen, for people: the objective, or the selection rule.
+    pub fn best_rule(&self) -> String {
+        match &self.objectives {
+            Some(o) => o.describe_selection(),
+            None => format!(
+                "the best {} ({})",
+                self.objective.metric,
+                match self.objective.mode {
+                    crate::trial::Mode::Max => "max",
+                    crate::trial::Mode::Min => "min",
+                }
+            ),
+        }
+    }
+
+    /// The non-dominated feasible completed trials (several objectives; empty otherwise),
+    /// as a leaderboard of their own (`pareto.csv`).
+    pub fn front(&self) -> Leaderboard {
+        let mut front = self.clone();
+        front.rows.retain(|r| {
+            r.status == TrialStatus::Completed && r.feasible() && r.pareto_rank == Some(1)
+        });
+        if self.objectives.is_none() {
+            front.rows.clear();
+        }
+        front.selected = None;
+        front
     }
 
     /// The row of rank `rank` (1-based).
@@ -188,9 +389,15 @@ impl Leaderboard {
     /// Column names, in order.
     pub fn header(&self) -> Vec<String> {
         let m = self.objective.metric.as_str();
-        let mut h: Vec<String> = ["rank", "trial", "status", m, "best_epoch"]
-            .map(String::from)
-            .to_vec();
+        let mut h: Vec<String> = ["rank", "trial", "status"].map(String::from).to_vec();
+        match &self.objectives {
+            Some(o) => {
+                h.extend(o.objectives.iter().map(|x| x.metric.clone()));
+                h.extend(["pareto_rank", "feasible", "violation"].map(String::from));
+            }
+            None => h.push(m.to_string()),
+        }
+        h.push("best_epoch".to_string());
         if self.shows_test_acc {
             h.extend(["test_acc_at_best".to_string(), "best_test_acc".to_string()]);
         }
@@ -228,9 +435,24 @@ impl Leaderboard {
                     opt(r.rank.map(|x| x.to_string())),
                     r.trial.clone(),
                     r.status.to_string(),
-                    value(r.value),
-                    opt(r.best_epoch.map(|x| x.to_string())),
                 ];
+                match &self.objectives {
+                    Some(o) => {
+                        c.extend(
+                            (0..o.objectives.len())
+                                .map(|k| value(r.objective_values.get(k).copied().flatten())),
+                        );
+                        c.push(opt(r.pareto_rank.map(|x| x.to_string())));
+                        c.push(if r.violation.is_some() {
+                            r.feasible().to_string()
+                        } else {
+                            String::new()
+                        });
+                        c.push(value(r.violation));
+                    }
+                    None => c.push(value(r.value)),
+                }
+                c.push(opt(r.best_epoch.map(|x| x.to_string())));
                 if self.shows_test_acc {
                     c.push(value(r.test_acc_at_best));
                     c.push(value(r.best_test_acc));
@@ -285,6 +507,10 @@ fn row(record: &StudyRecord, t: &TrialRecord) -> Row {
         device: t.device.clone().unwrap_or_default(),
         group: t.def.group.clone(),
         group_stats: None,
+        metrics: best.map(|b| b.metrics.clone()),
+        objective_values: Vec::new(),
+        pareto_rank: None,
+        violation: None,
     }
 }
 
@@ -369,6 +595,116 @@ mod tests {
     use super::*;
     use crate::store::record::fixture::Study;
     use crate::trial::Mode;
+
+    /// A sweep maximising acc and minimising secs, with `secs <= 100` and a rule.
+    fn two_objectives(select: Option<&str>) -> Objectives {
+        Objectives {
+            objectives: vec![
+                Objective::new("acc", Some(Mode::Max)).unwrap(),
+                Objective::new("secs", Some(Mode::Min)).unwrap(),
+            ],
+            constraints: vec![crate::objectives::Bound::parse("secs <= 100", false).unwrap()],
+            select: select.map(|s| crate::objectives::Selection::parse(s).unwrap()),
+        }
+    }
+
+    fn pareto_study(
+        objectives: Objectives,
+        trials: &[(&str, TrialStatus, f64, f64)],
+    ) -> Leaderboard {
+        let mut s = Study::with_objectives(objectives);
+        for (id, status, acc, secs) in trials {
+            s.trial(id, &[])
+                .epoch(id, 1, &[("acc", *acc), ("secs", *secs)])
+                .ended(id, *status);
+        }
+        Leaderboard::build(&s.build())
+    }
+
+    #[test]
+    fn several_objectives_rank_by_pareto_front_then_violation_and_pick_the_knee() {
+        use TrialStatus::*;
+        let board = pareto_study(
+            two_objectives(None),
+            &[
+                ("slow", Completed, 99.4, 90.0),
+                ("knee", Completed, 99.3, 30.0),
+                ("fast", Completed, 98.0, 10.0),
+                ("worse", Completed, 98.0, 40.0),
+                ("too-slow", Completed, 99.9, 150.0),
+                ("pruned", Pruned, 99.95, 5.0),
+                ("failed", Failed, 0.0, 0.0),
+            ],
+        );
+        let order: Vec<&str> = board.rows.iter().map(|r| r.trial.as_str()).collect();
+        // The front (tie broken by acc), the dominated one, the infeasible one, then the
+        // pruned tier, then the unranked.
+        assert_eq!(
+            order,
+            [
+                "slow", "knee", "fast", "worse", "too-slow", "pruned", "failed"
+            ]
+        );
+        let ranks: Vec<Option<usize>> = board.rows.iter().map(|r| r.pareto_rank).collect();
+        assert_eq!(ranks[..5], [Some(1), Some(1), Some(1), Some(2), Some(3)]);
+        assert_eq!(board.rows[4].violation, Some(50.0));
+        assert!(!board.rows[4].feasible());
+        assert_eq!(board.best().unwrap().trial, "knee");
+        let front: Vec<String> = board.front().rows.iter().map(|r| r.trial.clone()).collect();
+        assert_eq!(front, ["slow", "knee", "fast"]);
+        assert_eq!(
+            &board.header()[..8],
+            [
+                "rank",
+                "trial",
+                "status",
+                "acc",
+                "secs",
+                "pareto_rank",
+                "feasible",
+                "violation"
+            ]
+        );
+        let cells = board.cells();
+        assert_eq!(cells[4][5..8], ["3", "false", "50.00"]);
+    }
+
+    #[test]
+    fn a_select_rule_chooses_best_and_says_when_nothing_qualifies() {
+        use TrialStatus::*;
+        let trials = [
+            ("slow", Completed, 99.4, 90.0),
+            ("knee", Completed, 99.3, 30.0),
+            ("fast", Completed, 98.0, 10.0),
+        ];
+        let board = pareto_study(
+            two_objectives(Some("min secs where acc >= best - 0.1")),
+            &trials,
+        );
+        assert_eq!(board.best().unwrap().trial, "knee");
+        assert!(
+            board
+                .best_rule()
+                .contains("min secs where acc >= best - 0.1")
+        );
+        let none = pareto_study(two_objectives(Some("max acc where secs <= 5")), &trials);
+        assert!(none.best().is_none());
+        assert!(
+            none.no_selection
+                .as_deref()
+                .unwrap()
+                .contains("no feasible completed trial")
+        );
+        // Every trial violates the constraint: ranked by violation, nothing selected.
+        let infeasible = pareto_study(
+            two_objectives(None),
+            &[("a", Completed, 99.0, 300.0), ("b", Completed, 90.0, 120.0)],
+        );
+        let order: Vec<&str> = infeasible.rows.iter().map(|r| r.trial.as_str()).collect();
+        assert_eq!(order, ["b", "a"]);
+        assert!(infeasible.best().is_none());
+        assert!(infeasible.front().rows.is_empty());
+    }
 
     #[test]
     fn group_statistics_use_the_sample_standard_deviation() {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::journal::{Decision, Entry, Event, TrialDef};
+use crate::objectives::Objectives;
 use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
 /// One trial as the journal knows it.
@@ -108,6 +109,9 @@ pub struct StudyRecord {
     pub planned: usize,
     /// The pruner, described, if the sweep has one.
     pub pruner: Option<String>,
+    /// Several objectives, when the sweep has them (`objective` is then the one that picks
+    /// each trial's kept epoch).
+    pub objectives: Option<Objectives>,
     /// Every trial ever planned, in plan order.
     pub trials: Vec<TrialRecord>,
     by_id: HashMap<String, usize>,
@@ -122,6 +126,7 @@ impl Default for StudyRecord {
             columns: Vec::new(),
             planned: 0,
             pruner: None,
+            objectives: None,
             trials: Vec::new(),
             by_id: HashMap::new(),
         }
@@ -148,9 +153,11 @@ impl StudyRecord {
                 columns,
                 trials,
                 pruner,
+                objectives,
                 ..
             } => {
                 self.pruner = pruner.clone();
+                self.objectives = objectives.clone();
                 self.name = name.clone();
                 self.objective = objective.clone();
                 self.repeats = *repeats;
@@ -349,6 +356,7 @@ mod tests {
 #[cfg(test)]
 pub mod fixture {
     use super::StudyRecord;
+    use crate::objectives::Objectives;
     use crate::store::journal::{Event, TrialDef};
     use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
@@ -375,7 +383,15 @@ pub mod fixture {
                 backend: "local".into(),
                 pid: 1,
                 pruner: None,
+                objectives: None,
             });
+            s
+        }
+
+        /// A record of a sweep with several objectives (the first picks the kept epoch).
+        pub fn with_objectives(objectives: Objectives) -> Self {
+            let mut s = Self::ranked_by(objectives.objectives[0].clone(), 1);
+            s.0.objectives = Some(objectives);
             s
         }
 

@@ -5,6 +5,7 @@
 //! journal.jsonl      the study's append-only record: trials, attempts, epochs, decisions
 //! trials/<id>/       trial.toml + trial.json (input), what the trial writes, train.log
 //! leaderboard.csv    ranked trials
+//! pareto.csv         with several objectives: the non-dominated feasible trials
 //! best/              the winner's config, checkpoint, metrics and summary
 //! reruns/            `sweep rerun` outputs
 //! slurm/             submitted scripts, task lists and task logs (Slurm backend)
@@ -102,6 +103,11 @@ impl SweepDir {
     /// `leaderboard.csv`.
     pub fn leaderboard_file(&self) -> PathBuf {
         self.root.join("leaderboard.csv")
+    }
+
+    /// `pareto.csv`: the non-dominated feasible trials of a sweep with several objectives.
+    pub fn pareto_file(&self) -> PathBuf {
+        self.root.join("pareto.csv")
     }
 
     /// `best/`.

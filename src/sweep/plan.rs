@@ -8,6 +8,7 @@ use super::pruner::PrunerSpec;
 use super::sampler::Tpe;
 use super::search::{self, Method, Point};
 use super::spec::{CommandSpec, Program, SweepSpec};
+use crate::objectives::Objectives;
 use crate::store::journal::TrialDef;
 use crate::text::display_value;
 use crate::train::config::overrides::{get_path, set_path, split_key};
@@ -75,8 +76,11 @@ impl TrialInput {
 pub struct Plan {
     /// The sweep's name.
     pub name: String,
-    /// What ranks trials and selects their checkpoints.
+    /// What ranks trials and selects their checkpoints (with several objectives, the one that
+    /// picks each trial's kept epoch).
     pub objective: Objective,
+    /// Several objectives, with constraints and a selection rule.
+    pub objectives: Option<Objectives>,
     /// Seeds per configuration.
     pub repeats: usize,
     /// Searched keys (dotted TrialConfig paths), in order of first appearance; `seed` is added
@@ -208,6 +212,7 @@ impl SweepSpec {
         let tpe = (self.method == Method::Tpe).then(|| Tpe {
             axes: self.axes.clone(),
             objective: objective.clone(),
+            objectives: self.objectives.clone(),
             budget: self.samples,
             startup: self.startup,
             seed: self.search_seed,
@@ -216,6 +221,7 @@ impl SweepSpec {
         Ok(Plan {
             name: self.name.clone(),
             objective,
+            objectives: self.objectives.clone(),
             repeats: self.repeats,
             columns,
             space_sample: if tpe.is_some() {
@@ -393,6 +399,34 @@ impl PlannedTrial {
 }
 
 impl Plan {
+    /// What ranks the trials, for people: the objective, or the objectives with their
+    /// constraints and the rule for `best/`.
+    pub fn ranking(&self) -> String {
+        let Some(o) = &self.objectives else {
+            return self.objective.to_string();
+        };
+        let mut out = format!(
+            "the Pareto front of {}",
+            o.objectives
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if !o.constraints.is_empty() {
+            out.push_str(&format!(
+                " subject to {}",
+                o.constraints
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ));
+        }
+        out.push_str(&format!("; best/ holds {}", o.describe_selection()));
+        out
+    }
+
     /// Every trial resolved while planning: the plan's, or a TPE space's sample.
     pub fn resolved(&self) -> impl Iterator<Item = &PlannedTrial> {
         self.trials.iter().chain(&self.space_sample)

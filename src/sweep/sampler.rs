@@ -18,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::search::{Axis, Domain, Point, round_sig};
+use crate::objectives::Objectives;
+use crate::pareto;
 use crate::store::record::{StudyRecord, TrialRecord};
 use crate::trial::{Objective, TrialStatus};
 
@@ -45,8 +47,12 @@ pub enum Ask {
 pub struct Tpe {
     /// The searched axes (the same distributions as random search).
     pub axes: Vec<Axis>,
-    /// What is optimised.
+    /// What is optimised (with several objectives: the one that picks each trial's kept
+    /// epoch, and ranks pruned trials).
     pub objective: Objective,
+    /// Several objectives: completed trials are then ordered as Optuna's multi-objective TPE
+    /// splits them, by constrained non-dominated rank and then hypervolume contribution.
+    pub objectives: Option<Objectives>,
     /// Trials in all.
     pub budget: usize,
     /// Random trials before TPE starts learning.
@@ -115,6 +121,7 @@ impl Tpe {
         }
         let mut scored: Vec<(Coords, Standing)> = Vec::new();
         let mut liars: Vec<Coords> = Vec::new();
+        let mut learnt_from: Vec<&TrialRecord> = Vec::new();
         for (i, t) in history.iter().enumerate() {
             let Some(x) = self.coords(t) else { continue };
             if i >= learnt {
@@ -123,7 +130,11 @@ impl Tpe {
             }
             if let Some(standing) = self.standing(t) {
                 scored.push((x, standing));
+                learnt_from.push(t);
             }
+        }
+        if let Some(objectives) = &self.objectives {
+            self.rank_by_pareto_order(objectives, &mut scored, &learnt_from);
         }
         if scored.is_empty() {
             return Ask::Point(self.point(&self.random(&mut rng)));
@@ -221,6 +232,43 @@ impl Tpe {
                 }
             })
             .collect()
+    }
+
+    /// With several objectives: replaces the cost of each completed trial in `scored` by its
+    /// place in the constrained Pareto order of the completed trials (see
+    /// [`crate::pareto::order`]); one missing an objective goes after them.
+    fn rank_by_pareto_order(
+        &self,
+        objectives: &Objectives,
+        scored: &mut [(Coords, Standing)],
+        trials: &[&TrialRecord],
+    ) {
+        let completed: Vec<usize> = (0..scored.len()).filter(|&i| scored[i].1.0 == 0).collect();
+        let points: Vec<Option<pareto::Point>> = completed
+            .iter()
+            .map(|&i| {
+                trials[i]
+                    .best(&self.objective)
+                    .and_then(|r| objectives.point(&r.metrics))
+            })
+            .collect();
+        let known: Vec<usize> = (0..completed.len())
+            .filter(|&k| points[k].is_some())
+            .collect();
+        let order = pareto::order(
+            &known
+                .iter()
+                .map(|&k| points[k].clone().expect("known"))
+                .collect::<Vec<_>>(),
+        );
+        for (place, &o) in order.iter().enumerate() {
+            scored[completed[known[o]]].1.2 = place as f64;
+        }
+        for (k, &i) in completed.iter().enumerate() {
+            if points[k].is_none() {
+                scored[i].1.2 = f64::INFINITY;
+            }
+        }
     }
 
     /// How a finished trial ranks among the others; None for failed trials, which teach
@@ -455,6 +503,7 @@ mod tests {
                 axis("optimizer.momentum", "{ uniform = [0.0, 0.99] }"),
             ],
             objective: Objective::test_acc(),
+            objectives: None,
             budget: trials,
             startup,
             seed,
@@ -514,6 +563,7 @@ mod tests {
         let tpe = Tpe {
             axes: vec![axis("optimizer.lr", "{ log_uniform = [0.001, 0.1] }")],
             objective: Objective::test_acc(),
+            objectives: None,
             budget: 5,
             startup: 1,
             seed: 7,

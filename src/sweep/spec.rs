@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::pruner::{Asha, MedianPruner, PrunerSpec};
 use super::search::{Axis, Method};
+use crate::objectives::{Bound, Limit, Objectives, Selection};
 use crate::text::display_value;
 use crate::train::REPORTED_METRICS;
 use crate::train::config::overrides::{get_path, split_key};
@@ -24,6 +25,12 @@ struct SpecFile {
     metric: Option<String>,
     #[serde(default)]
     mode: Option<Mode>,
+    #[serde(default)]
+    objectives: Option<Vec<ObjectiveFile>>,
+    #[serde(default)]
+    constraints: Option<Vec<String>>,
+    #[serde(default)]
+    select: Option<String>,
     #[serde(default = "one")]
     repeats: usize,
     #[serde(default)]
@@ -46,6 +53,15 @@ struct SpecFile {
 /// Trials that must all fail the same way, first, before a sweep stops (`max_failures`).
 pub const DEFAULT_MAX_FAILURES: usize = 3;
 
+/// One entry of `objectives`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectiveFile {
+    metric: String,
+    #[serde(default)]
+    mode: Option<Mode>,
+}
+
 /// `[prune]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +79,8 @@ struct PruneFile {
     interval: Option<usize>,
     #[serde(default)]
     pause: Option<bool>,
+    #[serde(default)]
+    objective: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -226,8 +244,11 @@ pub struct SweepSpec {
     pub description: Option<String>,
     /// What ranks trials and selects each trial's kept checkpoint, when the spec names it
     /// (else the plan chooses: validation accuracy with a validation split, else test
-    /// accuracy).
+    /// accuracy). With several objectives: the one that picks each trial's kept epoch (the
+    /// one `[prune]` watches, else the first).
     pub objective: Option<Objective>,
+    /// Several objectives, with constraints and a selection rule (`objectives = [...]`).
+    pub objectives: Option<Objectives>,
     /// Overrides of the base configuration shared by every trial (`[set]`), as dotted keys.
     pub set: Vec<(String, toml::Value)>,
     /// What stops losing trials early (`[prune]`).
@@ -271,7 +292,17 @@ impl SweepSpec {
             source.error_at(&crate::train::config::overrides::split_key(key), msg)
         };
         let mut errors = Vec::new();
-        let objective = header(&file, &at, &mut errors);
+        let mut objective = header(&file, &at, &mut errors);
+        let objectives = several_objectives(&file, &at, &mut errors);
+        if let Some(o) = &objectives {
+            objective = Some(o.objectives[0].clone());
+            if file.repeats > 1 {
+                errors.push(at(
+                    "repeats",
+                    "several objectives rank single trials; repeats (seeds averaged per configuration) do not combine with `objectives` yet".into(),
+                ));
+            }
+        }
         // Keys of [search.params] and of [[search.trials]] (which need no base value).
         let mut searched: Vec<String> = file
             .search
@@ -284,12 +315,20 @@ impl SweepSpec {
         }
         let program = match (file.base, file.command, file.params) {
             (Some(base), None, None) => {
-                builtin_program(base, file.metric.as_deref(), &source, &at, &mut errors)
+                let named: Vec<(String, &str)> = match &objectives {
+                    Some(o) => o
+                        .metrics()
+                        .into_iter()
+                        .map(|m| (m.to_string(), "objectives"))
+                        .collect(),
+                    None => file.metric.iter().map(|m| (m.clone(), "metric")).collect(),
+                };
+                builtin_program(base, &named, &source, &at, &mut errors)
             }
             (None, Some(cmd), params) => command_program(
                 cmd,
                 params.unwrap_or_default(),
-                file.metric.is_some(),
+                file.metric.is_some() || objectives.is_some(),
                 &searched,
                 &source,
                 &at,
@@ -322,6 +361,36 @@ impl SweepSpec {
         let axes = search_axes(s, &source, &at, &mut errors);
         let set = flatten_keys(&file.set);
         let pruner = file.prune.as_ref().map(|p| prune_spec(p, &at, &mut errors));
+        if let (Some(p), Some(o)) = (&file.prune, &objectives) {
+            match &p.objective {
+                None => errors.push(at(
+                    "prune",
+                    format!(
+                        "with several objectives, name the one the pruner watches, e.g. objective = \"{}\" (pruning on one objective while ranking on several is otherwise ambiguous)",
+                        o.objectives[0].metric
+                    ),
+                )),
+                Some(m) => match o.objectives.iter().find(|x| &x.metric == m) {
+                    Some(watched) => objective = Some(watched.clone()),
+                    None => errors.push(at(
+                        "prune.objective",
+                        format!(
+                            "`{m}` is not one of the objectives ({})",
+                            o.objectives
+                                .iter()
+                                .map(|x| x.metric.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )),
+                },
+            }
+        } else if let Some(m) = file.prune.as_ref().and_then(|p| p.objective.as_ref()) {
+            errors.push(at(
+                "prune.objective",
+                format!("`{m}`: names one of several `objectives`; this spec has one metric"),
+            ));
+        }
         if file.keep_checkpoints == Some(0) {
             errors.push(at(
                 "keep_checkpoints",
@@ -336,6 +405,7 @@ impl SweepSpec {
             name: file.name,
             description: file.description,
             objective,
+            objectives,
             set,
             pruner,
             keep_checkpoints: file.keep_checkpoints,
@@ -455,24 +525,120 @@ fn header(
     }
 }
 
+/// Reads `objectives`, `constraints` and `select`: several objectives instead of `metric`.
+fn several_objectives(
+    file: &SpecFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> Option<Objectives> {
+    let Some(list) = &file.objectives else {
+        for (key, given) in [
+            ("constraints", file.constraints.is_some()),
+            ("select", file.select.is_some()),
+        ] {
+            if given {
+                errors.push(at(
+                    key,
+                    "goes with `objectives` (several objectives); with one `metric` the best trial is the best by it".into(),
+                ));
+            }
+        }
+        return None;
+    };
+    for (key, given) in [
+        ("metric", file.metric.is_some()),
+        ("mode", file.mode.is_some()),
+    ] {
+        if given {
+            errors.push(at(
+                key,
+                "a spec has either `metric` (one objective) or `objectives` (several), not both"
+                    .into(),
+            ));
+        }
+    }
+    if list.len() < 2 {
+        errors.push(at(
+            "objectives",
+            format!(
+                "lists {} objective; with one, write metric = \"...\" instead",
+                list.len()
+            ),
+        ));
+        return None;
+    }
+    let mut objectives = Vec::new();
+    for (i, o) in list.iter().enumerate() {
+        if objectives.iter().any(|x: &Objective| x.metric == o.metric) {
+            errors.push(at("objectives", format!("`{}` is listed twice", o.metric)));
+        }
+        match Objective::new(&o.metric, o.mode) {
+            Ok(x) => objectives.push(x),
+            Err(msg) => errors.push(at("objectives", format!("entry {}: {msg}", i + 1))),
+        }
+    }
+    let constraints = file
+        .constraints
+        .iter()
+        .flatten()
+        .filter_map(|c| match Bound::parse(c, false) {
+            Ok(b) => Some(b),
+            Err(msg) => {
+                errors.push(at("constraints", msg));
+                None
+            }
+        })
+        .collect();
+    let select = file
+        .select
+        .as_ref()
+        .and_then(|s| match Selection::parse(s) {
+            Ok(sel) => {
+                for c in &sel.conditions {
+                    if matches!(c.limit, Limit::FromBest(_))
+                        && !objectives.iter().any(|o| o.metric == c.metric)
+                    {
+                        errors.push(at(
+                            "select",
+                            format!(
+                                "`{c}`: `best` refers to an objective, and `{}` is none",
+                                c.metric
+                            ),
+                        ));
+                    }
+                }
+                Some(sel)
+            }
+            Err(msg) => {
+                errors.push(at("select", msg));
+                None
+            }
+        });
+    (objectives.len() == list.len()).then_some(Objectives {
+        objectives,
+        constraints,
+        select,
+    })
+}
+
 /// `base`: the built-in trainer's configuration (a file beside the spec, or inline).
 fn builtin_program(
     base: Base,
-    metric: Option<&str>,
+    metrics: &[(String, &str)],
     source: &SourceFile,
     at: &dyn Fn(&str, String) -> KeyError,
     errors: &mut Vec<KeyError>,
 ) -> Program {
-    if let Some(m) = metric
-        && !REPORTED_METRICS.contains(&m)
-    {
-        errors.push(at(
-            "metric",
-            format!(
-                "the built-in trainer does not report `{m}`; it reports {}",
-                REPORTED_METRICS.join(", ")
-            ),
-        ));
+    for (m, key) in metrics {
+        if !REPORTED_METRICS.contains(&m.as_str()) {
+            errors.push(at(
+                key,
+                format!(
+                    "the built-in trainer does not report `{m}`; it reports {}",
+                    REPORTED_METRICS.join(", ")
+                ),
+            ));
+        }
     }
     Program::Builtin(match base {
         Base::Path(p) => {

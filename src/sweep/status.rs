@@ -91,12 +91,13 @@ pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
             .collect();
         writeln!(
             out,
-            "  best: {} {metric} {} at epoch {} ({}) in {}",
+            "  best: {} {} at epoch {} ({}) in {}, by {}",
             best.trial,
-            best.value.map_or("-".into(), format_metric),
+            board.describe_values(best),
             best.best_epoch.unwrap_or(0),
             cells.join(" "),
-            human_duration(best.seconds.unwrap_or(0.0))
+            human_duration(best.seconds.unwrap_or(0.0)),
+            board.best_rule()
         )?;
     }
     Ok(out)

@@ -17,7 +17,7 @@ use crate::trial::{EpochMetrics, Metrics, Objective, StopReason, TrialStatus, Tr
 
 /// The metrics the built-in trainer can report after an epoch, in `metrics.csv` order
 /// (`val_*` only with a validation split).
-pub const REPORTED_METRICS: [&str; 8] = [
+pub const REPORTED_METRICS: [&str; 10] = [
     "lr",
     "train_loss",
     "train_acc",
@@ -25,7 +25,9 @@ pub const REPORTED_METRICS: [&str; 8] = [
     "val_acc",
     "test_loss",
     "test_acc",
+    "params",
     "seconds",
+    "train_seconds",
 ];
 
 /// The metrics the trainer reports for `config`.
@@ -187,7 +189,11 @@ impl<'a> RunLedger<'a> {
             metrics.set(&format!("{name}_loss"), eval.loss);
             metrics.set(&format!("{name}_acc"), eval.accuracy);
         }
+        metrics.set("params", model.parameter_count() as f64);
         metrics.set("seconds", round_ms(epoch_start.elapsed().as_secs_f64()));
+        // The run's wall time so far, earlier attempts of a resumed run included: what
+        // training to this epoch cost (an objective or constraint of a sweep).
+        metrics.set("train_seconds", self.seconds());
         Ok(Some(EpochMetrics {
             epoch: epoch + 1,
             metrics,

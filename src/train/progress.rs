@@ -113,7 +113,8 @@ pub fn epoch_line(epochs: usize, m: &EpochMetrics, s: &TrialSummary) -> String {
     let mut line = format!("epoch {:>3}/{epochs}", m.epoch);
     for (name, v) in m.metrics.iter() {
         match name {
-            "seconds" => {}
+            // Constant, or time (shown once at the end of the line).
+            "seconds" | "train_seconds" | "params" => {}
             "lr" => line.push_str(&format!("  lr {v}")),
             _ => line.push_str(&format!("  {name} {}", format_metric(v))),
         }

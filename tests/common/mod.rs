@@ -64,12 +64,26 @@ weight_decay = 1e-6
     path
 }
 
-/// The metrics.csv of a run without its `seconds` column (wall time differs run to run).
+/// The metrics.csv of a run without its time columns (`seconds`, `train_seconds`: wall time
+/// differs run to run).
 pub fn metrics_without_time(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let keep: Vec<bool> = header
+        .iter()
+        .map(|h| *h != "seconds" && *h != "train_seconds")
+        .collect();
+    std::iter::once(header.join(","))
+        .chain(lines.map(|l| l.to_string()))
+        .map(|l| {
+            l.split(',')
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| c)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .collect()
 }
 

@@ -193,6 +193,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         backend: opts.backend.name().into(),
         pid: std::process::id(),
         pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
+        objectives: plan.objectives.clone(),
     };
     record.apply(&sweep);
     events.insert(0, sweep);

@@ -64,21 +64,29 @@ pub(super) fn publish(
 ) -> anyhow::Result<Leaderboard> {
     let board = Leaderboard::build(record);
     atomic::write(&dir.leaderboard_file(), Csv.serialize(&board)?)?;
+    if board.objectives.is_some() {
+        atomic::write(&dir.pareto_file(), Csv.serialize(&board.front())?)?;
+    }
     // best/ always holds the leaderboard's winner, or nothing when it has none.
     match board.best() {
         Some(best) if dir.best_trial().as_deref() != Some(best.trial.as_str()) => {
-            dir.publish_best(&best.trial)?
+            dir.publish_best(&best.trial)?;
+            atomic::write(
+                &dir.best_dir().join("rule.txt"),
+                format!("{}\n", board.best_rule()),
+            )?;
         }
         Some(_) => {}
         None => dir.clear_best()?,
     }
     if let Some(k) = keep_checkpoints {
+        let best = board.best().map(|b| b.trial.as_str());
         dir.drop_checkpoints(
             board
                 .rows
                 .iter()
                 .skip(k)
-                .filter(|r| r.status.is_final())
+                .filter(|r| r.status.is_final() && Some(r.trial.as_str()) != best)
                 .map(|r| r.trial.as_str()),
         );
     }

@@ -1,0 +1,185 @@
+//! Sweeps with several objectives: the Pareto leaderboard, `pareto.csv`, `best/` by a rule,
+//! the report's front, and multi-objective TPE resumed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// A command sweep of fake_train.py trading val_acc (peaks at lr 0.1) against cost (0.1 / lr).
+fn two_objective_spec(dir: &Path, name: &str, extra: &str, search: &str) -> PathBuf {
+    let text = format!(
+        "name = \"{name}\"\nobjectives = [{{ metric = \"val_acc\", mode = \"max\" }}, {{ metric = \"cost\", mode = \"min\" }}]\n{extra}\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n{search}\n",
+        root().join("tests/programs/fake_train.py").display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_command_sweep_with_two_objectives_and_a_constraint_ranks_by_the_front() {
+    let dir = scratch("mo-command");
+    let s = two_objective_spec(
+        &dir,
+        "mo",
+        "constraints = [\"cost <= 5\"]\nselect = \"min cost where val_acc >= best - 6\"",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01, 0.1, 0.3, 1.0]",
+    );
+    let results = dir.join("results");
+    let root = results.join("mo");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(
+        rows[0][..9],
+        [
+            "rank",
+            "trial",
+            "status",
+            "val_acc",
+            "cost",
+            "pareto_rank",
+            "feasible",
+            "violation",
+            "best_epoch"
+        ]
+    );
+    let lr = rows[0].iter().position(|h| h == "lr").unwrap();
+    let column = |j: usize| rows[1..].iter().map(|r| r[j].clone()).collect::<Vec<_>>();
+    // The front by val_acc, then the dominated infeasible trials by violation.
+    assert_eq!(column(lr), ["0.1", "0.3", "1.0", "0.01", "0.001"]);
+    assert_eq!(column(5), ["1", "1", "1", "2", "3"]);
+    assert_eq!(column(6), ["true", "true", "true", "false", "false"]);
+    assert_eq!(column(7), ["0", "0", "0", "5", "95"]);
+    // pareto.csv: the non-dominated feasible trials, same columns.
+    let front = csv_rows(&root.join("pareto.csv"));
+    assert_eq!(front[0], rows[0]);
+    assert_eq!(front[1..], rows[1..4]);
+    // best/: the rule's choice, within 6 points of the best val_acc (97.5) at the least cost.
+    let best = std::fs::read_to_string(root.join("best/trial.txt")).unwrap();
+    assert_eq!(best.trim(), rows[2][1], "lr 0.3: {rows:?}");
+    let rule = std::fs::read_to_string(root.join("best/rule.txt")).unwrap();
+    assert_eq!(
+        rule.trim(),
+        "select = \"min cost where val_acc >= best - 6\""
+    );
+    assert!(
+        text(&o).contains("by select = \"min cost where val_acc >= best - 6\""),
+        "{}",
+        text(&o)
+    );
+    let status = run(sweep(&["status", root.to_str().unwrap()]));
+    assert!(
+        text(&status).contains("val_acc 92.73, cost 0.3333"),
+        "{}",
+        text(&status)
+    );
+    assert!(text(&status).contains("by select ="), "{}", text(&status));
+    // The report draws the front and the hypervolume, and selects a trial from a link.
+    let fragment = format!("#trial={}", rows[1][1]);
+    let Some(page) = render_report(&root, &fragment) else {
+        return;
+    };
+    for chart in ["pareto", "hypervolume"] {
+        assert!(page.charts.iter().any(|c| c == chart), "{:?}", page.charts);
+    }
+    assert_eq!(
+        page.body_attribute("data-selected").as_deref(),
+        Some(rows[1][1].as_str())
+    );
+    assert!(
+        page.dom
+            .contains("ranked by the Pareto front of val_acc (max), cost (min)")
+    );
+    assert!(
+        page.dom.contains("infeasible (2)"),
+        "the legend counts the infeasible trials"
+    );
+}
+
+#[test]
+fn without_a_rule_best_is_the_knee_and_pruning_needs_a_named_objective() {
+    let dir = scratch("mo-knee");
+    let search = "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.03, 0.1, 0.3, 1.0, 3.0]";
+    let ambiguous = two_objective_spec(&dir, "ambiguous", "[prune]\nmethod = \"asha\"", search);
+    let o = run(sweep(&["plan", ambiguous.to_str().unwrap()]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("ambiguous.toml:3")
+            && text(&o).contains("name the one the pruner watches, e.g. objective = \"val_acc\""),
+        "{}",
+        text(&o)
+    );
+    let s = two_objective_spec(
+        &dir,
+        "knee",
+        "[prune]\nmethod = \"asha\"\nobjective = \"val_acc\"",
+        search,
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("by the knee of the front"),
+        "{}",
+        text(&o)
+    );
+    let root = results.join("knee");
+    let j = journal(&root);
+    assert!(
+        j.iter()
+            .any(|e| e["event"] == "decision" && e["pruner"] == "asha")
+    );
+    let best = std::fs::read_to_string(root.join("best/trial.txt")).unwrap();
+    let rows = csv_rows(&root.join("pareto.csv"));
+    assert!(
+        rows[1..].iter().any(|r| r[1] == best.trim()),
+        "the knee is on the front: {best} {rows:?}"
+    );
+}
+
+#[test]
+fn a_resumed_multi_objective_tpe_sweep_loses_and_repeats_nothing() {
+    let dir = scratch("mo-tpe");
+    let search = "[search]\nmethod = \"tpe\"\nsamples = 8\nstartup = 3\nseed = 5\n[search.params]\nlr = { log_uniform = [0.001, 3.0] }";
+    let s = two_objective_spec(&dir, "tpe", "", search);
+    let whole = dir.join("whole");
+    let o = run_sweep(&s, &whole, &["--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The same sweep in two runs: 3 trials, then the rest.
+    let parts = dir.join("parts");
+    let o = run_sweep(&s, &parts, &["--per-device", "1", "--max-trials", "3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run_sweep(&s, &parts, &["--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let asked = |root: &Path| -> Vec<String> {
+        journal(root)
+            .iter()
+            .filter(|e| e["event"] == "trial")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ids = asked(&parts.join("tpe"));
+    assert_eq!(ids.len(), 8);
+    assert_eq!(ids, asked(&whole.join("tpe")), "the same trials, in order");
+    let j = journal(&parts.join("tpe"));
+    for id in &ids {
+        let started = j
+            .iter()
+            .filter(|e| e["event"] == "started" && e["trial"] == id.as_str())
+            .count();
+        assert_eq!(started, 1, "{id} ran once");
+    }
+    assert_eq!(
+        csv_rows(&parts.join("tpe/leaderboard.csv"))
+            .iter()
+            .map(|r| r[..8].to_vec())
+            .collect::<Vec<_>>(),
+        csv_rows(&whole.join("tpe/leaderboard.csv"))
+            .iter()
+            .map(|r| r[..8].to_vec())
+            .collect::<Vec<_>>()
+    );
+}

@@ -18,6 +18,11 @@ search's result is the best value among its completed trials. Two parts:
   TPE+ASHA (grace_epochs 1, the default, and 9; stopping trials, the default, and pausing
   them, `pause = true`), random+ASHA and random+median, against Optuna's TPE with
   SuccessiveHalvingPruner.
+- several objectives (--part mo): maximise val_accuracy and minimise time, both at epoch 52,
+  100 trials, 10 seeds: sweep's multi-objective TPE and random search against Optuna's TPE
+  (multi-objective by its directions) and RandomSampler. Each search's hypervolume against a
+  reference point fixed per task (the worst val_accuracy and time among 20,000 random
+  configurations), as a fraction of the hypervolume of those 20,000 configurations' front.
 
 sweep's searches run through examples/lcbench_search.rs: sweep's own sampler and pruners and
 study record, without processes or a clock (exact and quick). --check shows that it asks the
@@ -179,6 +184,121 @@ def job(spec):
     return [running_best(t, 10 ** 9), len({x["trial"] for x in t})]
 
 
+MO_TRIALS = 100
+MO_RANDOM = 20000
+
+
+def objectives52(task, params_list):
+    """(val_accuracy, time) at epoch 52 of each configuration."""
+    s = surrogate(task)
+    rows = s.bench.objective_function([dict(s.config(p), epoch=EPOCHS) for p in params_list])
+    return [(float(r["val_accuracy"]), float(r["time"])) for r in rows]
+
+
+def sweep_mo(task, method, seed):
+    """sweep's multi-objective search through the driver: the (acc, time) of its trials."""
+    p = subprocess.Popen([DRIVER, "--method", method, "--trials", str(MO_TRIALS), "--seed", str(seed),
+                          "--objectives", "val_accuracy,time"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    values = []
+    for line in p.stdout:
+        m = json.loads(line)
+        if "params" in m:
+            p.stdin.write(json.dumps(list(objectives52(task, [m["params"]])[0])) + "\n")
+            p.stdin.flush()
+        elif "values" in m:
+            values.append(tuple(m["values"]))
+        elif m.get("done"):
+            break
+    p.stdin.close()
+    if p.wait() != 0:
+        raise RuntimeError(f"lcbench_search --objectives failed on task {task}")
+    return values
+
+
+def optuna_mo(task, seed, sampler):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[sampler]
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make(seed=seed))
+    study.optimize(lambda t: objectives52(task, [suggest(t)])[0], n_trials=MO_TRIALS)
+    return [tuple(t.values) for t in study.trials]
+
+
+def hypervolume(points, ref):
+    """The area (val_accuracy above ref[0]) x (time below ref[1]) that `points` dominate."""
+    inside = sorted((t, a) for a, t in points if a > ref[0] and t < ref[1])
+    area, best = 0.0, ref[0]
+    # By time ascending: each point adds the accuracy above the best so far, up to ref time.
+    for i, (t, a) in enumerate(inside):
+        if a > best:
+            area += (a - best) * (ref[1] - t)
+            best = a
+    return area
+
+
+def random_configs(n, seed):
+    import random
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        c = {}
+        for name, low, high, log, whole in lcbench.SPACE:
+            x = math.exp(rng.uniform(math.log(low), math.log(high))) if log else rng.uniform(low, high)
+            c[name] = int(round(x)) if whole else x
+        out.append(c)
+    return out
+
+
+def mo_reference(task):
+    """The reference point and the hypervolume of MO_RANDOM random configurations' front."""
+    configs = random_configs(MO_RANDOM, 20261129)
+    points = []
+    for i in range(0, len(configs), 2000):
+        points += objectives52(task, configs[i:i + 2000])
+    ref = (min(a for a, _ in points), max(t for _, t in points))
+    return ref, hypervolume(points, ref)
+
+
+def mo_job(spec):
+    task, method, seed = spec
+    if method == "sweep MOTPE":
+        return sweep_mo(task, "tpe", seed)
+    if method == "sweep random":
+        return sweep_mo(task, "random", seed)
+    return optuna_mo(task, seed, "tpe" if method == "Optuna MOTPE" else "random")
+
+
+def mo_part(a):
+    methods = ["sweep MOTPE", "Optuna MOTPE", "sweep random", "Optuna random"]
+    seeds = min(a.seeds, 10)
+    with Pool(a.jobs) as pool:
+        refs = dict(zip(a.tasks, pool.map(mo_reference, a.tasks)))
+        specs = [(task, m, seed) for task in a.tasks for m in methods for seed in range(seeds)]
+        results = dict(zip(specs, pool.map(mo_job, specs, chunksize=1)))
+    print(f"several objectives: maximise val_accuracy, minimise time (epoch 52), {MO_TRIALS} trials, {seeds} seeds;")
+    print(f"hypervolume as a fraction of the front of {MO_RANDOM} random configurations (mean ± standard error)\n")
+    goals = []
+    for task in a.tasks:
+        ref, full = refs[task]
+        print(f"task {task}: reference point val_accuracy {ref[0]:.4f}, time {ref[1]:.2f}")
+        print(f"  {'trials':24}" + "".join(f"{n:>16}" for n in (25, 50, 100)))
+        got = {}
+        for m in methods:
+            fr = [[hypervolume(results[(task, m, s)][:n], ref) / full for s in range(seeds)] for n in (25, 50, 100)]
+            got[m] = mean_se(fr[2])
+            print(f"  {m:24}" + "".join(f"{mean_se(x)[0]:>9.4f} ± {mean_se(x)[1]:.4f}" for x in fr))
+        ours, theirs, rnd = got["sweep MOTPE"], got["Optuna MOTPE"], got["sweep random"]
+        goals += [(task, "sweep MOTPE >= Optuna MOTPE (within 1 SE)", ours[0] + max(ours[1], theirs[1]) >= theirs[0]),
+                  (task, "sweep MOTPE beats sweep random search", ours[0] > rnd[0])]
+        print()
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"references": {t: refs[t] for t in a.tasks},
+                       "results": [{"task": t, "method": m, "seed": s, "values": v} for (t, m, s), v in results.items()]}, f)
+    for task, goal, met in goals:
+        print(f"goal {'met    ' if met else 'NOT met'}  task {task}: {goal}")
+
+
 def mean_se(xs):
     xs = [x for x in xs if not math.isnan(x)]
     m = sum(xs) / len(xs)
@@ -221,7 +341,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--tasks", nargs="+", default=["3945", "34539", "126025"])
-    p.add_argument("--part", choices=["full", "mf", "all"], default="all")
+    p.add_argument("--part", choices=["full", "mf", "all", "mo"], default="all",
+                   help="mo: several objectives (not part of all)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     p.add_argument("--check", action="store_true", help="only compare the driver with `sweep run`")
     p.add_argument("--out", help="also write every result as JSON here")
@@ -231,6 +352,9 @@ def main():
             sys.exit(f"{path} is missing: {how}")
     if a.check:
         sys.exit(0 if check(a.tasks[0]) else 1)
+    if a.part == "mo":
+        mo_part(a)
+        return
     full = ["sweep random", "sweep TPE", "Optuna random", "Optuna TPE", "sweep TPE, 2 at a time"]
     mf = ["sweep TPE + ASHA", "sweep TPE + ASHA, grace 9", "sweep TPE + paused ASHA",
           "sweep TPE + paused ASHA, grace 9", "sweep random + ASHA", "sweep random + median",

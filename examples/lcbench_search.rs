@@ -20,11 +20,21 @@
 //! lcbench_search --method tpe|random --trials N [--pruner none|asha|median]
 //!                [--epoch-budget E] [--parallel P] [--seed S] [--startup K]
 //!                [--grace G] [--eta H] [--pause 0|1]   (ASHA's grace_epochs, eta, pause)
+//!                [--objectives val_accuracy,time]
+//! ```
+//!
+//! With `--objectives val_accuracy,time` a configuration is two numbers, its val_accuracy and
+//! its time at epoch 52 (one request `{"params", "epoch": 52}`, answered `[acc, time]`), and
+//! the search is multi-objective (maximise the first, minimise the second); after each trial
+//! it writes `{"trial": i, "values": [acc, time]}`.
+//!
+//! ```text
 //! ```
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 
+use sweep::objectives::Objectives;
 use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
 use sweep::sweep::pruner::{Asha, MedianPruner, Promotion, Pruner};
@@ -46,6 +56,8 @@ struct Options {
     grace: usize,
     eta: usize,
     pause: bool,
+    /// Maximise val_accuracy and minimise time, both at epoch 52 (multi-objective TPE).
+    two_objectives: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -60,6 +72,7 @@ fn options() -> Result<Options, String> {
         grace: Asha::default().grace_epochs,
         eta: Asha::default().eta,
         pause: false,
+        two_objectives: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -89,6 +102,17 @@ fn options() -> Result<Options, String> {
             "--grace" => o.grace = number(&value)?,
             "--eta" => o.eta = number(&value)?,
             "--pause" => o.pause = number(&value)? == 1,
+            "--objectives" => {
+                o.two_objectives = match value.as_str() {
+                    "val_accuracy" => false,
+                    "val_accuracy,time" => true,
+                    v => {
+                        return Err(format!(
+                            "--objectives {v}: val_accuracy or val_accuracy,time"
+                        ));
+                    }
+                }
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -166,10 +190,18 @@ fn main() -> Result<(), String> {
         return Err(format!("{spec_path}: expected 7 searched keys"));
     }
     let objective = Objective::new(METRIC, Some(Mode::Max))?;
+    let objectives = o.two_objectives.then(|| Objectives {
+        objectives: vec![
+            objective.clone(),
+            Objective::new("time", Some(Mode::Min)).expect("a mode"),
+        ],
+        constraints: Vec::new(),
+        select: None,
+    });
     let tpe = Tpe {
         axes,
         objective: objective.clone(),
-        objectives: None,
+        objectives: objectives.clone(),
         budget: o.trials,
         startup: if o.random {
             o.trials
@@ -182,8 +214,12 @@ fn main() -> Result<(), String> {
     };
     let mut record = StudyRecord::default();
     record.objective = objective;
+    record.objectives = objectives;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
+    if o.two_objectives {
+        return two_objectives(&tpe, &mut record, &mut lines, o.trials);
+    }
     let mut used = 0usize;
     // Trials that ran but have not "ended" yet (with --parallel): they end in start order.
     let mut running: VecDeque<(String, usize, Vec<f64>)> = VecDeque::new();
@@ -288,6 +324,53 @@ fn main() -> Result<(), String> {
         end(&mut record, t)?;
     }
     say(serde_json::json!({"done": true, "epochs": used}))
+}
+
+/// The multi-objective search: each trial is its val_accuracy and time at epoch 52.
+fn two_objectives(
+    tpe: &Tpe,
+    record: &mut StudyRecord,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    trials: usize,
+) -> Result<(), String> {
+    for index in 0..trials {
+        let point = match tpe.ask(record, index, 0) {
+            Ask::Point(p) => p,
+            Ask::Wait | Ask::Done => return Err("one trial at a time never waits".into()),
+        };
+        let id = format!("t{index}");
+        let params = json_params(point.values.iter().map(|a| (&a.key, &a.value)));
+        record.apply(&Event::Trial(TrialDef {
+            index,
+            id: id.clone(),
+            group: id.clone(),
+            label: None,
+            params: point
+                .values
+                .iter()
+                .map(|a| (a.key.clone(), a.value.clone()))
+                .collect(),
+        }));
+        let ask = serde_json::json!({ "params": params, "epoch": EPOCHS });
+        say(ask)?;
+        let line = lines
+            .next()
+            .ok_or("the parent closed stdin")?
+            .map_err(|e| e.to_string())?;
+        let values: [f64; 2] = serde_json::from_str(&line).map_err(|e| format!("{line}: {e}"))?;
+        record.apply(&Event::Epoch {
+            trial: id.clone(),
+            row: EpochMetrics {
+                epoch: EPOCHS,
+                metrics: Metrics::new()
+                    .with(METRIC, values[0])
+                    .with("time", values[1]),
+            },
+        });
+        finish(record, &id, TrialStatus::Completed);
+        say(serde_json::json!({"trial": index, "values": values}))?;
+    }
+    say(serde_json::json!({"done": true}))
 }
 
 /// Runs trial `index` (`id`, with `params`) with a pruner from epoch `reached + 1`, epoch by

@@ -46,10 +46,10 @@ impl Objectives {
     /// How much `metrics` exceed the constraints, summed (0: feasible). A constraint on a
     /// metric the trial did not report is violated infinitely.
     pub fn violation(&self, metrics: &Metrics) -> f64 {
+        // A fold from +0: `sum` of no f64 starts at -0, which a leaderboard prints as "-0".
         self.constraints
             .iter()
-            .map(|c| c.excess(metrics, None))
-            .sum()
+            .fold(0.0, |total, c| total + c.excess(metrics, None))
     }
 
     /// The rule for `best/`, in words.

@@ -10,7 +10,7 @@ use common::*;
 /// A command sweep of fake_train.py trading val_acc (peaks at lr 0.1) against cost (0.1 / lr).
 fn two_objective_spec(dir: &Path, name: &str, extra: &str, search: &str) -> PathBuf {
     let text = format!(
-        "name = \"{name}\"\nobjectives = [{{ metric = \"val_acc\", mode = \"max\" }}, {{ metric = \"cost\", mode = \"min\" }}]\n{extra}\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n{search}\n",
+        "name = \"{name}\"\nobjectives = [{{ metric = \"val_acc\", mode = \"max\" }}, {{ metric = \"cost\", mode = \"min\" }}]\n{extra}\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\", \"--sleep\", \"0.05\"]\n{search}\n",
         root().join("tests/programs/fake_train.py").display()
     );
     let path = dir.join(format!("{name}.toml"));
@@ -146,13 +146,20 @@ fn a_resumed_multi_objective_tpe_sweep_loses_and_repeats_nothing() {
     let search = "[search]\nmethod = \"tpe\"\nsamples = 8\nstartup = 3\nseed = 5\n[search.params]\nlr = { log_uniform = [0.001, 3.0] }";
     let s = two_objective_spec(&dir, "tpe", "", search);
     let whole = dir.join("whole");
-    let o = run_sweep(&s, &whole, &["--per-device", "1"]);
+    let o = run_sweep(&s, &whole, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    // The same sweep in two runs: 3 trials, then the rest.
+    // The same sweep killed with SIGKILL after 4 trials ended, then run again.
     let parts = dir.join("parts");
-    let o = run_sweep(&s, &parts, &["--per-device", "1", "--max-trials", "3"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = run_sweep(&s, &parts, &["--per-device", "1"]);
+    let root = parts.join("tpe");
+    kill_sweep_after(&s, &parts, &root, 4, "finished");
+    let ended = |root: &Path| {
+        journal(root)
+            .iter()
+            .filter(|e| e["event"] == "finished")
+            .count()
+    };
+    assert!(ended(&root) < 8, "the kill left trials to resume");
+    let o = run_sweep(&s, &parts, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let asked = |root: &Path| -> Vec<String> {
         journal(root)
@@ -161,25 +168,24 @@ fn a_resumed_multi_objective_tpe_sweep_loses_and_repeats_nothing() {
             .map(|e| e["id"].as_str().unwrap().to_string())
             .collect()
     };
-    let ids = asked(&parts.join("tpe"));
+    let ids = asked(&root);
     assert_eq!(ids.len(), 8);
     assert_eq!(ids, asked(&whole.join("tpe")), "the same trials, in order");
-    let j = journal(&parts.join("tpe"));
+    let j = journal(&root);
     for id in &ids {
-        let started = j
+        let completed = j
             .iter()
-            .filter(|e| e["event"] == "started" && e["trial"] == id.as_str())
+            .filter(|e| {
+                e["event"] == "finished" && e["trial"] == id.as_str() && e["status"] == "completed"
+            })
             .count();
-        assert_eq!(started, 1, "{id} ran once");
+        assert_eq!(completed, 1, "{id} completed once");
     }
-    assert_eq!(
-        csv_rows(&parts.join("tpe/leaderboard.csv"))
+    let board = |root: &Path| -> Vec<Vec<String>> {
+        csv_rows(&root.join("leaderboard.csv"))
             .iter()
             .map(|r| r[..8].to_vec())
-            .collect::<Vec<_>>(),
-        csv_rows(&whole.join("tpe/leaderboard.csv"))
-            .iter()
-            .map(|r| r[..8].to_vec())
-            .collect::<Vec<_>>()
-    );
+            .collect()
+    };
+    assert_eq!(board(&root), board(&whole.join("tpe")));
 }

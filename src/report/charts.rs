@@ -256,6 +256,122 @@ fn draw_lines(area: &Area, trials: &[TrialCurves], chart_spec: &LineChart) -> an
     Ok(())
 }
 
+/// One trial on [`pareto`]'s scatter: its first two objective values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParetoDot {
+    /// The first objective's value (x).
+    pub x: f64,
+    /// The second objective's value (y).
+    pub y: f64,
+    /// On the feasible front.
+    pub front: bool,
+    /// Breaks a constraint.
+    pub infeasible: bool,
+    /// The trial `best/` holds.
+    pub best: bool,
+}
+
+/// The trade-off between the first two objectives as one SVG, for READMEs: the front in
+/// blue (joined, in the order of the first objective), dominated trials grey, infeasible ones
+/// as red crosses, `best/` as a black ring. A second objective whose values span more than 20x
+/// (all positive) is drawn on a log axis.
+pub fn pareto(
+    dots: &[ParetoDot],
+    x_name: &str,
+    y_name: &str,
+    caption: &str,
+) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let xs: Vec<f64> = dots.iter().map(|d| d.x).collect();
+        let ys: Vec<f64> = dots.iter().map(|d| d.y).collect();
+        let (Some((x_lo, x_hi)), Some((y_lo, y_hi))) = (bounds(&xs), bounds(&ys)) else {
+            no_data(&root, "no trial has a value for both objectives yet")?;
+            root.present().map_err(plot_error)?;
+            drop(root);
+            return Ok(svg);
+        };
+        let y_scale = if y_lo > 0.0 && y_hi / y_lo > 20.0 {
+            Scale::Log
+        } else {
+            Scale::Linear
+        };
+        let to_y = |v: f64| if y_scale == Scale::Log { v.ln() } else { v };
+        let x_axis = TickedAxis::for_values(x_lo, x_hi, Scale::Linear, 0.05);
+        let y_axis = TickedAxis::for_values(y_lo, y_hi, y_scale, 0.05);
+        let (x_labels, y_labels) = (x_axis.clone(), y_axis.clone());
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(34)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_axis, y_axis)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE.mix(0.0))
+            .x_label_formatter(&|x| x_labels.label_of(*x))
+            .y_label_formatter(&|y| y_labels.label_of(*y))
+            .x_desc(x_name)
+            .y_desc(y_name)
+            .draw()
+            .map_err(plot_error)?;
+        let at = |d: &ParetoDot| (d.x, to_y(d.y));
+        let blue = RGBColor(31, 119, 180);
+        let red = RGBColor(214, 39, 40);
+        chart
+            .draw_series(
+                dots.iter()
+                    .filter(|d| !d.front && !d.infeasible)
+                    .map(|d| Circle::new(at(d), 3, FAINT.filled())),
+            )
+            .map_err(plot_error)?
+            .label("dominated")
+            .legend(|(x, y)| Circle::new((x + 8, y), 3, FAINT.filled()));
+        if dots.iter().any(|d| d.infeasible) {
+            chart
+                .draw_series(
+                    dots.iter()
+                        .filter(|d| d.infeasible)
+                        .map(|d| Cross::new(at(d), 4, red.stroke_width(2))),
+                )
+                .map_err(plot_error)?
+                .label("infeasible")
+                .legend(move |(x, y)| Cross::new((x + 8, y), 4, red.stroke_width(2)));
+        }
+        let mut front: Vec<(f64, f64)> = dots.iter().filter(|d| d.front).map(at).collect();
+        front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(front.clone(), blue.stroke_width(1)))
+            .map_err(plot_error)?;
+        chart
+            .draw_series(front.iter().map(|&p| Circle::new(p, 4, blue.filled())))
+            .map_err(plot_error)?
+            .label("front")
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, blue.filled()));
+        chart
+            .draw_series(
+                dots.iter()
+                    .filter(|d| d.best)
+                    .map(|d| Circle::new(at(d), 8, BEST.stroke_width(2))),
+            )
+            .map_err(plot_error)?
+            .label("best/")
+            .legend(|(x, y)| Circle::new((x + 8, y), 6, BEST.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
 /// The smallest and largest value, or None when there is none.
 fn bounds(ys: &[f64]) -> Option<(f64, f64)> {
     let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
@@ -353,6 +469,44 @@ mod tests {
         assert!(two.contains("\na\n") && two.contains("\nb\n"), "{two}");
         let empty = metric(&cases[0], "test_acc", MetricAxis::LogError).unwrap();
         assert!(empty.contains("no epoch has finished yet"));
+    }
+
+    #[test]
+    fn the_pareto_chart_marks_front_infeasible_and_best_and_logs_a_wide_second_axis() {
+        let dot = |x: f64, y: f64, front: bool, infeasible: bool, best: bool| ParetoDot {
+            x,
+            y,
+            front,
+            infeasible,
+            best,
+        };
+        let dots = [
+            dot(99.4, 300.0, true, false, false),
+            dot(99.3, 120.0, true, false, true),
+            dot(98.0, 10.0, true, false, false),
+            dot(97.0, 200.0, false, false, false),
+            dot(99.5, 900.0, false, true, false),
+        ];
+        let svg = pareto(&dots, "val_acc (max)", "train_seconds (min)", "5 trials").unwrap();
+        for label in [
+            "front",
+            "dominated",
+            "infeasible",
+            "best/",
+            "val_acc (max)",
+            "5 trials",
+        ] {
+            assert!(svg.contains(label), "{label}");
+        }
+        // 10 to 900 s spans 90x: a log axis, ticked at powers of ten.
+        assert!(svg.contains("\n100\n"), "log ticks");
+        let feasible = pareto(&dots[..4], "a", "b", "c").unwrap();
+        assert!(
+            !feasible.contains("infeasible"),
+            "no legend entry without such trials"
+        );
+        let empty = pareto(&[], "a", "b", "c").unwrap();
+        assert!(empty.contains("no trial has a value"));
     }
 
     #[test]

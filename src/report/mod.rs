@@ -63,7 +63,7 @@ fn write_page(dir: &SweepDir, live: Option<(usize, usize)>) -> anyhow::Result<Re
         .iter()
         .map(|r| TrialCurves {
             name: r.label.clone().unwrap_or_else(|| r.trial.clone()),
-            best: r.rank == Some(1),
+            best: board.best().is_some_and(|b| b.trial == r.trial),
             pruned: r.status == TrialStatus::Pruned,
             metrics: record
                 .get(&r.trial)
@@ -93,8 +93,43 @@ fn write_page(dir: &SweepDir, live: Option<(usize, usize)>) -> anyhow::Result<Re
         &files.curves,
         charts::curves(&curves, &board.objective.metric)?,
     )?;
+    if let Some(svg) = pareto_svg(&board)? {
+        atomic::write(&dir.root().join("pareto.svg"), svg)?;
+    }
     atomic::write(&files.html, html)?;
     Ok(files)
+}
+
+/// `pareto.svg` of a sweep with several objectives: its first two objectives, every completed
+/// trial with both values.
+fn pareto_svg(board: &Leaderboard) -> anyhow::Result<Option<String>> {
+    let Some(o) = &board.objectives else {
+        return Ok(None);
+    };
+    let best = board.best().map(|b| b.trial.as_str());
+    let dots: Vec<charts::ParetoDot> = board
+        .rows
+        .iter()
+        .filter(|r| r.status == TrialStatus::Completed)
+        .filter_map(|r| {
+            let x = r.objective_values.first().copied().flatten()?;
+            let y = r.objective_values.get(1).copied().flatten()?;
+            Some(charts::ParetoDot {
+                x,
+                y,
+                front: r.feasible() && r.pareto_rank == Some(1),
+                infeasible: !r.feasible(),
+                best: Some(r.trial.as_str()) == best,
+            })
+        })
+        .collect();
+    let name = |k: usize| o.objectives[k].to_string();
+    let caption = format!(
+        "{} completed trials, {} on the front",
+        dots.len(),
+        dots.iter().filter(|d| d.front).count()
+    );
+    charts::pareto(&dots, &name(0), &name(1), &caption).map(Some)
 }
 
 /// The evaluation of a finished trial's best checkpoint is kept beside it ([`EVAL_FILE`]), so

@@ -594,6 +594,20 @@ fn several_objectives(
         .as_ref()
         .and_then(|s| match Selection::parse(s) {
             Ok(sel) => {
+                if !objectives.iter().any(|o| o.metric == sel.objective.metric) {
+                    errors.push(at(
+                        "select",
+                        format!(
+                            "`{sel}` chooses by `{}`, which is not one of the objectives ({}); a condition after `where` may name any metric",
+                            sel.objective.metric,
+                            objectives
+                                .iter()
+                                .map(|o| o.metric.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
                 for c in &sel.conditions {
                     if matches!(c.limit, Limit::FromBest(_))
                         && !objectives.iter().any(|o| o.metric == c.metric)

@@ -49,4 +49,14 @@ if [ "${SWEEP_SKIP_BROWSER:-0}" != 1 ]; then
   export SWEEP_REQUIRE_CHROMIUM=1
 fi
 
+# OpenBLAS, loaded at run time by `sweep bench` to compare the step's products with: a unit
+# test checks it computes what sweep's kernels do (SWEEP_SKIP_OPENBLAS=1 skips it).
+if [ "${SWEEP_SKIP_OPENBLAS:-0}" != 1 ]; then
+  if ! ldconfig -p | grep -q libopenblas.so.0; then
+    apt-get update >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libopenblas0-pthread >/dev/null
+  fi
+  export SWEEP_REQUIRE_OPENBLAS=1
+fi
+
 cargo test --release --locked

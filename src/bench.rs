@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::train::augment::{Augmenter, PIXELS};
 use crate::train::config::{AffineConfig, EffectiveAugment, ModelConfig, OptimizerConfig};
 use crate::train::cpu::kernels;
+use crate::train::cpu::openblas::OpenBlas;
 use crate::train::data::batches::Batch;
 use crate::train::data::{Mnist, Normalizer};
 use crate::train::engine::{self, AutogradStep, FusedCpuStep, TestSet, TrainStep};
@@ -35,6 +36,11 @@ pub struct BenchReport {
     pub gemm_ms: f64,
     /// GFLOP/s of those products.
     pub gemm_gflops: f64,
+    /// The same products with OpenBLAS at the same thread count, when the machine has it.
+    pub openblas: Option<BlasRate>,
+    /// Why OpenBLAS was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openblas_missing: Option<String>,
     /// ms per full fused training step.
     pub step_ms: f64,
     /// step_ms / gemm_ms.
@@ -55,6 +61,17 @@ pub struct BenchReport {
     pub epoch_s: Option<(f64, f64)>,
     /// Peak resident memory of this process (MB).
     pub peak_rss_mb: f64,
+}
+
+/// Another BLAS's time for the step's products.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlasRate {
+    /// What the library says it is (version, kernel, threading).
+    pub config: String,
+    /// ms per step.
+    pub ms: f64,
+    /// GFLOP/s.
+    pub gflops: f64,
 }
 
 /// The study's model: 784-(1024 BN ReLU)x3-10, batch 100.
@@ -137,6 +154,42 @@ fn gemm_only(steps: usize, rng: &mut impl Rng) -> f64 {
     })
 }
 
+/// The step's products with OpenBLAS, in the same layouts as [`gemm_only`] (measured in
+/// the same run, at the same thread count).
+fn openblas_only(steps: usize, rng: &mut impl Rng) -> Result<BlasRate, String> {
+    let blas = OpenBlas::load().map_err(|e| format!("{e:#}"))?;
+    blas.set_threads(crate::train::threads::get());
+    let products = step_products();
+    let mut bufs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = products
+        .iter()
+        .map(|&(_, m, n, k)| {
+            let mut r = |len: usize| {
+                (0..len)
+                    .map(|_| rng.random_range(-0.1f32..0.1))
+                    .collect::<Vec<_>>()
+            };
+            (vec![0.0; m * n], r(m * k), r(n * k))
+        })
+        .collect();
+    let ms = time_ms(5, steps, || {
+        for (&(role, m, n, k), (out, a, b)) in products.iter().zip(bufs.iter_mut()) {
+            match role {
+                // x [m x k] · wᵀ, w stored [n x k]
+                "forward" => blas.sgemm(out, a, false, b, true, m, n, k),
+                // dz [m x k] · w [k x n]
+                "input grad" => blas.sgemm(out, a, false, b, false, m, n, k),
+                // aᵀ [m x k] · b [k x n], a stored [k x m]
+                _ => blas.sgemm(out, a, true, b, false, m, n, k),
+            }
+        }
+    });
+    Ok(BlasRate {
+        config: blas.config.clone(),
+        ms,
+        gflops: flops() / (ms * 1e6),
+    })
+}
+
 /// Peak resident set size of this process, in MB (from /proc/self/status).
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -178,7 +231,17 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let batch = random_batch(&mut rng);
 
-    let gemm_ms = gemm_only(opts.steps, &mut rng);
+    // Each side twice, alternating, keeping its faster run: neither alone meets a cold or a
+    // busy machine.
+    let mut gemm_ms = f64::INFINITY;
+    let mut openblas: Result<BlasRate, String> = Err(String::new());
+    for _ in 0..2 {
+        gemm_ms = gemm_ms.min(gemm_only(opts.steps, &mut rng));
+        openblas = match (openblas_only(opts.steps, &mut rng), openblas) {
+            (Ok(new), Ok(old)) if old.ms < new.ms => Ok(old),
+            (new, _) => new,
+        };
+    }
 
     let model = Mlp::new(&model_config, 0, &device)?;
     let mut fused = FusedCpuStep::new(&model, &optimizer, BATCH)?;
@@ -238,6 +301,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         threads: crate::train::threads::get(),
         gemm_ms,
         gemm_gflops: flops() / (gemm_ms * 1e6),
+        openblas_missing: openblas.as_ref().err().cloned(),
+        openblas: openblas.ok(),
         step_ms,
         ratio: step_ms / gemm_ms,
         forward_ms: per_step(timings.forward),
@@ -305,6 +370,23 @@ impl BenchReport {
             self.gemm_ms,
             self.gemm_gflops
         );
+        match (&self.openblas, &self.openblas_missing) {
+            (Some(b), _) => {
+                s += &format!(
+                    "  the same with OpenBLAS             {:>8.2} ms/step  ({:.0} GFLOP/s; sweep's kernels at {:.0}% of its rate)\n    ({})\n",
+                    b.ms,
+                    b.gflops,
+                    100.0 * self.gemm_gflops / b.gflops,
+                    b.config.trim()
+                )
+            }
+            (None, why) => {
+                s += &format!(
+                    "  OpenBLAS: not measured: {}\n",
+                    why.as_deref().unwrap_or("unknown")
+                )
+            }
+        }
         s += &format!(
             "  fused training step                {:>8.2} ms/step\n",
             self.step_ms

@@ -2,4 +2,5 @@
 //! plain f32 slices, and borrowing the buffers behind candle's CPU tensors.
 
 pub mod kernels;
+pub mod openblas;
 pub mod storage;

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::train::augment::{Augmenter, PIXELS};
 use crate::train::config::{AffineConfig, EffectiveAugment, ModelConfig, OptimizerConfig};
+use crate::train::cpu::cblas::Cblas;
 use crate::train::cpu::kernels;
-use crate::train::cpu::openblas::OpenBlas;
 use crate::train::data::batches::Batch;
 use crate::train::data::{Mnist, Normalizer};
 use crate::train::engine::{self, AutogradStep, FusedCpuStep, TestSet, TrainStep};
@@ -25,6 +25,8 @@ pub struct BenchOptions {
     pub data_dir: std::path::PathBuf,
     /// Also time one full epoch with and without strong augmentation.
     pub epoch: bool,
+    /// Also time the products with the MKL at this path (`libmkl_rt.so.*`).
+    pub mkl: Option<std::path::PathBuf>,
 }
 
 /// Everything `sweep bench` reports.
@@ -36,9 +38,10 @@ pub struct BenchReport {
     pub gemm_ms: f64,
     /// GFLOP/s of those products.
     pub gemm_gflops: f64,
-    /// The same products with OpenBLAS at the same thread count, when the machine has it.
-    pub openblas: Option<BlasRate>,
-    /// Why OpenBLAS was not measured.
+    /// The same products with each vendor BLAS it could load, at the same thread count:
+    /// OpenBLAS when the machine has it, MKL when `--mkl` names it.
+    pub blas: Vec<BlasRate>,
+    /// Why OpenBLAS was not measured, when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openblas_missing: Option<String>,
     /// ms per full fused training step.
@@ -66,6 +69,8 @@ pub struct BenchReport {
 /// Another BLAS's time for the step's products.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlasRate {
+    /// "OpenBLAS" or "MKL".
+    pub name: &'static str,
     /// What the library says it is (version, kernel, threading).
     pub config: String,
     /// ms per step.
@@ -73,6 +78,9 @@ pub struct BlasRate {
     /// GFLOP/s.
     pub gflops: f64,
 }
+
+/// Rounds of the products' comparison (see [`run`]).
+const BLAS_ROUNDS: usize = 4;
 
 /// The study's model: 784-(1024 BN ReLU)x3-10, batch 100.
 const HIDDEN: [usize; 3] = [1024, 1024, 1024];
@@ -154,10 +162,9 @@ fn gemm_only(steps: usize, rng: &mut impl Rng) -> f64 {
     })
 }
 
-/// The step's products with OpenBLAS, in the same layouts as [`gemm_only`] (measured in
+/// The step's products with a vendor BLAS, in the same layouts as [`gemm_only`] (measured in
 /// the same run, at the same thread count).
-fn openblas_only(steps: usize, rng: &mut impl Rng) -> Result<BlasRate, String> {
-    let blas = OpenBlas::load().map_err(|e| format!("{e:#}"))?;
+fn blas_only(name: &'static str, blas: &Cblas, steps: usize, rng: &mut impl Rng) -> BlasRate {
     blas.set_threads(crate::train::threads::get());
     let products = step_products();
     let mut bufs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = products
@@ -183,11 +190,12 @@ fn openblas_only(steps: usize, rng: &mut impl Rng) -> Result<BlasRate, String> {
             }
         }
     });
-    Ok(BlasRate {
+    BlasRate {
+        name,
         config: blas.config.clone(),
         ms,
         gflops: flops() / (ms * 1e6),
-    })
+    }
 }
 
 /// Peak resident set size of this process, in MB (from /proc/self/status).
@@ -231,16 +239,36 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let batch = random_batch(&mut rng);
 
-    // Each side twice, alternating, keeping its faster run: neither alone meets a cold or a
-    // busy machine.
+    // Each library BLAS_ROUNDS times, alternating with sweep's kernels, keeping each one's
+    // fastest run: on a shared machine a single run of either moves by 10-20 %.
+    let mut libraries: Vec<(&'static str, Cblas)> = Vec::new();
+    let openblas_missing = match Cblas::openblas() {
+        Ok(b) => {
+            libraries.push(("OpenBLAS", b));
+            None
+        }
+        Err(e) => Some(format!("{e:#}")),
+    };
+    if let Some(path) = &opts.mkl {
+        libraries.push(("MKL", Cblas::mkl(path)?));
+    }
     let mut gemm_ms = f64::INFINITY;
-    let mut openblas: Result<BlasRate, String> = Err(String::new());
-    for _ in 0..2 {
+    let mut blas: Vec<BlasRate> = Vec::new();
+    for _ in 0..BLAS_ROUNDS {
         gemm_ms = gemm_ms.min(gemm_only(opts.steps, &mut rng));
-        openblas = match (openblas_only(opts.steps, &mut rng), openblas) {
-            (Ok(new), Ok(old)) if old.ms < new.ms => Ok(old),
-            (new, _) => new,
-        };
+        for (i, (name, lib)) in libraries.iter().enumerate() {
+            let rate = blas_only(name, lib, opts.steps, &mut rng);
+            match blas.get_mut(i) {
+                Some(old) if old.ms <= rate.ms => {}
+                Some(old) => *old = rate,
+                None => blas.push(rate),
+            }
+        }
+    }
+    // The libraries' own threads spin for a while after their last call (OpenMP's
+    // KMP_BLOCKTIME is 200 ms): let them settle before the step is timed.
+    if !libraries.is_empty() {
+        std::thread::sleep(Duration::from_millis(500));
     }
 
     let model = Mlp::new(&model_config, 0, &device)?;
@@ -301,8 +329,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         threads: crate::train::threads::get(),
         gemm_ms,
         gemm_gflops: flops() / (gemm_ms * 1e6),
-        openblas_missing: openblas.as_ref().err().cloned(),
-        openblas: openblas.ok(),
+        blas,
+        openblas_missing,
         step_ms,
         ratio: step_ms / gemm_ms,
         forward_ms: per_step(timings.forward),
@@ -370,22 +398,18 @@ impl BenchReport {
             self.gemm_ms,
             self.gemm_gflops
         );
-        match (&self.openblas, &self.openblas_missing) {
-            (Some(b), _) => {
-                s += &format!(
-                    "  the same with OpenBLAS             {:>8.2} ms/step  ({:.0} GFLOP/s; sweep's kernels at {:.0}% of its rate)\n    ({})\n",
-                    b.ms,
-                    b.gflops,
-                    100.0 * self.gemm_gflops / b.gflops,
-                    b.config.trim()
-                )
-            }
-            (None, why) => {
-                s += &format!(
-                    "  OpenBLAS: not measured: {}\n",
-                    why.as_deref().unwrap_or("unknown")
-                )
-            }
+        for b in &self.blas {
+            s += &format!(
+                "  the same with {:<20}  {:>8.2} ms/step  ({:.0} GFLOP/s; sweep's kernels at {:.0}% of its rate)\n    ({})\n",
+                b.name,
+                b.ms,
+                b.gflops,
+                100.0 * self.gemm_gflops / b.gflops,
+                b.config.trim()
+            );
+        }
+        if let Some(why) = &self.openblas_missing {
+            s += &format!("  OpenBLAS: not measured: {why}\n");
         }
         s += &format!(
             "  fused training step                {:>8.2} ms/step\n",

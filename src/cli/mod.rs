@@ -103,6 +103,10 @@ struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also time the step's products with MKL: the path of its libmkl_rt (the pip `mkl`
+    /// wheel puts it in the venv's lib/). A path that does not load is an error.
+    #[arg(long, value_name = "LIBMKL_RT")]
+    mkl: Option<PathBuf>,
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -110,6 +114,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         steps: args.steps.max(1),
         data_dir: args.data_dir,
         epoch: args.epoch,
+        mkl: args.mkl,
     })?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?);

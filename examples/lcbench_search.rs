@@ -39,6 +39,7 @@ use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
 use sweep::sweep::pruner::{Asha, MedianPruner, Promotion, Pruner};
 use sweep::sweep::sampler::{Ask, Tpe};
+use sweep::sweep::search::Point;
 use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
 
 /// The surrogate's epochs.
@@ -247,19 +248,7 @@ fn main() -> Result<(), String> {
                 Ask::Done => return Err("the budget ended early".into()),
             }
         };
-        let id = format!("t{index}");
-        let params = json_params(point.values.iter().map(|a| (&a.key, &a.value)));
-        record.apply(&Event::Trial(TrialDef {
-            index,
-            id: id.clone(),
-            group: id.clone(),
-            label: None,
-            params: point
-                .values
-                .iter()
-                .map(|a| (a.key.clone(), a.value.clone()))
-                .collect(),
-        }));
+        let (id, params) = enter(&mut record, index, &point);
         let Some(pruner) = &o.pruner else {
             // Full length: the whole curve, ended when its turn comes.
             let take = EPOCHS.min(o.epoch_budget - used);
@@ -326,6 +315,25 @@ fn main() -> Result<(), String> {
     say(serde_json::json!({"done": true, "epochs": used}))
 }
 
+/// Enters trial `index` at `point` into the record, as the journal would; its id and its
+/// parameters as the parent reads them.
+fn enter(record: &mut StudyRecord, index: usize, point: &Point) -> (String, serde_json::Value) {
+    let id = format!("t{index}");
+    record.apply(&Event::Trial(TrialDef {
+        index,
+        id: id.clone(),
+        group: id.clone(),
+        label: None,
+        params: point
+            .values
+            .iter()
+            .map(|a| (a.key.clone(), a.value.clone()))
+            .collect(),
+    }));
+    let params = json_params(point.values.iter().map(|a| (&a.key, &a.value)));
+    (id, params)
+}
+
 /// The multi-objective search: each trial is its val_accuracy and time at epoch 52.
 fn two_objectives(
     tpe: &Tpe,
@@ -338,19 +346,7 @@ fn two_objectives(
             Ask::Point(p) => p,
             Ask::Wait | Ask::Done => return Err("one trial at a time never waits".into()),
         };
-        let id = format!("t{index}");
-        let params = json_params(point.values.iter().map(|a| (&a.key, &a.value)));
-        record.apply(&Event::Trial(TrialDef {
-            index,
-            id: id.clone(),
-            group: id.clone(),
-            label: None,
-            params: point
-                .values
-                .iter()
-                .map(|a| (a.key.clone(), a.value.clone()))
-                .collect(),
-        }));
+        let (id, params) = enter(record, index, &point);
         let ask = serde_json::json!({ "params": params, "epoch": EPOCHS });
         say(ask)?;
         let line = lines

@@ -136,10 +136,12 @@ fn time_ms(warmup: usize, n: usize, mut f: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64() * 1e3 / n as f64
 }
 
-/// The step's products with the same kernels and layouts as the fused engine.
-fn gemm_only(steps: usize, rng: &mut impl Rng) -> f64 {
-    let products = step_products();
-    let mut bufs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = products
+/// For each product: its output and two random operands.
+fn product_buffers(
+    products: &[(&str, usize, usize, usize)],
+    rng: &mut impl Rng,
+) -> Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    products
         .iter()
         .map(|&(_, m, n, k)| {
             let mut r = |len: usize| {
@@ -149,7 +151,13 @@ fn gemm_only(steps: usize, rng: &mut impl Rng) -> f64 {
             };
             (vec![0.0; m * n], r(m * k), r(n * k))
         })
-        .collect();
+        .collect()
+}
+
+/// The step's products with the same kernels and layouts as the fused engine.
+fn gemm_only(steps: usize, rng: &mut impl Rng) -> f64 {
+    let products = step_products();
+    let mut bufs = product_buffers(&products, rng);
     time_ms(5, steps, || {
         for (&(role, m, n, k), (out, a, b)) in products.iter().zip(bufs.iter_mut()) {
             match role {
@@ -167,17 +175,7 @@ fn gemm_only(steps: usize, rng: &mut impl Rng) -> f64 {
 fn blas_only(name: &'static str, blas: &Cblas, steps: usize, rng: &mut impl Rng) -> BlasRate {
     blas.set_threads(crate::train::threads::get());
     let products = step_products();
-    let mut bufs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = products
-        .iter()
-        .map(|&(_, m, n, k)| {
-            let mut r = |len: usize| {
-                (0..len)
-                    .map(|_| rng.random_range(-0.1f32..0.1))
-                    .collect::<Vec<_>>()
-            };
-            (vec![0.0; m * n], r(m * k), r(n * k))
-        })
-        .collect();
+    let mut bufs = product_buffers(&products, rng);
     let ms = time_ms(5, steps, || {
         for (&(role, m, n, k), (out, a, b)) in products.iter().zip(bufs.iter_mut()) {
             match role {

@@ -770,8 +770,12 @@ fn a_trial_cut_off_by_kill_9_of_the_sweep_continues_from_its_last_epoch() {
         "resumed at epoch {resumed_at}, not from scratch"
     );
     // And it ends exactly as an uninterrupted run of the same configuration.
-    let trial = root.join("trials").join(&id);
-    let straight = dir.join("straight");
+    assert_ends_as_an_uninterrupted_run(&root.join("trials").join(&id), &dir.join("straight"));
+}
+
+/// Trains the trial's own `trial.toml` afresh into `straight` and checks that the trial,
+/// however often it was stopped and resumed, recorded the same metrics.
+fn assert_ends_as_an_uninterrupted_run(trial: &Path, straight: &Path) {
     let o = run(sweep(&[
         "train",
         trial.join("trial.toml").to_str().unwrap(),
@@ -779,10 +783,7 @@ fn a_trial_cut_off_by_kill_9_of_the_sweep_continues_from_its_last_epoch() {
         straight.to_str().unwrap(),
     ]));
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        metrics_without_time(&trial),
-        metrics_without_time(&straight)
-    );
+    assert_eq!(metrics_without_time(trial), metrics_without_time(straight));
 }
 
 #[test]
@@ -897,19 +898,7 @@ fn paused_asha_promotes_trials_which_resume_exactly_and_end_keeping_no_state() {
     let (winner, status) = (&rows[1][1], &rows[1][2]);
     assert_eq!(status, "completed", "{rows:?}");
     assert!(promoted.contains(&winner.as_str()), "{promoted:?} {rows:?}");
-    let trial = root.join("trials").join(winner);
-    let straight = dir.join("straight");
-    let o = run(sweep(&[
-        "train",
-        trial.join("trial.toml").to_str().unwrap(),
-        "--out",
-        straight.to_str().unwrap(),
-    ]));
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        metrics_without_time(&trial),
-        metrics_without_time(&straight)
-    );
+    assert_ends_as_an_uninterrupted_run(&root.join("trials").join(winner), &dir.join("straight"));
     // The sweep is over: the trials still paused keep no resumable state.
     let status = run(sweep(&["status", root.to_str().unwrap()]));
     assert!(

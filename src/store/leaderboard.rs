@@ -359,10 +359,7 @@ impl Leaderboard {
             None => format!(
                 "the best {} ({})",
                 self.objective.metric,
-                match self.objective.mode {
-                    crate::trial::Mode::Max => "max",
-                    crate::trial::Mode::Min => "min",
-                }
+                self.objective.mode.name()
             ),
         }
     }

@@ -266,18 +266,14 @@ fn main() -> Result<(), String> {
             continue;
         };
         // With a pruner, paused trials it promotes go first (ASHA with `pause`).
-        while used < o.epoch_budget
-            && let Some(p) = pruner.pruner().promotion(&record, false)
-        {
-            continue_trial(
-                &mut record,
-                &mut lines,
-                pruner,
-                &p,
-                &mut used,
-                o.epoch_budget,
-            )?;
-        }
+        promote(
+            &mut record,
+            &mut lines,
+            pruner,
+            false,
+            &mut used,
+            o.epoch_budget,
+        )?;
         if used >= o.epoch_budget {
             break;
         }
@@ -296,18 +292,14 @@ fn main() -> Result<(), String> {
     }
     // Nothing new to start: paused trials the pruner still promotes.
     if let Some(pruner) = &o.pruner {
-        while used < o.epoch_budget
-            && let Some(p) = pruner.pruner().promotion(&record, true)
-        {
-            continue_trial(
-                &mut record,
-                &mut lines,
-                pruner,
-                &p,
-                &mut used,
-                o.epoch_budget,
-            )?;
-        }
+        promote(
+            &mut record,
+            &mut lines,
+            pruner,
+            true,
+            &mut used,
+            o.epoch_budget,
+        )?;
     }
     while let Some(t) = running.pop_front() {
         end(&mut record, t)?;
@@ -416,6 +408,24 @@ fn run_trial(
     }
     say(serde_json::json!({"trial": index, "status": status, "epochs": reached, "value": best}))?;
     Ok(status)
+}
+
+/// Continues the paused trials the pruner promotes, one after another, while the epoch
+/// budget lasts (`last`: nothing new is left to start; see `Pruner::promotion`).
+fn promote(
+    record: &mut StudyRecord,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    pruner: &Choice,
+    last: bool,
+    used: &mut usize,
+    budget: usize,
+) -> Result<(), String> {
+    while *used < budget
+        && let Some(p) = pruner.pruner().promotion(record, last)
+    {
+        continue_trial(record, lines, pruner, &p, used, budget)?;
+    }
+    Ok(())
 }
 
 /// Continues a paused trial the pruner promotes, from the rung it paused at.

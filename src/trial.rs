@@ -34,6 +34,9 @@ pub enum TrialStatus {
     Interrupted,
     /// Crashed or exited with an error.
     Failed,
+    /// Its pull worker stopped renewing its lease (killed, its node lost); another worker
+    /// takes it up from its last finished epoch.
+    Stale,
 }
 
 impl TrialStatus {
@@ -68,6 +71,7 @@ impl TrialStatus {
             TrialStatus::Timeout => "timeout",
             TrialStatus::Interrupted => "interrupted",
             TrialStatus::Failed => "failed",
+            TrialStatus::Stale => "stale",
         }
     }
 

@@ -20,7 +20,7 @@ fn optuna_state(status: TrialStatus) -> u8 {
         TrialStatus::Running => 0,
         TrialStatus::Completed => 1,
         TrialStatus::Pruned => 2,
-        TrialStatus::Pending | TrialStatus::Interrupted => 4,
+        TrialStatus::Pending | TrialStatus::Interrupted | TrialStatus::Stale => 4,
         _ => 3,
     }
 }

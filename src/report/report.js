@@ -17,7 +17,7 @@
 
   var STATUS_COLOUR = {
     completed: "#1f77b4", pruned: "#8c8c8c", diverged: "#9467bd", failed: "#d62728",
-    timeout: "#d62728", oom: "#d62728", running: "#ff7f0e", interrupted: "#ff7f0e", pending: "#bbbbbb"
+    timeout: "#d62728", oom: "#d62728", running: "#ff7f0e", interrupted: "#ff7f0e", stale: "#ff7f0e", pending: "#bbbbbb"
   };
   var FAILED = { failed: true, diverged: true, timeout: true, oom: true };
   var HIGHLIGHT = "#ff6d00";
@@ -310,7 +310,7 @@
     }
     traces.push(group("pruned", function (t) { return t.status === "pruned" && t.value !== null; },
       { symbol: "x-thin-open", size: 9, color: STATUS_COLOUR.pruned, line: { width: 2 } }));
-    traces.push(group("running", function (t) { return (t.status === "running" || t.status === "interrupted") && t.value !== null; },
+    traces.push(group("running", function (t) { return (t.status === "running" || t.status === "interrupted" || t.status === "stale") && t.value !== null; },
       { symbol: "circle-open", size: 8, color: STATUS_COLOUR.running }));
     traces.push(group("failed", function (t) { return FAILED[t.status]; },
       { symbol: "triangle-down", size: 9, color: STATUS_COLOUR.failed }, function (t) { return t.value === null ? worstEdge : t.value; }));

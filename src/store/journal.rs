@@ -150,7 +150,9 @@ pub enum Event {
         /// The trials, in array-task order.
         trials: Vec<String>,
     },
-    /// The orchestrator stopped before every trial ran (Ctrl-C, SIGTERM).
+    /// The orchestrator stopped before every trial ran (Ctrl-C, SIGTERM), or a worker halted
+    /// the sweep (`max_failures`); pull workers take no trial after one until the sweep is
+    /// started again.
     Stopped {
         /// Why.
         reason: String,
@@ -163,6 +165,24 @@ pub enum Event {
         trial: String,
         /// The rung (an epoch) it had paused at.
         rung: usize,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A pull worker took a trial to run: it holds it while its lease lives.
+    Claimed {
+        /// Trial id.
+        trial: String,
+        /// 1-based attempt it starts.
+        attempt: u32,
+        /// The worker (`host-pid`).
+        worker: String,
+    },
+    /// A trial's worker stopped renewing its lease; another worker may take it up.
+    Stale {
+        /// Trial id.
+        trial: String,
+        /// The worker that held it.
+        worker: String,
         /// Why, in words.
         reason: String,
     },
@@ -247,16 +267,7 @@ impl Journal {
     /// Appends events as one write; flushed to the device before returning when any is
     /// durable.
     pub fn append(&mut self, events: &[Event]) -> anyhow::Result<()> {
-        let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
-        let mut text = String::new();
-        for event in events {
-            let entry = Entry {
-                time: time.clone(),
-                event: event.clone(),
-            };
-            text.push_str(&serde_json::to_string(&entry)?);
-            text.push('\n');
-        }
+        let text = lines(events)?;
         let durable = events.iter().any(Event::durable);
         jsonl::append(&mut self.file, &text)
             .and_then(|()| {
@@ -268,6 +279,26 @@ impl Journal {
             })
             .with_context(|| format!("cannot append to {}", self.path.display()))
     }
+}
+
+/// The journal lines of `events`, stamped with the time now.
+pub fn lines(events: &[Event]) -> anyhow::Result<String> {
+    let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    let mut text = String::new();
+    for event in events {
+        let entry = Entry {
+            time: time.clone(),
+            event: event.clone(),
+        };
+        text.push_str(&serde_json::to_string(&entry)?);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// True when any of `events` must reach the device before its writer acts on it.
+pub fn any_durable(events: &[Event]) -> bool {
+    events.iter().any(Event::durable)
 }
 
 fn file_len(path: &Path) -> anyhow::Result<u64> {

@@ -9,4 +9,6 @@ pub mod leaderboard;
 pub mod lock;
 pub mod record;
 pub mod run_dir;
+pub mod shared_journal;
+pub mod shared_lock;
 pub mod sweep_dir;

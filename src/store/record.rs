@@ -35,6 +35,8 @@ pub struct TrialRecord {
     pub decisions: Vec<Decision>,
     /// The rungs ASHA promoted it from after pausing it there.
     pub promotions: Vec<usize>,
+    /// The pull worker that last claimed it.
+    pub worker: Option<String>,
 }
 
 impl TrialRecord {
@@ -52,6 +54,7 @@ impl TrialRecord {
             reported_best: None,
             decisions: Vec::new(),
             promotions: Vec::new(),
+            worker: None,
         }
     }
 
@@ -114,6 +117,8 @@ pub struct StudyRecord {
     pub objectives: Option<Objectives>,
     /// Every trial ever planned, in plan order.
     pub trials: Vec<TrialRecord>,
+    /// Why the sweep stopped, when its last start was followed by a stop.
+    pub stopped: Option<String>,
     by_id: HashMap<String, usize>,
 }
 
@@ -128,6 +133,7 @@ impl Default for StudyRecord {
             pruner: None,
             objectives: None,
             trials: Vec::new(),
+            stopped: None,
             by_id: HashMap::new(),
         }
     }
@@ -163,6 +169,7 @@ impl StudyRecord {
                 self.repeats = *repeats;
                 self.columns = columns.clone();
                 self.planned = *trials;
+                self.stopped = None;
             }
             Event::Trial(def) => match self.by_id.get(&def.id) {
                 Some(&i) => {
@@ -234,7 +241,26 @@ impl StudyRecord {
                     }
                 }
             }
-            Event::Format { .. } | Event::Submitted { .. } | Event::Stopped { .. } => {}
+            Event::Claimed {
+                trial,
+                attempt,
+                worker,
+            } => {
+                if let Some(t) = self.get_mut(trial) {
+                    t.status = TrialStatus::Running;
+                    t.attempts = t.attempts.max(*attempt);
+                    t.worker = Some(worker.clone());
+                    t.message = None;
+                }
+            }
+            Event::Stale { trial, reason, .. } => {
+                if let Some(t) = self.get_mut(trial) {
+                    t.status = TrialStatus::Stale;
+                    t.message = Some(reason.clone());
+                }
+            }
+            Event::Stopped { reason } => self.stopped = Some(reason.clone()),
+            Event::Format { .. } | Event::Submitted { .. } => {}
         }
     }
 

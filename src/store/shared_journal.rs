@@ -1,0 +1,252 @@
+//! The journal as pull workers share it: many processes, on one machine or many, append to
+//! one `journal.jsonl` over a shared filesystem.
+//!
+//! Every append happens under the sweep's [`SharedLock`], after the writer has read what the
+//! others appended since it last looked, so that every decision (which trial to take, whether
+//! to prune) is made on the whole journal and the lines keep one order. The file is opened
+//! after the lock is taken and closed before it is released: NFS's close-to-open consistency
+//! then guarantees that each writer sees the previous writer's lines and appends after them.
+//! Reading needs no lock: a line still being written is unterminated and is read next time.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::journal::{self, Entry, Event, FORMAT};
+use super::jsonl;
+use super::record::StudyRecord;
+use super::shared_lock::SharedLock;
+
+/// A journal read up to its last complete line, appended to under the shared lock.
+pub struct SharedJournal {
+    path: PathBuf,
+    lock_path: PathBuf,
+    /// A lock older than this is broken (its holder is gone).
+    expiry: Duration,
+    /// Bytes read so far: the end of the last complete line.
+    offset: u64,
+    /// Lines read so far.
+    lines: usize,
+    record: StudyRecord,
+}
+
+impl SharedJournal {
+    /// Reads the journal at `path`; appends will take the lock at `lock_path`.
+    pub fn open(path: &Path, lock_path: &Path, expiry: Duration) -> anyhow::Result<Self> {
+        let mut journal = Self {
+            path: path.to_path_buf(),
+            lock_path: lock_path.to_path_buf(),
+            expiry,
+            offset: 0,
+            lines: 0,
+            record: StudyRecord::default(),
+        };
+        journal.refresh()?;
+        Ok(journal)
+    }
+
+    /// The study as every line read so far tells it.
+    pub fn record(&self) -> &StudyRecord {
+        &self.record
+    }
+
+    /// Reads the lines appended since the last look. A corrupt line is skipped with a
+    /// warning naming it, as every reader of a journal does.
+    pub fn refresh(&mut self) -> anyhow::Result<()> {
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.path.display()));
+            }
+        };
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(self.offset))
+            .and_then(|_| file.read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+            return Ok(());
+        };
+        for raw in bytes[..end].split(|&b| b == b'\n') {
+            self.lines += 1;
+            let text = String::from_utf8_lossy(raw);
+            if text.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Entry>(&text) {
+                Ok(entry) => {
+                    if let Event::Format { version, .. } = &entry.event
+                        && *version > FORMAT
+                    {
+                        bail!(
+                            "{} is a journal of format {version}, written by a newer sweep; this \
+                             sweep ({}) writes format {FORMAT}: use the newer sweep",
+                            self.path.display(),
+                            env!("CARGO_PKG_VERSION")
+                        );
+                    }
+                    self.record.apply(&entry.event);
+                }
+                Err(e) => note!(
+                    "warning: {}:{}: skipped a corrupt line ({e})",
+                    self.path.display(),
+                    self.lines
+                ),
+            }
+        }
+        self.offset += end as u64 + 1;
+        Ok(())
+    }
+
+    /// Takes the sweep's lock and reads what others appended before it.
+    pub fn lock(&mut self) -> anyhow::Result<Locked<'_>> {
+        let lock = SharedLock::acquire(&self.lock_path, self.expiry)?;
+        self.refresh()?;
+        Ok(Locked {
+            journal: self,
+            lock,
+        })
+    }
+}
+
+/// The journal while this process holds the sweep's lock.
+pub struct Locked<'a> {
+    journal: &'a mut SharedJournal,
+    lock: SharedLock,
+}
+
+impl Locked<'_> {
+    /// The study as the whole journal tells it now.
+    pub fn record(&self) -> &StudyRecord {
+        &self.journal.record
+    }
+
+    /// Appends `events` as one write (flushed to the device when any is durable) and applies
+    /// them to the record. A fragment a killed writer left at the end is moved aside first.
+    pub fn append(&mut self, events: &[Event]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.lock.confirm()?;
+        let j = &mut *self.journal;
+        let (mut file, torn) = jsonl::open_for_append(&j.path)?;
+        if let Some(torn) = torn {
+            note!("{}", torn.describe(&j.path));
+        }
+        let len = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", j.path.display()))?
+            .len();
+        if len != j.offset {
+            // Lines this process has not read yet (appended without the lock): read them.
+            drop(file);
+            j.refresh()?;
+            return self.append(events);
+        }
+        let text = journal::lines(events)?;
+        jsonl::append(&mut file, &text)
+            .and_then(|()| {
+                if journal::any_durable(events) {
+                    file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
+            .with_context(|| format!("cannot append to {}", j.path.display()))?;
+        drop(file);
+        j.offset += text.len() as u64;
+        j.lines += events.len();
+        for e in events {
+            j.record.apply(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::journal::TrialDef;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "sweep-shared-journal-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn trial(index: usize) -> Event {
+        Event::Trial(TrialDef {
+            index,
+            id: format!("t{index}"),
+            group: format!("g{index}"),
+            label: None,
+            params: Default::default(),
+        })
+    }
+
+    #[test]
+    fn writers_see_each_others_lines_and_keep_one_order() {
+        let dir = scratch("order");
+        let (path, lock) = (dir.join("journal.jsonl"), dir.join("journal.lock"));
+        let threads: Vec<_> = (0..4)
+            .map(|w| {
+                let (path, lock) = (path.clone(), lock.clone());
+                std::thread::spawn(move || {
+                    let mut j = SharedJournal::open(&path, &lock, Duration::from_secs(60)).unwrap();
+                    for _ in 0..25 {
+                        let mut held = j.lock().unwrap();
+                        // Each writer appends the next index: only right if it read every line.
+                        let next = held.record().trials.len();
+                        held.append(&[trial(next)]).unwrap();
+                    }
+                    w
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let contents = journal::read(&path).unwrap();
+        assert!(contents.bad.is_empty());
+        let ids: Vec<String> = StudyRecord::replay(&contents.entries)
+            .trials
+            .iter()
+            .map(|t| t.def.id.clone())
+            .collect();
+        let want: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+        assert_eq!(ids, want, "no line lost, duplicated or torn");
+    }
+
+    #[test]
+    fn a_fragment_left_by_a_killed_writer_is_moved_aside_before_the_next_append() {
+        let dir = scratch("torn");
+        let (path, lock) = (dir.join("journal.jsonl"), dir.join("journal.lock"));
+        let mut j = SharedJournal::open(&path, &lock, Duration::from_secs(60)).unwrap();
+        j.lock().unwrap().append(&[trial(0)]).unwrap();
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"time\":\"x\",\"event\":\"tri").unwrap();
+        drop(f);
+        j.refresh().unwrap();
+        assert_eq!(
+            j.record().trials.len(),
+            1,
+            "an unterminated line is not read"
+        );
+        j.lock().unwrap().append(&[trial(1)]).unwrap();
+        let contents = journal::read(&path).unwrap();
+        assert!(contents.bad.is_empty(), "{:?}", contents.bad);
+        assert_eq!(contents.entries.len(), 2);
+        assert!(jsonl::torn_path(&path).is_file());
+    }
+}

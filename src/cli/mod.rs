@@ -3,6 +3,7 @@
 
 mod sweep;
 mod train;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,11 @@ enum Command {
     Plan(sweep::PlanArgs),
     /// Run (or resume) a sweep: every trial, ranked leaderboard, best checkpoint.
     Run(sweep::RunArgs),
+    /// Join a sweep as a pull worker: take trials from its folder and run them until none is
+    /// left, with no orchestrator (start as many as you like, on any machines that see it).
+    Worker(workers::WorkerArgs),
+    /// Start pull workers on a scheduler (a Slurm job array) and return at once.
+    Submit(workers::SubmitArgs),
     /// Show where a sweep stands: trial counts, running and failed trials, the best so far.
     Status(sweep::StatusArgs),
     /// Print a sweep's ranked leaderboard.
@@ -137,6 +143,8 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => sweep::plan(args),
         Command::Run(args) => sweep::run(args),
         Command::Status(args) => sweep::status(args),
+        Command::Worker(args) => workers::worker(args),
+        Command::Submit(args) => workers::submit(args),
         Command::Leaderboard(args) => sweep::leaderboard(args),
         Command::Rerun(args) => sweep::rerun(args),
         Command::Collect(args) => sweep::collect(args),

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::parse_override;
+use super::workers::{self, WorkerSweepArgs};
 use crate::exec::local::LocalOptions;
 use crate::exec::slots::{DeviceSpec, resolve_devices};
 use crate::exec::slurm::SlurmOptions;
@@ -27,7 +28,7 @@ use crate::trial::EXIT_INTERRUPTED;
 use crate::trial_process::{self, EventsTo};
 
 /// Exit code of a sweep in which some trials failed (after retries).
-const EXIT_TRIALS_FAILED: u8 = 2;
+pub const EXIT_TRIALS_FAILED: u8 = 2;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -137,6 +138,12 @@ pub struct RunArgs {
     /// (epochs). On a terminal a live display is drawn either way.
     #[arg(long, value_enum, default_value = "trials", value_name = "LINES")]
     progress: ProgressName,
+    /// Make the sweep one that pull workers run (`sweep worker DIR`), and run nothing. A later
+    /// `sweep run` of it joins as one more worker, with the live display.
+    #[arg(long)]
+    workers_only: bool,
+    #[command(flatten)]
+    workers: WorkerSweepArgs,
     #[command(flatten)]
     slurm: SlurmArgs,
 }
@@ -290,7 +297,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             })
         }
         BackendName::Slurm => {
-            let s = args.slurm;
+            let s = &args.slurm;
             if s.cpus_per_trial == 0 {
                 bail!("--cpus-per-trial must be at least 1");
             }
@@ -307,10 +314,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 array_parallelism: s.array_parallelism,
                 gpus_per_trial: s.gpus_per_trial,
                 cpus_per_trial: s.cpus_per_trial,
-                mem: s.mem,
-                time: s.time,
-                partition: s.partition,
-                sbatch_args: s.sbatch_args,
+                mem: s.mem.clone(),
+                time: s.time.clone(),
+                partition: s.partition.clone(),
+                sbatch_args: s.sbatch_args.clone(),
                 cancel_on_exit: s.cancel_on_exit,
                 poll: s.poll,
                 requeue_before: s.requeue_before,
@@ -329,6 +336,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Backend::Slurm(slurm)
         }
     };
+    if args.workers_only || workers::is_worker_sweep(&args.spec, &args.results)? {
+        return run_as_worker(args, backend);
+    }
     let opts = RunOptions {
         results: args.results,
         backend,
@@ -390,8 +400,46 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `sweep run` of a sweep made for workers: makes it (`--workers-only`), or joins it as one
+/// more worker with the live display.
+fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
+    let Backend::Local(local) = backend else {
+        bail!(
+            "a sweep made for workers runs on Slurm through `sweep submit {} --slurm --workers N`",
+            args.spec.display()
+        );
+    };
+    let new = args
+        .workers
+        .new_sweep(&args.results, None, true, args.accept_changes);
+    let joined = crate::sweep::worker::join::create(&args.spec, &new)?;
+    if args.workers_only {
+        workers::made_for_workers(&joined);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for n in &joined.notes {
+        note!("{n}");
+    }
+    let opts = crate::sweep::worker::WorkerOptions {
+        local,
+        retries: args.retries,
+        timeout: args.timeout_per_trial,
+        terminal: std::io::stderr().is_terminal(),
+        verbosity: match (args.quiet, args.progress) {
+            (true, _) => Verbosity::Quiet,
+            (false, ProgressName::Epochs) => Verbosity::Epochs,
+            (false, ProgressName::Trials) => Verbosity::Trials,
+        },
+        live_report: Some(|dir, finished, total| {
+            crate::report::write_live(dir, finished, total).map(|_| ())
+        }),
+        poll: Duration::from_secs(1),
+    };
+    workers::run_worker(&joined, &opts)
+}
+
 /// Prints the top of the leaderboard and where the results are, and writes the HTML report.
-fn print_results(dir: &SweepDir, board: &Leaderboard) {
+pub fn print_results(dir: &SweepDir, board: &Leaderboard) {
     let mut top = board.clone();
     top.truncate(10);
     say!("{}", crate::text::text_table(&top.header(), &top.cells()));
@@ -567,7 +615,7 @@ pub enum ExportFormat {
 pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     use crate::report::export;
     let dir = SweepDir::open(&args.dir)?;
-    let record = dir.load_record(dir.is_locked())?;
+    let record = dir.load_record(dir.is_driven())?;
     let (text, default_name) = match args.format {
         ExportFormat::Optuna => {
             let entries = crate::store::journal::read(&dir.journal_file())?.entries;

@@ -140,35 +140,10 @@ pub fn script(
     if let Some(p) = opts.array_parallelism {
         array.push_str(&format!("%{p}"));
     }
-    let log_dir = sweep_dir.join("slurm");
-    let mut lines = vec![
-        "#!/bin/bash".to_string(),
-        format!("#SBATCH --job-name=sweep-{name}"),
-        format!("#SBATCH --array={array}"),
-        format!("#SBATCH --cpus-per-task={}", opts.cpus_per_trial),
-        format!("#SBATCH --output={}/%A_%a.out", log_dir.display()),
-    ];
-    if opts.gpus_per_trial > 0 {
-        lines.push(format!("#SBATCH --gres=gpu:{}", opts.gpus_per_trial));
-    }
-    if let Some(m) = &opts.mem {
-        lines.push(format!("#SBATCH --mem={m}"));
-    }
-    if let Some(t) = &opts.time {
-        lines.push(format!("#SBATCH --time={t}"));
-    }
-    if let Some(p) = &opts.partition {
-        lines.push(format!("#SBATCH --partition={p}"));
-    }
+    let log = sweep_dir.join("slurm").join("%A_%a.out");
+    let mut lines = header(&format!("sweep-{name}"), &array, &log, opts);
     if let Some(job) = after {
         lines.push(format!("#SBATCH --dependency=afterany:{job}"));
-    }
-    // Preempted, or near its time limit, a task is requeued and continues from the last
-    // epoch it finished; its log keeps every run.
-    lines.push("#SBATCH --requeue".to_string());
-    lines.push("#SBATCH --open-mode=append".to_string());
-    for a in &opts.sbatch_args {
-        lines.push(format!("#SBATCH {a}"));
     }
     lines.push(format!(
         "# Task i trains the trial whose directory is on line i (from 0) of {}.",
@@ -184,6 +159,77 @@ pub fn script(
         opts.cpus_per_trial,
         shell_quote(&list_path.display().to_string())
     ));
+    lines.join("\n") + "\n"
+}
+
+/// The `#SBATCH` lines every script of a sweep shares: the job, its array, resources, log, and
+/// requeueing (preempted, or near its time limit, a task is requeued; its log keeps every run).
+fn header(job_name: &str, array: &str, log: &Path, opts: &SlurmOptions) -> Vec<String> {
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!("#SBATCH --job-name={job_name}"),
+        format!("#SBATCH --array={array}"),
+        format!("#SBATCH --cpus-per-task={}", opts.cpus_per_trial),
+        format!("#SBATCH --output={}", log.display()),
+    ];
+    if opts.gpus_per_trial > 0 {
+        lines.push(format!("#SBATCH --gres=gpu:{}", opts.gpus_per_trial));
+    }
+    if let Some(m) = &opts.mem {
+        lines.push(format!("#SBATCH --mem={m}"));
+    }
+    if let Some(t) = &opts.time {
+        lines.push(format!("#SBATCH --time={t}"));
+    }
+    if let Some(p) = &opts.partition {
+        lines.push(format!("#SBATCH --partition={p}"));
+    }
+    lines.push("#SBATCH --requeue".to_string());
+    lines.push("#SBATCH --open-mode=append".to_string());
+    for a in &opts.sbatch_args {
+        lines.push(format!("#SBATCH {a}"));
+    }
+    lines
+}
+
+/// The sbatch script of `workers` pull workers of the sweep in `sweep_dir` (`sweep submit
+/// --workers`): an array whose every task runs `sweep worker` with `worker_args`, from
+/// `workdir`.
+pub fn worker_script(
+    name: &str,
+    sweep_dir: &Path,
+    workdir: &Path,
+    workers: usize,
+    worker_args: &[String],
+    opts: &SlurmOptions,
+) -> String {
+    let mut array = match workers {
+        1 => "0".to_string(),
+        n => format!("0-{}", n - 1),
+    };
+    if let Some(p) = opts.array_parallelism {
+        array.push_str(&format!("%{p}"));
+    }
+    let log = sweep_dir.join("slurm").join("worker-%A_%a.out");
+    let mut lines = header(&format!("sweep-{name}-workers"), &array, &log, opts);
+    lines.push(
+        "# Every task is a pull worker: it takes trials from the sweep until none is left.".into(),
+    );
+    lines.push(format!(
+        "cd {}",
+        shell_quote(&workdir.display().to_string())
+    ));
+    let mut command = vec![
+        shell_quote(&opts.exe.display().to_string()),
+        "--threads".into(),
+        opts.cpus_per_trial.to_string(),
+        "worker".into(),
+        shell_quote(&sweep_dir.display().to_string()),
+        "--threads-per-trial".into(),
+        opts.cpus_per_trial.to_string(),
+    ];
+    command.extend(worker_args.iter().map(|a| shell_quote(a)));
+    lines.push(format!("exec {}", command.join(" ")));
     lines.join("\n") + "\n"
 }
 
@@ -214,7 +260,7 @@ fn slurm(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Submits a script; returns the array job id.
-fn submit(script_path: &Path) -> anyhow::Result<String> {
+pub fn submit(script_path: &Path) -> anyhow::Result<String> {
     let out = slurm(
         "sbatch",
         &["--parsable", &script_path.display().to_string()],

@@ -6,13 +6,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-/// The temporary name a file is written under before it is renamed into place.
+/// The temporary name a file is written under before it is renamed into place: unique to the
+/// write, since processes on other hosts sharing the folder may have the same pid.
 fn temporary_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    path.with_file_name(format!(
+        ".{name}.tmp-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ))
 }
 
 /// Writes `path` atomically through `write`: readers see the old file or the new one, never

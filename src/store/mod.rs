@@ -12,3 +12,4 @@ pub mod run_dir;
 pub mod shared_journal;
 pub mod shared_lock;
 pub mod sweep_dir;
+pub mod workers;

@@ -10,6 +10,9 @@
 //! reruns/            `sweep rerun` outputs
 //! slurm/             submitted scripts, task lists and task logs (Slurm backend)
 //! lock               held by the orchestrator while it runs
+//! workers.json       a sweep pull workers run: its version, spec and lease settings
+//! workers/<w>.json   each pull worker's lease: what it runs, its last heartbeat
+//! journal.lock       taken by a pull worker for each decision (a link-based lock)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -71,6 +74,13 @@ impl SweepDir {
         }
     }
 
+    /// The sweep directory at `root`, whether or not it holds a sweep yet.
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// An existing sweep directory (it must hold a journal).
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         let dir = Self {
@@ -125,6 +135,21 @@ impl SweepDir {
         self.root.join("slurm")
     }
 
+    /// `workers.json`: present in a sweep pull workers run.
+    pub fn workers_file(&self) -> PathBuf {
+        self.root.join("workers.json")
+    }
+
+    /// `workers/`: one lease file per pull worker.
+    pub fn workers_dir(&self) -> PathBuf {
+        self.root.join("workers")
+    }
+
+    /// `journal.lock`: the lock pull workers take to append to the journal.
+    pub fn journal_lock_file(&self) -> PathBuf {
+        self.root.join("journal.lock")
+    }
+
     /// `trials/<id>/`.
     pub fn trial_dir(&self, id: &str) -> PathBuf {
         self.root.join("trials").join(id)
@@ -154,6 +179,13 @@ impl SweepDir {
     /// cannot make a starting `sweep run` fail.
     pub fn is_locked(&self) -> bool {
         lock::is_held(&self.lock_file())
+    }
+
+    /// True when an orchestrator holds the sweep now, or pull workers run it (they mark the
+    /// trials of workers gone as stale themselves): the journal's running trials are then
+    /// taken as running.
+    pub fn is_driven(&self) -> bool {
+        self.is_locked() || self.workers_file().is_file()
     }
 
     /// Keeps a copy of the spec as run.

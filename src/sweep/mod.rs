@@ -14,3 +14,4 @@ pub mod spec;
 pub mod spec_change;
 pub mod status;
 pub mod study;
+pub mod worker;

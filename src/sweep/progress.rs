@@ -303,6 +303,13 @@ impl SweepProgress {
         self.refresh_overall();
     }
 
+    /// Sets the counts of ended trials to the whole sweep's (a pull worker learns of the trials
+    /// other workers ended from the journal).
+    pub fn sync(&mut self, done: usize, failed: usize, pruned: usize) {
+        (self.done, self.failed, self.pruned) = (done, failed, pruned);
+        self.refresh_overall();
+    }
+
     /// Removes the bars.
     pub fn finish(&mut self) {
         if let Some((multi, overall)) = &self.terminal {

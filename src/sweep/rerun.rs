@@ -109,7 +109,7 @@ pub fn rerun(
     rerun: &Rerun,
     observer: &mut dyn Observer,
 ) -> anyhow::Result<RerunResult> {
-    let record = dir.load_record(dir.is_locked())?;
+    let record = dir.load_record(dir.is_driven())?;
     let board = Leaderboard::build(&record);
     let row = match &rerun.which {
         Which::Rank(rank) => board.by_rank(*rank).with_context(|| {

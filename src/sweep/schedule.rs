@@ -30,7 +30,12 @@ pub enum Schedule {
 /// its id, so any two trials keep their relative order whichever others are still waiting
 /// (a resumed sweep starts them in the same order).
 pub fn shuffle_for_pruning(queue: &mut [TrialJob], seed: u64) {
-    queue.sort_by_cached_key(|j| crate::sweep::plan::short_hash(&format!("{seed}:{}", j.id)));
+    queue.sort_by_cached_key(|j| pruning_key(seed, &j.id));
+}
+
+/// A trial's place in the seeded random order trials start in when a pruner is on.
+pub fn pruning_key(seed: u64, id: &str) -> String {
+    crate::sweep::plan::short_hash(&format!("{seed}:{id}"))
 }
 
 /// What the sweep measured: seconds per image, by architecture and overall per unit of size.

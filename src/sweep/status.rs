@@ -6,14 +6,54 @@ use std::fmt::Write;
 
 use crate::store::leaderboard::{Leaderboard, column_value};
 use crate::store::sweep_dir::SweepDir;
+use crate::store::workers::{self, WorkerSettings};
 use crate::text::format_metric;
 use crate::text::human_duration;
 use crate::trial::TrialStatus;
 
+/// The workers of a sweep: who, where, their last heartbeat, what they run.
+fn write_workers(out: &mut String, dir: &SweepDir, settings: &WorkerSettings) -> std::fmt::Result {
+    let leases = workers::leases(dir);
+    let live = leases
+        .iter()
+        .filter(|l| l.age() <= settings.lease())
+        .count();
+    writeln!(
+        out,
+        "  workers: {live} live, {} gone (lease {}, heartbeat {}; {} trials at a time in all)",
+        leases.len() - live,
+        human_duration(settings.lease_seconds),
+        human_duration(settings.heartbeat_seconds),
+        settings.parallelism
+    )?;
+    for l in &leases {
+        let expired = if l.age() > settings.lease() {
+            " (lease expired: its trials go to other workers)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "    {} pid {}: last heartbeat {} ago{expired}, {}",
+            l.host,
+            l.pid,
+            human_duration(l.age().as_secs_f64()),
+            if l.trials.is_empty() {
+                "idle".to_string()
+            } else {
+                format!("running {}", l.trials.join(", "))
+            }
+        )?;
+    }
+    Ok(())
+}
+
 /// The status report of the sweep in `dir` (safe while it runs).
 pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
-    let alive = dir.is_locked();
-    let record = dir.load_record(alive)?;
+    let workers = WorkerSettings::read(dir)?;
+    let orchestrator = dir.is_locked();
+    // Workers mark the trials of workers gone as stale themselves: the journal stands as is.
+    let record = dir.load_record(orchestrator || workers.is_some())?;
     let board = Leaderboard::build(&record);
     let mut out = String::new();
     let retired = record.trials.len() - record.active().count();
@@ -29,8 +69,15 @@ pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
             String::new()
         },
         record.objective,
-        if alive { "running" } else { "not running" }
+        match (&workers, orchestrator) {
+            (Some(_), _) => "none (pull workers)",
+            (None, true) => "running",
+            (None, false) => "not running",
+        }
     )?;
+    if let Some(settings) = &workers {
+        write_workers(&mut out, dir, settings)?;
+    }
     let mut counts: BTreeMap<TrialStatus, usize> = BTreeMap::new();
     for t in record.active() {
         *counts.entry(t.status).or_default() += 1;

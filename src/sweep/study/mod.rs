@@ -10,7 +10,9 @@ mod resume;
 pub mod retry;
 mod slurm;
 
+pub(crate) use publish::publish;
 pub use publish::{collect, leaderboard};
+pub(crate) use resume::catch_up;
 pub use slurm::slurm_scripts;
 
 use std::collections::{HashMap, VecDeque};
@@ -41,7 +43,7 @@ use crate::text::count;
 use crate::text::display_value;
 use crate::train::config::KeyErrors;
 use crate::trial::{CommandTask, StopReason, TrialStatus, TrialTask};
-use resume::{catch_up, unfinished_submissions};
+use resume::unfinished_submissions;
 use retry::{Ended, Failures};
 
 /// Where trials run.
@@ -279,8 +281,52 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     })
 }
 
+/// Writes a trial's input files and its task (`trial.json`) into its directory, ready for
+/// `sweep trial` to run the attempt `job` names.
+pub(crate) fn prepare_trial(
+    dir: &SweepDir,
+    plan: &Plan,
+    planned: &PlannedTrial,
+    job: &TrialJob,
+) -> anyhow::Result<()> {
+    let (inputs, command) = match &planned.input {
+        TrialInput::Builtin(config) => (vec![(TRIAL_INPUT_FILE, config.to_toml())], None),
+        TrialInput::Command(params) => {
+            let cmd = plan
+                .command
+                .as_ref()
+                .context("a command trial in a plan without a command")?;
+            let trial_dir = std::path::absolute(dir.trial_dir(&job.id))?;
+            let inputs = vec![
+                (PARAMS_TOML_FILE, planned.input.to_toml()),
+                (
+                    PARAMS_JSON_FILE,
+                    serde_json::to_string_pretty(params)? + "\n",
+                ),
+            ];
+            let task = CommandTask {
+                argv: cmd.render(params, &trial_dir, &job.id),
+                template: cmd.run.clone(),
+                prefix: cmd.prefix.clone(),
+                grace_seconds: cmd.grace_seconds,
+                epochs: planned.input.epochs(),
+            };
+            (inputs, Some(task))
+        }
+    };
+    let task = TrialTask {
+        id: job.id.clone(),
+        objective: plan.objective.clone(),
+        attempt: job.attempt,
+        command,
+    };
+    let trial_dir = dir.prepare_trial(&task, &inputs)?;
+    RunDir::open(&trial_dir)?.clear_requests();
+    Ok(())
+}
+
 /// SIGINT and SIGTERM set the returned flag instead of ending the process.
-fn watch_signals() -> anyhow::Result<Arc<AtomicBool>> {
+pub(crate) fn watch_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&flag))
@@ -528,40 +574,7 @@ impl Study<'_> {
             .trials
             .get(job.id.as_str())
             .with_context(|| format!("trial {} is in the journal but not in the plan", job.id))?;
-        let (inputs, command) = match &planned.input {
-            TrialInput::Builtin(config) => (vec![(TRIAL_INPUT_FILE, config.to_toml())], None),
-            TrialInput::Command(params) => {
-                let cmd = self
-                    .plan
-                    .command
-                    .as_ref()
-                    .context("a command trial in a plan without a command")?;
-                let trial_dir = std::path::absolute(self.dir.trial_dir(&job.id))?;
-                let inputs = vec![
-                    (PARAMS_TOML_FILE, planned.input.to_toml()),
-                    (
-                        PARAMS_JSON_FILE,
-                        serde_json::to_string_pretty(params)? + "\n",
-                    ),
-                ];
-                let task = CommandTask {
-                    argv: cmd.render(params, &trial_dir, &job.id),
-                    template: cmd.run.clone(),
-                    prefix: cmd.prefix.clone(),
-                    grace_seconds: cmd.grace_seconds,
-                    epochs: planned.input.epochs(),
-                };
-                (inputs, Some(task))
-            }
-        };
-        let task = TrialTask {
-            id: job.id.clone(),
-            objective: self.plan.objective.clone(),
-            attempt: job.attempt,
-            command,
-        };
-        let dir = self.dir.prepare_trial(&task, &inputs)?;
-        RunDir::open(&dir)?.clear_requests();
+        prepare_trial(&self.dir, self.plan, planned, job)?;
         self.running
             .insert(job.id.clone(), Attempt::new(job.clone()));
         Ok(())

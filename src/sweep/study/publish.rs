@@ -15,7 +15,7 @@ impl Study<'_> {
     /// every trial in sweeps of up to 100 trials and after every 1/100 of the trials in larger
     /// ones, so that rewriting files stays a linear cost however many trials end; None when
     /// skipped.
-    pub(super) fn publish(&mut self, force: bool) -> anyhow::Result<Option<Leaderboard>> {
+    pub(crate) fn publish(&mut self, force: bool) -> anyhow::Result<Option<Leaderboard>> {
         self.unpublished += 1;
         let batch = (self.record.trials.len() / 100).max(1);
         if !force && self.unpublished < batch {
@@ -29,7 +29,7 @@ impl Study<'_> {
 
 /// The current leaderboard of a sweep directory (safe while a run is in progress).
 pub fn leaderboard(dir: &SweepDir) -> anyhow::Result<(StudyRecord, Leaderboard)> {
-    let record = dir.load_record(dir.is_locked())?;
+    let record = dir.load_record(dir.is_driven())?;
     let board = Leaderboard::build(&record);
     Ok((record, board))
 }
@@ -57,7 +57,7 @@ pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
 /// Writes the leaderboard of `record` and, when the winner changed, `best/`. With
 /// `keep_checkpoints = K`, finished trials ranked below the first K lose their checkpoints
 /// (a finished trial only ever moves down, so none is needed again).
-pub(super) fn publish(
+pub(crate) fn publish(
     dir: &SweepDir,
     record: &StudyRecord,
     keep_checkpoints: Option<usize>,

@@ -21,7 +21,7 @@ use anyhow::bail;
 /// that would lose finished work is refused unless `accept_changes`; see
 /// [`crate::sweep::spec_change`]), and the ends of trials that finished unjournalled. Returns
 /// those events and the planned trials by id; the spec is saved once the change is accepted.
-pub(super) fn catch_up(
+pub(crate) fn catch_up(
     spec: &SweepSpec,
     plan: &Plan,
     dir: &SweepDir,

@@ -20,7 +20,7 @@ pub fn slurm_scripts(
     let (_, plan) = load_plan(spec_path)?;
     let dir = SweepDir::new(results, &plan.name);
     let record = if dir.journal_file().is_file() {
-        dir.load_record(dir.is_locked())?
+        dir.load_record(dir.is_driven())?
     } else {
         StudyRecord::default()
     };

@@ -1,0 +1,230 @@
+//! What a pull worker takes next. Decided under the sweep's lock, from the whole journal, by
+//! the same rules the orchestrator of `sweep run` follows: a paused trial ASHA promotes
+//! first, then trials to go on (stale, interrupted), then trials not started (in plan order,
+//! or the seeded random order when a pruner is on), then a new trial from TPE, asked with the
+//! index and parallelism that make its asks the same as one orchestrator's.
+
+use std::time::Duration;
+
+use crate::exec::TrialJob;
+use crate::store::journal::Event;
+use crate::store::record::{StudyRecord, TrialRecord};
+use crate::store::sweep_dir::SweepDir;
+use crate::store::workers::Lease;
+use crate::sweep::plan::{Plan, PlannedTrial};
+use crate::sweep::pruner::Pruner;
+use crate::sweep::sampler::{Ask, Tpe};
+use crate::sweep::schedule::pruning_key;
+use crate::sweep::spec::SweepSpec;
+use crate::text::human_duration;
+use crate::trial::TrialStatus;
+
+/// What a worker does next.
+pub(super) enum Next {
+    /// Run this attempt, once `events` (its claim, and what led to it) are journalled.
+    Run {
+        job: TrialJob,
+        events: Vec<Event>,
+        /// A trial TPE just asked for (the others are in the plan or the journal).
+        asked: Option<Box<PlannedTrial>>,
+    },
+    /// Nothing to take now; trials running elsewhere may still make some.
+    Wait,
+    /// Nothing is left to run; why, when it is worth saying.
+    Done(Option<String>),
+}
+
+/// The rules a worker picks its next trial by.
+pub(super) struct Chooser<'a> {
+    pub spec: &'a SweepSpec,
+    pub plan: &'a Plan,
+    pub pruner: Option<&'a dyn Pruner>,
+    pub tpe: Option<&'a Tpe>,
+    pub dir: &'a SweepDir,
+    /// This worker's name.
+    pub worker: &'a str,
+}
+
+impl Chooser<'_> {
+    /// The next attempt to run, given the journal as it stands (with stale trials marked).
+    pub fn next(&self, record: &StudyRecord) -> Next {
+        if let Some(why) = &record.stopped {
+            return Done(Some(format!("the sweep was stopped: {why}")));
+        }
+        if let Some(next) = self.promotion(record, false) {
+            return next;
+        }
+        if let Some(t) = self.resumable(record) {
+            return self.claim(t, Vec::new());
+        }
+        let running = record.count(TrialStatus::Running);
+        if let Some(tpe) = self.tpe {
+            if running >= tpe.parallelism {
+                return Wait;
+            }
+            match self.ask(tpe, record) {
+                Asked::Trial(next) => return next,
+                Asked::Wait if running > 0 => return Wait,
+                Asked::Wait => {
+                    return Done(Some(
+                        "tpe: the trials it learns from did not end; start a worker again to go on"
+                            .into(),
+                    ));
+                }
+                Asked::Exhausted(why) => return Done(Some(why)),
+                Asked::Done => {}
+            }
+        }
+        if running > 0 {
+            return Wait;
+        }
+        self.promotion(record, true).unwrap_or(Done(None))
+    }
+
+    /// The trial to go on with or start: a stale or interrupted one first, then one not
+    /// started yet.
+    fn resumable<'r>(&self, record: &'r StudyRecord) -> Option<&'r TrialRecord> {
+        let mut open: Vec<&TrialRecord> = record
+            .active()
+            .filter(|t| {
+                matches!(
+                    t.status,
+                    TrialStatus::Stale | TrialStatus::Interrupted | TrialStatus::Pending
+                )
+            })
+            .collect();
+        if self.pruner.is_some() {
+            open.sort_by_cached_key(|t| pruning_key(self.spec.search_seed, t.id()));
+        }
+        open.sort_by_key(|t| t.status == TrialStatus::Pending);
+        open.first().copied()
+    }
+
+    /// A paused trial ASHA promotes, claimed (see [`Pruner::promotion`]).
+    fn promotion(&self, record: &StudyRecord, last: bool) -> Option<Next> {
+        let p = self.pruner?.promotion(record, last)?;
+        let t = record.get(&p.trial)?;
+        let promoted = Event::Promoted {
+            trial: p.trial.clone(),
+            rung: p.rung,
+            reason: p.reason,
+        };
+        Some(self.claim(t, vec![promoted]))
+    }
+
+    /// Claims the next attempt of `t`, after `before`.
+    fn claim(&self, t: &TrialRecord, mut before: Vec<Event>) -> Next {
+        let job = self.job(t.id(), t.attempts + 1);
+        before.push(Event::Claimed {
+            trial: job.id.clone(),
+            attempt: job.attempt,
+            worker: self.worker.to_string(),
+        });
+        Run {
+            job,
+            events: before,
+            asked: None,
+        }
+    }
+
+    fn job(&self, id: &str, attempt: u32) -> TrialJob {
+        TrialJob {
+            id: id.to_string(),
+            dir: self.dir.trial_dir(id),
+            attempt,
+            failures: 0,
+            cap: None,
+            pack: None,
+        }
+    }
+
+    /// Asks TPE for trial number `record.trials.len()`, as the orchestrator does.
+    fn ask(&self, tpe: &Tpe, record: &StudyRecord) -> Asked {
+        let index = record.trials.len();
+        for attempt in 0..20 {
+            let point = match tpe.ask(record, index, attempt) {
+                Ask::Point(p) => p,
+                Ask::Wait => return Asked::Wait,
+                Ask::Done => return Asked::Done,
+            };
+            let Ok(planned) =
+                self.spec
+                    .planned_trial(&self.plan.base, &self.plan.columns, &point, 0, index)
+            else {
+                return Asked::Exhausted(format!(
+                    "tpe: trial {} does not resolve to a valid configuration",
+                    index + 1
+                ));
+            };
+            if record.get(&planned.id).is_some() {
+                continue; // a point the sweep already tried: draw again
+            }
+            let job = self.job(&planned.id, 1);
+            let events = vec![
+                Event::Trial(planned.def()),
+                Event::Claimed {
+                    trial: planned.id.clone(),
+                    attempt: 1,
+                    worker: self.worker.to_string(),
+                },
+            ];
+            return Asked::Trial(Run {
+                job,
+                events,
+                asked: Some(Box::new(planned)),
+            });
+        }
+        Asked::Exhausted(format!(
+            "tpe: 20 draws for trial {} were all trials the sweep already ran; the space seems exhausted",
+            index + 1
+        ))
+    }
+}
+
+/// What asking TPE gave.
+enum Asked {
+    Trial(Next),
+    Wait,
+    Done,
+    Exhausted(String),
+}
+
+use Next::{Done, Run, Wait};
+
+/// `Stale` events for the trials whose worker's lease has expired: journalled as running by a
+/// worker whose lease file is older than `lease`, or gone. A trial running under no worker (a
+/// `sweep run` that was killed) is stale when no orchestrator holds the sweep.
+pub(super) fn expired(
+    record: &StudyRecord,
+    leases: &[Lease],
+    lease: Duration,
+    me: &str,
+    orchestrator_alive: bool,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    for t in record.active() {
+        if t.status != TrialStatus::Running {
+            continue;
+        }
+        let reason = match t.worker.as_deref() {
+            Some(w) if w == me => continue,
+            Some(w) => match leases.iter().find(|l| l.worker == w) {
+                Some(l) if l.age() <= lease => continue,
+                Some(l) => format!(
+                    "its worker {w} last renewed its lease {} ago (the lease is {})",
+                    human_duration(l.age().as_secs_f64()),
+                    human_duration(lease.as_secs_f64())
+                ),
+                None => format!("its worker {w} left without ending it"),
+            },
+            None if orchestrator_alive => continue,
+            None => "no worker or orchestrator runs it".to_string(),
+        };
+        events.push(Event::Stale {
+            trial: t.id().to_string(),
+            worker: t.worker.clone().unwrap_or_default(),
+            reason,
+        });
+    }
+    events
+}

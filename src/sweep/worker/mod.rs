@@ -1,0 +1,756 @@
+//! Pull workers: processes that join a sweep in its results folder and run its trials until
+//! none is left, with no orchestrator. Any scheduler that can start a process can start one
+//! (Slurm arrays, PBS, LSF, Kubernetes, ssh), on one machine or many, over a filesystem they
+//! all see.
+//!
+//! All coordination goes through the folder: each decision (take a trial, journal an epoch and
+//! the pruner's verdict, journal an end) is made under the sweep's link-based lock on the
+//! whole journal ([`SharedJournal`]). A worker renews its lease (`workers/<name>.json`) every
+//! heartbeat; a trial whose worker's lease expires is journalled `stale` and taken up by
+//! another worker, from its last finished epoch. A worker that finds its own trial taken from
+//! it stops that trial. [`claim`] holds the rule for what to take next; [`join`] makes a sweep
+//! for workers and checks that a worker may join one.
+
+mod claim;
+pub mod join;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::events::TrialEvent;
+use crate::exec::local::{LocalExecutor, LocalOptions};
+use crate::exec::{ExecEvent, Executor, TrialJob, TrialOutcome};
+use crate::store::journal::Event;
+use crate::store::leaderboard::Leaderboard;
+use crate::store::record::StudyRecord;
+use crate::store::run_dir::RunDir;
+use crate::store::shared_journal::{Locked, SharedJournal};
+use crate::store::workers::{self, Lease, WorkerSettings};
+use crate::sweep::plan::{Plan, PlannedTrial};
+use crate::sweep::progress::{SweepProgress, Verbosity};
+use crate::sweep::pruner::{Pruner, PrunerSpec};
+use crate::sweep::sampler::Tpe;
+use crate::sweep::spec::SweepSpec;
+use crate::sweep::study::retry::{self, Ended, Failures};
+use crate::sweep::study::{
+    LIVE_REPORT_EVERY, LiveReport, RunEnd, prepare_trial, publish, watch_signals,
+};
+use crate::text::display_value;
+use crate::trial::{StopReason, TrialStatus};
+use claim::{Chooser, Next, expired};
+use join::Joined;
+
+/// Options of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Where its trials run: this machine's devices and slots.
+    pub local: LocalOptions,
+    /// Attempts after a failure or a timeout.
+    pub retries: u32,
+    /// Stop an attempt that runs longer than this.
+    pub timeout: Option<Duration>,
+    /// Draw live progress bars.
+    pub terminal: bool,
+    /// How much to print.
+    pub verbosity: Verbosity,
+    /// Republishes the report while the sweep runs.
+    pub live_report: Option<LiveReport>,
+    /// How often to look again when no trial is free to take.
+    pub poll: Duration,
+}
+
+/// What a worker did.
+#[derive(Debug)]
+pub struct WorkerReport {
+    /// How it ended.
+    pub end: RunEnd,
+    /// The leaderboard when it left.
+    pub leaderboard: Leaderboard,
+    /// Attempts it ran.
+    pub ran: usize,
+    /// Trials it ran that ended without a result after their retries.
+    pub failed: usize,
+    /// The sweep has nothing left to run (this worker was the last to leave).
+    pub finished: bool,
+}
+
+/// Runs trials of the sweep `joined` until none is left (or Ctrl-C / SIGTERM).
+pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerReport> {
+    let Joined {
+        dir,
+        spec,
+        plan,
+        settings,
+        notes,
+    } = joined;
+    let interrupted = watch_signals()?;
+    let name = workers::worker_name();
+    let journal = SharedJournal::open(
+        &dir.journal_file(),
+        &dir.journal_lock_file(),
+        settings.lease(),
+    )?;
+    let mut lease = Lease::mine(&name);
+    lease.renew(dir, Vec::new())?;
+    let record = journal.record();
+    let total = match &plan.tpe {
+        Some(tpe) => tpe.budget.max(record.active().count()),
+        None => record.active().count(),
+    };
+    let kept = record.active().filter(|t| t.status.is_final()).count();
+    let progress = SweepProgress::new(total, kept, opts.terminal, opts.verbosity, &plan.objective);
+    progress.println(&format!(
+        "worker {name} joined {} ({} of {total} trials finished; {} at a time in all, lease {} s)",
+        dir.root().display(),
+        kept,
+        settings.parallelism,
+        settings.lease_seconds
+    ));
+    for n in notes {
+        progress.println(n);
+    }
+    let mut worker = Worker {
+        dir,
+        spec,
+        plan,
+        settings,
+        name,
+        journal,
+        lease,
+        renewed: Instant::now(),
+        pruner: plan.pruner.as_ref().map(PrunerSpec::build),
+        tpe: plan.tpe.clone().map(|mut t| {
+            t.parallelism = settings.parallelism;
+            t
+        }),
+        asked: HashMap::new(),
+        exec: LocalExecutor::new(opts.local.clone())?,
+        running: HashMap::new(),
+        progress,
+        failures: Failures::default(),
+        opts,
+        buffered: Vec::new(),
+        ran: 0,
+        failed: 0,
+        unpublished: 0,
+        reported: None,
+    };
+    let result = worker.drive(&interrupted);
+    let end = match result {
+        Ok(end) => end,
+        Err(e) => {
+            worker.stop_all(StopReason::Interrupted);
+            worker.lease.end(dir);
+            return Err(e);
+        }
+    };
+    let (leaderboard, finished) = worker.leave(end)?;
+    worker.progress.finish();
+    Ok(WorkerReport {
+        end,
+        leaderboard,
+        ran: worker.ran,
+        failed: worker.failed,
+        finished,
+    })
+}
+
+/// An attempt this worker runs.
+struct Attempt {
+    job: TrialJob,
+    since: Instant,
+    /// Asked to stop.
+    stopping: bool,
+    /// Taken from this worker (its lease expired): its events are not journalled.
+    lost: bool,
+}
+
+/// Events that need no decision wait at most this long before they are journalled (starts, and
+/// epochs when no pruner judges them).
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// How often the loop looks at signals and deadlines while trials run.
+const TICK: Duration = Duration::from_millis(100);
+
+struct Worker<'a> {
+    dir: &'a crate::store::sweep_dir::SweepDir,
+    spec: &'a SweepSpec,
+    plan: &'a Plan,
+    settings: &'a WorkerSettings,
+    name: String,
+    journal: SharedJournal,
+    lease: Lease,
+    renewed: Instant,
+    pruner: Option<Box<dyn Pruner>>,
+    tpe: Option<Tpe>,
+    /// Trials TPE asked for (by any worker), resolved again from their values.
+    asked: HashMap<String, PlannedTrial>,
+    exec: LocalExecutor,
+    running: HashMap<String, Attempt>,
+    progress: SweepProgress,
+    failures: Failures,
+    opts: &'a WorkerOptions,
+    /// Events waiting for the next locked append, and since when.
+    buffered: Vec<(Instant, Event)>,
+    ran: usize,
+    failed: usize,
+    unpublished: usize,
+    /// When this worker last wrote the live report.
+    reported: Option<Instant>,
+}
+
+/// Takes the lock and journals the events that were waiting for it, but for trials `worker`
+/// no longer holds (another worker took them up).
+fn lock_and_flush<'j>(
+    journal: &'j mut SharedJournal,
+    buffered: &mut Vec<(Instant, Event)>,
+    worker: &str,
+) -> anyhow::Result<Locked<'j>> {
+    let mut held = journal.lock()?;
+    let events: Vec<Event> = buffered
+        .drain(..)
+        .map(|(_, e)| e)
+        .filter(|e| match e {
+            Event::Started { trial, .. } | Event::Epoch { trial, .. } => {
+                holds(held.record(), trial, worker)
+            }
+            _ => true,
+        })
+        .collect();
+    held.append(&events)?;
+    Ok(held)
+}
+
+impl Worker<'_> {
+    fn drive(&mut self, interrupted: &AtomicBool) -> anyhow::Result<RunEnd> {
+        let mut stopping = false;
+        let mut look_at = Instant::now();
+        loop {
+            if !stopping && interrupted.load(Ordering::Relaxed) {
+                stopping = true;
+                self.progress
+                    .println("stopping: the trials this worker runs go back to the sweep");
+                self.stop_all(StopReason::Interrupted);
+            }
+            self.heartbeat()?;
+            if self
+                .buffered
+                .first()
+                .is_some_and(|(t, _)| t.elapsed() >= FLUSH_EVERY)
+            {
+                drop(lock_and_flush(
+                    &mut self.journal,
+                    &mut self.buffered,
+                    &self.name,
+                )?);
+            }
+            if !stopping && Instant::now() >= look_at {
+                look_at = Instant::now() + self.opts.poll;
+                while self.exec.room_for(None) {
+                    match self.take()? {
+                        Next::Run { .. } => continue,
+                        Next::Wait => break,
+                        Next::Done(why) => {
+                            if self.running.is_empty() {
+                                if let Some(why) = why {
+                                    self.progress.println(&why);
+                                }
+                                return Ok(RunEnd::Drained);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            if stopping && self.running.is_empty() {
+                return Ok(RunEnd::Interrupted);
+            }
+            self.stop_overdue();
+            let wait = if self.running.is_empty() {
+                look_at.saturating_duration_since(Instant::now()).max(TICK)
+            } else {
+                TICK
+            };
+            let event = self.exec.next_event(wait)?;
+            if let Some(next) = self.handle(event)? {
+                look_at = next;
+            }
+        }
+    }
+
+    /// Takes the next trial under the lock and starts it; returns what the chooser said.
+    fn take(&mut self) -> anyhow::Result<Next> {
+        let mut held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
+        // Read under the lock: a worker's lease is on disk before its first claim.
+        let leases = workers::leases(self.dir);
+        let orchestrator = self.dir.is_locked();
+        if WorkerSettings::read(self.dir)?
+            .is_none_or(|s| s.spec_sha256 != self.settings.spec_sha256)
+        {
+            return Ok(Next::Done(Some(
+                "the sweep's spec changed (sweep run --workers-only); start the worker again to \
+                 run the new one"
+                    .into(),
+            )));
+        }
+        let stale = expired(
+            held.record(),
+            &leases,
+            self.settings.lease(),
+            &self.name,
+            orchestrator,
+        );
+        for e in &stale {
+            if let Event::Stale { trial, reason, .. } = e {
+                self.progress
+                    .println(&format!("{trial} is stale: {reason}"));
+            }
+        }
+        held.append(&stale)?;
+        let chooser = Chooser {
+            spec: self.spec,
+            plan: self.plan,
+            pruner: self.pruner.as_deref(),
+            tpe: self.tpe.as_ref(),
+            dir: self.dir,
+            worker: &self.name,
+        };
+        let next = chooser.next(held.record());
+        let Next::Run {
+            job, events, asked, ..
+        } = &next
+        else {
+            return Ok(next);
+        };
+        held.append(events)?;
+        let planned = match asked {
+            Some(p) => (**p).clone(),
+            None => resolve(
+                self.spec,
+                self.plan,
+                self.tpe.as_ref(),
+                held.record(),
+                &job.id,
+            )
+            .with_context(|| format!("trial {} is in the journal but not in the plan", job.id))?,
+        };
+        let promoted = events.iter().any(|e| matches!(e, Event::Promoted { .. }));
+        let stale = held
+            .record()
+            .get(&job.id)
+            .is_some_and(|t| t.attempts > 1 && !promoted);
+        drop(held);
+        if promoted {
+            self.progress
+                .println(&format!("promoting {} (attempt {})", job.id, job.attempt));
+        } else if stale {
+            self.progress.println(&format!(
+                "taking up {} (attempt {}) from its last finished epoch",
+                job.id, job.attempt
+            ));
+        }
+        self.asked.insert(job.id.clone(), planned);
+        self.start(job.clone())?;
+        Ok(next)
+    }
+
+    fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
+        let planned = &self.asked[&job.id];
+        prepare_trial(self.dir, self.plan, planned, &job)?;
+        self.running.insert(
+            job.id.clone(),
+            Attempt {
+                job: job.clone(),
+                since: Instant::now(),
+                stopping: false,
+                lost: false,
+            },
+        );
+        self.ran += 1;
+        self.exec.start(vec![job])?;
+        self.renew()
+    }
+
+    /// Renews the lease when a heartbeat is due, and stops trials taken from this worker.
+    fn heartbeat(&mut self) -> anyhow::Result<()> {
+        if self.renewed.elapsed() < self.settings.heartbeat() {
+            return Ok(());
+        }
+        self.renew()?;
+        self.journal.refresh()?;
+        let lost: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(id, a)| !a.lost && !holds(self.journal.record(), id, &self.name))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in lost {
+            self.lose(&id);
+        }
+        Ok(())
+    }
+
+    fn renew(&mut self) -> anyhow::Result<()> {
+        self.renewed = Instant::now();
+        let trials = self.running.keys().cloned().collect();
+        self.lease.renew(self.dir, trials)
+    }
+
+    /// Stops a trial another worker took over; nothing more of it is journalled.
+    fn lose(&mut self, id: &str) {
+        self.progress.println(&format!(
+            "{id} was taken from this worker (its lease expired); stopping it here"
+        ));
+        if let Some(a) = self.running.get_mut(id) {
+            a.lost = true;
+        }
+        self.stop(id, StopReason::Interrupted);
+    }
+
+    fn stop(&mut self, id: &str, reason: StopReason) {
+        if let Some(a) = self.running.get_mut(id)
+            && !a.stopping
+        {
+            a.stopping = true;
+            if let Err(e) = self.exec.stop(id, reason) {
+                self.progress
+                    .println(&format!("warning: cannot stop {id}: {e:#}"));
+            }
+        }
+    }
+
+    fn stop_all(&mut self, reason: StopReason) {
+        let ids: Vec<String> = self.running.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id, reason);
+        }
+    }
+
+    fn stop_overdue(&mut self) {
+        let Some(limit) = self.opts.timeout else {
+            return;
+        };
+        let overdue: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, a)| !a.stopping && a.since.elapsed() > limit)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in overdue {
+            self.stop(&id, StopReason::Timeout);
+        }
+    }
+
+    /// Handles one executor event; returns when to look for work again, if sooner.
+    fn handle(&mut self, event: ExecEvent) -> anyhow::Result<Option<Instant>> {
+        match event {
+            ExecEvent::Tick | ExecEvent::Submitted { .. } => {}
+            ExecEvent::Message(m) => self.progress.println(&m),
+            ExecEvent::Started { trial, device } => {
+                let Some(a) = self.running.get_mut(&trial) else {
+                    return Ok(None);
+                };
+                a.since = Instant::now();
+                let attempt = a.job.attempt;
+                self.buffered.push((
+                    Instant::now(),
+                    Event::Started {
+                        trial: trial.clone(),
+                        attempt,
+                        device: format!("{}/{device}", self.name),
+                        cap: None,
+                    },
+                ));
+                let params = self.params(&trial);
+                self.progress.started(&trial, &params, &device, attempt);
+            }
+            ExecEvent::Progress(e) => {
+                self.progress.event(&e);
+                if let TrialEvent::Epoch {
+                    trial, row, epochs, ..
+                } = e
+                    && let Some(a) = self.running.get(&trial)
+                    && !a.lost
+                {
+                    let judge = self.pruner.is_some() && !a.stopping;
+                    let epoch = Event::Epoch {
+                        trial: trial.clone(),
+                        row: row.clone(),
+                    };
+                    if judge {
+                        self.epoch_judged(&trial, epoch, row.epoch, epochs)?;
+                    } else {
+                        self.buffered.push((Instant::now(), epoch));
+                    }
+                }
+            }
+            ExecEvent::Ended { trial, outcome } => {
+                self.ended(trial, outcome)?;
+                return Ok(Some(Instant::now()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Journals an epoch and the pruner's decision on it, under the lock; stops the trial when
+    /// the pruner says so.
+    fn epoch_judged(
+        &mut self,
+        trial: &str,
+        epoch_event: Event,
+        epoch: usize,
+        epochs: Option<usize>,
+    ) -> anyhow::Result<()> {
+        let mut held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
+        if !holds(held.record(), trial, &self.name) {
+            drop(held);
+            self.lose(trial);
+            return Ok(());
+        }
+        held.append(&[epoch_event])?;
+        let pruner = self.pruner.as_deref().expect("judged only with a pruner");
+        let Some(t) = held.record().get(trial) else {
+            return Ok(());
+        };
+        // A decision the journal holds (made before a resume) stands; a promoted trial was
+        // already judged at the rung it paused at.
+        let stop = if let Some(d) = t.decisions.iter().find(|d| d.epoch == epoch) {
+            d.stop && !t.promotions.contains(&epoch)
+        } else {
+            let epochs = epochs.or_else(|| self.asked.get(trial).and_then(|p| p.input.epochs()));
+            let Some(decision) = pruner.decide(held.record(), trial, epoch, epochs) else {
+                return Ok(());
+            };
+            if decision.stop {
+                let verb = if pruner.pauses() {
+                    "pausing"
+                } else {
+                    "pruning"
+                };
+                self.progress.println(&format!(
+                    "{verb} {trial} at epoch {epoch}: {}",
+                    decision.reason
+                ));
+            }
+            let stop = decision.stop;
+            held.append(&[Event::Decision(decision)])?;
+            stop
+        };
+        drop(held);
+        if stop {
+            let reason = if pruner.pauses() {
+                StopReason::Paused
+            } else {
+                StopReason::Pruned
+            };
+            self.stop(trial, reason);
+        }
+        Ok(())
+    }
+
+    /// Journals an attempt's end, retries it here when the policy says so, and republishes.
+    fn ended(&mut self, trial: String, outcome: TrialOutcome) -> anyhow::Result<()> {
+        let Some(attempt) = self.running.remove(&trial) else {
+            return Ok(());
+        };
+        let job = attempt.job;
+        if attempt.lost {
+            self.progress
+                .println(&format!("{trial} stopped here; another worker runs it"));
+            return self.renew();
+        }
+        let values: Vec<String> = self
+            .journal
+            .record()
+            .get(&trial)
+            .map(|t| {
+                t.def
+                    .params
+                    .values()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ended = Ended {
+            id: &trial,
+            values: &values,
+        };
+        self.failures.record(ended, &outcome);
+        let interrupted = outcome.status == TrialStatus::Interrupted;
+        let retry = if interrupted || self.failures.seen_elsewhere(ended, &outcome) {
+            None
+        } else {
+            retry::next_attempt(&job, &outcome, self.opts.retries, 1)
+        };
+        let mut held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
+        if !holds(held.record(), &trial, &self.name) {
+            drop(held);
+            self.progress.println(&format!(
+                "{trial} ended here after another worker took it up"
+            ));
+            return self.renew();
+        }
+        let record = held.record();
+        let count = |s: TrialStatus| record.count(s);
+        let failed_now = record
+            .active()
+            .filter(|t| t.status.is_failure() && t.status != TrialStatus::Interrupted)
+            .count();
+        let finished_now = record.active().filter(|t| t.status.is_final()).count();
+        self.progress.sync(
+            finished_now + failed_now,
+            failed_now,
+            count(TrialStatus::Pruned),
+        );
+        let mut events = vec![Event::Finished {
+            trial: trial.clone(),
+            attempt: job.attempt,
+            status: outcome.status,
+            message: outcome.message.clone(),
+            seconds: crate::train::round_ms(outcome.seconds),
+            best: outcome.best.clone(),
+        }];
+        if let Some(next) = &retry {
+            events.push(Event::Claimed {
+                trial: trial.clone(),
+                attempt: next.attempt,
+                worker: self.name.clone(),
+            });
+        } else if outcome.status.is_failure() && !interrupted {
+            self.failed += 1;
+        }
+        let halt = self.failures.halt(self.plan.max_failures);
+        if let Some(reason) = &halt {
+            events.push(Event::Stopped {
+                reason: reason.clone(),
+            });
+        }
+        held.append(&events)?;
+        self.unpublished += 1;
+        let batch = (held.record().trials.len() / 100).max(1);
+        let board = if self.unpublished >= batch {
+            self.unpublished = 0;
+            Some(publish(
+                self.dir,
+                held.record(),
+                self.plan.keep_checkpoints,
+            )?)
+        } else {
+            None
+        };
+        drop(held);
+        let best = board
+            .as_ref()
+            .and_then(|b| b.best().and_then(|r| r.value.map(|v| (r.trial.clone(), v))));
+        self.progress
+            .finished(&trial, &outcome, retry.is_some(), best);
+        if let Some(reason) = halt {
+            self.progress.println(&reason);
+            self.stop_all(StopReason::Interrupted);
+        }
+        if board.is_some() {
+            self.republish_report();
+        }
+        match retry {
+            Some(next) => self.start(next),
+            None => self.renew(),
+        }
+    }
+
+    fn republish_report(&mut self) {
+        let Some(write) = self.opts.live_report else {
+            return;
+        };
+        if self
+            .reported
+            .is_some_and(|t| t.elapsed() < LIVE_REPORT_EVERY)
+        {
+            return;
+        }
+        let record = self.journal.record();
+        let finished = record.active().filter(|t| t.status.is_final()).count();
+        let total = self
+            .tpe
+            .as_ref()
+            .map_or(0, |t| t.budget)
+            .max(record.active().count());
+        if let Err(e) = write(self.dir, finished, total) {
+            self.progress
+                .println(&format!("warning: the live report was not written: {e:#}"));
+        }
+        self.reported = Some(Instant::now());
+    }
+
+    /// The searched values of a trial, for the progress lines.
+    fn params(&self, trial: &str) -> String {
+        self.journal.record().get(trial).map_or(String::new(), |t| {
+            t.def
+                .params
+                .iter()
+                .filter(|(k, _)| k.as_str() != "seed" || self.plan.repeats > 1)
+                .map(|(k, v)| format!("{k}={}", display_value(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    }
+
+    /// Leaves the sweep: journals what waits, publishes the leaderboard, and, when nothing is
+    /// left to run anywhere, drops the states of paused trials no one will promote. Returns the
+    /// leaderboard and whether the sweep is finished.
+    fn leave(&mut self, end: RunEnd) -> anyhow::Result<(Leaderboard, bool)> {
+        let held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
+        let record = held.record();
+        let finished = end == RunEnd::Drained
+            && !record.active().any(|t| {
+                matches!(
+                    t.status,
+                    TrialStatus::Running
+                        | TrialStatus::Pending
+                        | TrialStatus::Stale
+                        | TrialStatus::Interrupted
+                )
+            });
+        if finished && self.pruner.as_ref().is_some_and(|p| p.pauses()) {
+            for t in record.active() {
+                if t.status == TrialStatus::Pruned
+                    && let Ok(run) = RunDir::open(&self.dir.trial_dir(t.id()))
+                {
+                    crate::train::state::remove(&run);
+                }
+            }
+        }
+        let board = publish(self.dir, record, self.plan.keep_checkpoints)?;
+        drop(held);
+        self.lease.end(self.dir);
+        Ok((board, finished))
+    }
+}
+
+/// True when the journal says `worker` holds `trial` (claimed it last, and it runs).
+fn holds(record: &StudyRecord, trial: &str, worker: &str) -> bool {
+    record
+        .get(trial)
+        .is_some_and(|t| t.status == TrialStatus::Running && t.worker.as_deref() == Some(worker))
+}
+
+/// The planned trial behind a journalled one: from the plan, or (asked by TPE) resolved again
+/// from its values.
+fn resolve(
+    spec: &SweepSpec,
+    plan: &Plan,
+    tpe: Option<&Tpe>,
+    record: &StudyRecord,
+    id: &str,
+) -> Option<PlannedTrial> {
+    if let Some(p) = plan.trials.iter().find(|t| t.id == id) {
+        return Some(p.clone());
+    }
+    let t = record.get(id)?;
+    let point = tpe?.point_of(&t.def.params)?;
+    spec.planned_trial(&plan.base, &plan.columns, &point, 0, t.def.index)
+        .ok()
+        .filter(|p| p.id == id)
+}

@@ -1,0 +1,367 @@
+//! End-to-end tests of pull workers (`sweep worker`): many processes run one sweep through its
+//! results folder, with no orchestrator.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output};
+use std::time::Duration;
+
+use common::*;
+
+/// `sweep worker TARGET EXTRA...`, started in the background, its output captured.
+fn spawn_worker(target: &Path, extra: &[&str]) -> Child {
+    let mut args = vec!["worker", target.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    sweep(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn make_for_workers(spec: &Path, results: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--workers-only",
+    ];
+    args.extend_from_slice(extra);
+    let o = run(sweep(&args));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("is ready for workers"), "{}", text(&o));
+}
+
+/// Journal events named `event`, per trial.
+fn per_trial(root: &Path, event: &str) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for e in journal(root).iter().filter(|e| e["event"] == event) {
+        *n.entry(e["trial"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    n
+}
+
+fn asked(root: &Path) -> Vec<String> {
+    journal(root)
+        .iter()
+        .filter(|e| e["event"] == "trial")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A TPE sweep of fake_train.py over lr and momentum.
+fn tpe_spec(dir: &Path, samples: usize) -> PathBuf {
+    command_spec(
+        dir,
+        "tpe",
+        r#""--lr", "{lr}", "--epochs", "2", "--sleep", "0.02""#,
+        "lr = 0.01\nmomentum = 0.9",
+        &format!(
+            "[search]\nmethod = \"tpe\"\nsamples = {samples}\nstartup = 5\nseed = 11\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\nmomentum = {{ uniform = [0.0, 0.99] }}"
+        ),
+    )
+}
+
+#[test]
+fn four_workers_run_each_trial_of_a_tpe_sweep_once_and_ask_what_one_orchestrator_would() {
+    let dir = scratch("workers-four");
+    let s = tpe_spec(&dir, 40);
+    let results = dir.join("results");
+    let root = results.join("tpe");
+    make_for_workers(&s, &results, &["--parallelism", "4"]);
+    let workers: Vec<Child> = (0..4)
+        .map(|_| spawn_worker(&root, &["--threads-per-trial", "1"]))
+        .collect();
+    let outputs: Vec<Output> = workers
+        .into_iter()
+        .map(|w| w.wait_with_output().unwrap())
+        .collect();
+    for o in &outputs {
+        assert!(o.status.success(), "{}", text(o));
+    }
+    // Every trial was claimed, started and finished exactly once.
+    let ids = asked(&root);
+    assert_eq!(ids.len(), 40);
+    for event in ["claimed", "finished"] {
+        let n = per_trial(&root, event);
+        assert_eq!(n.len(), 40, "{event}");
+        assert!(n.values().all(|&c| c == 1), "{event} more than once: {n:?}");
+    }
+    // Every worker took part (4 workers, 40 trials).
+    let claimants: std::collections::HashSet<String> = journal(&root)
+        .iter()
+        .filter(|e| e["event"] == "claimed")
+        .map(|e| e["worker"].as_str().unwrap().to_string())
+        .collect();
+    assert!(claimants.len() >= 2, "{claimants:?}");
+    // The leaderboard is complete.
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(rows.len(), 41);
+    let status = rows[0].iter().position(|c| c == "status").unwrap();
+    assert!(rows[1..].iter().all(|r| r[status] == "completed"));
+    // The same trials as one orchestrator running 4 at a time.
+    let alone = dir.join("alone");
+    let o = run_sweep(&s, &alone, &["--devices", "cpu", "--per-device", "4"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(ids, asked(&alone.join("tpe")));
+    // Workers leave no lease behind.
+    let left = std::fs::read_dir(root.join("workers")).unwrap().count();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn two_workers_racing_for_the_last_trial_give_it_to_exactly_one() {
+    let dir = scratch("workers-race");
+    let s = command_spec(
+        &dir,
+        "one",
+        r#""--lr", "{lr}", "--epochs", "1""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    for round in 0..3 {
+        let results = dir.join(format!("results{round}"));
+        let root = results.join("one");
+        make_for_workers(&s, &results, &[]);
+        let a = spawn_worker(&root, &[]);
+        let b = spawn_worker(&root, &[]);
+        for o in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+            assert!(o.status.success(), "{}", text(&o));
+        }
+        let claims = per_trial(&root, "claimed");
+        assert_eq!(
+            claims.values().sum::<usize>(),
+            1,
+            "round {round}: {claims:?}"
+        );
+        assert_eq!(per_trial(&root, "finished").values().sum::<usize>(), 1);
+    }
+}
+
+/// A grid sweep of one built-in trial long enough to be killed mid-way (8 epochs).
+fn long_builtin_spec(dir: &Path) -> PathBuf {
+    let base = small_config(dir, "");
+    let text = std::fs::read_to_string(&base)
+        .unwrap()
+        .replace("epochs = 1", "epochs = 8")
+        .replace("train_limit = 2000", "train_limit = 20000");
+    std::fs::write(&base, text).unwrap();
+    let path = dir.join("long.toml");
+    std::fs::write(
+        &path,
+        "name = \"long\"\nbase = \"trial.toml\"\n[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.02]\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_worker_killed_mid_trial_leaves_it_stale_and_another_finishes_it_from_its_last_epoch() {
+    let dir = scratch("workers-kill");
+    let s = long_builtin_spec(&dir);
+    let results = dir.join("results");
+    let root = results.join("long");
+    make_for_workers(&s, &results, &["--lease", "3s", "--heartbeat", "1s"]);
+    let mut first = spawn_worker(&root, &[]);
+    // Epochs are journalled within 2 s of their end: wait until 3 are in, then kill -9.
+    wait_for("3 epochs", Duration::from_secs(120), || {
+        journal(&root)
+            .iter()
+            .filter(|e| e["event"] == "epoch")
+            .count()
+            >= 3
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let killed_at = std::time::Instant::now();
+    let second = spawn_worker(&root, &[]).wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    let out = text(&second);
+    assert!(out.contains("is stale: its worker"), "{out}");
+    assert!(out.contains("from its last finished epoch"), "{out}");
+    // The trial was marked stale once, claimed by two workers, and completed once.
+    let j = journal(&root);
+    let id = asked(&root).remove(0);
+    let stale: Vec<&serde_json::Value> = j.iter().filter(|e| e["event"] == "stale").collect();
+    assert_eq!(stale.len(), 1);
+    let claims: Vec<&serde_json::Value> = j.iter().filter(|e| e["event"] == "claimed").collect();
+    assert_eq!(claims.len(), 2);
+    assert_ne!(claims[0]["worker"], claims[1]["worker"]);
+    assert_eq!(claims[1]["attempt"], 2);
+    let stale_at = j.iter().position(|e| e["event"] == "stale").unwrap();
+    let second_claim = j.iter().rposition(|e| e["event"] == "claimed").unwrap();
+    assert!(stale_at < second_claim, "taken up only once marked stale");
+    // Taken up only once the lease (3 s) had expired.
+    assert!(killed_at.elapsed() >= Duration::from_secs(2));
+    let resumed_at = j[second_claim..]
+        .iter()
+        .find(|e| e["event"] == "epoch")
+        .unwrap()["epoch"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        resumed_at > 1,
+        "resumed at epoch {resumed_at}, not from scratch"
+    );
+    let finished: Vec<&serde_json::Value> = j.iter().filter(|e| e["event"] == "finished").collect();
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["status"], "completed");
+    // The same metrics as an uninterrupted run of its configuration.
+    let trial = root.join("trials").join(&id);
+    let straight = dir.join("straight");
+    let o = run(sweep(&[
+        "train",
+        trial.join("trial.toml").to_str().unwrap(),
+        "--out",
+        straight.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        metrics_without_time(&trial),
+        metrics_without_time(&straight)
+    );
+}
+
+#[test]
+fn sweep_run_joins_a_sweep_made_for_workers_as_one_more_worker() {
+    let dir = scratch("workers-mixed");
+    let s = command_spec(
+        &dir,
+        "mixed",
+        r#""--lr", "{lr}", "--epochs", "2", "--sleep", "0.05""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9]",
+    );
+    let results = dir.join("results");
+    let root = results.join("mixed");
+    make_for_workers(&s, &results, &[]);
+    let worker = spawn_worker(&root, &[]);
+    let o = run_sweep(&s, &results, &["--devices", "cpu", "--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let w = worker.wait_with_output().unwrap();
+    assert!(w.status.success(), "{}", text(&w));
+    let finished = per_trial(&root, "finished");
+    assert_eq!(finished.len(), 8);
+    assert!(finished.values().all(|&n| n == 1));
+    let claimants: std::collections::HashSet<String> = journal(&root)
+        .iter()
+        .filter(|e| e["event"] == "claimed")
+        .map(|e| e["worker"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(claimants.len(), 2, "both took trials: {claimants:?}");
+}
+
+#[test]
+fn status_shows_each_worker_with_its_heartbeat_and_trial() {
+    let dir = scratch("workers-status");
+    let hold = dir.join("release");
+    let s = command_spec(
+        &dir,
+        "held",
+        &format!(
+            r#""--lr", "{{lr}}", "--epochs", "2", "--hold-after", "1", "--hold-file", "{}""#,
+            hold.display()
+        ),
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    let results = dir.join("results");
+    let root = results.join("held");
+    make_for_workers(&s, &results, &["--heartbeat", "1s"]);
+    let worker = spawn_worker(&root, &[]);
+    wait_for("the trial to run", Duration::from_secs(60), || {
+        std::fs::read_dir(root.join("workers"))
+            .map(|d| {
+                d.flatten().any(|e| {
+                    std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"trials\":[\""))
+                })
+            })
+            .unwrap_or(false)
+    });
+    let o = run(sweep(&["status", root.to_str().unwrap()]));
+    let out = text(&o);
+    std::fs::write(&hold, "").unwrap();
+    let w = worker.wait_with_output().unwrap();
+    assert!(w.status.success(), "{}", text(&w));
+    assert!(out.contains("orchestrator none (pull workers)"), "{out}");
+    assert!(out.contains("workers: 1 live, 0 gone"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(" pid ") && l.contains("last heartbeat") && l.contains("running ")),
+        "{out}"
+    );
+}
+
+#[test]
+fn workers_refuse_what_they_cannot_join_and_say_why() {
+    let dir = scratch("workers-refuse");
+    let s = command_spec(
+        &dir,
+        "r",
+        r#""--lr", "{lr}", "--epochs", "1""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    // A folder with no sweep says how to make one.
+    let empty = dir.join("nothing");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(sweep(&["worker", empty.to_str().unwrap()]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("no sweep in") && text(&o).contains("sweep run --workers-only SPEC"),
+        "{}",
+        text(&o)
+    );
+    // A sweep `sweep run` drives is not one for workers.
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(sweep(&["worker", results.join("r").to_str().unwrap()]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("is a sweep `sweep run` drives"),
+        "{}",
+        text(&o)
+    );
+    // A worker given a changed spec refuses to join.
+    let pulled = dir.join("pulled");
+    make_for_workers(&s, &pulled, &[]);
+    let text_before = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(&s, text_before.replace("lr = [0.1]", "lr = [0.1, 0.2]")).unwrap();
+    let o = run(sweep(&[
+        "worker",
+        s.to_str().unwrap(),
+        "--results",
+        pulled.to_str().unwrap(),
+    ]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("the spec changed since the sweep was made"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&s, &text_before).unwrap();
+    // A worker of another sweep version refuses to join.
+    let settings = pulled.join("r").join("workers.json");
+    let json = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        json.replace(
+            &format!("\"sweep_version\": \"{}\"", env!("CARGO_PKG_VERSION")),
+            "\"sweep_version\": \"0.0.1\"",
+        ),
+    )
+    .unwrap();
+    let o = run(sweep(&["worker", pulled.join("r").to_str().unwrap()]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("was made by sweep 0.0.1")
+            && text(&o).contains("must be the same version"),
+        "{}",
+        text(&o)
+    );
+}

@@ -594,3 +594,142 @@ fn a_tpe_command_sweep_on_slurm_submits_trials_as_they_are_asked_and_ranks_them(
     let values: Vec<f64> = rows[1..].iter().map(|r| r[3].parse().unwrap()).collect();
     assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
 }
+
+/// The Slurm array task a process runs in, from its environment.
+fn array_task_of(pid: u64) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("SLURM_ARRAY_TASK_ID=").map(String::from))
+}
+
+#[test]
+fn submitted_workers_run_a_tpe_sweep_with_asha_to_the_end_and_survive_a_cancelled_one() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !cluster_available() {
+        return;
+    }
+    let dir = scratch("slurm-workers");
+    let spec = dir.join("pulled.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"pulled\"\nmetric = \"val_acc\"\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"4\", \"--sleep\", \"0.4\"]\n[params]\nlr = 0.01\n[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"tpe\"\nsamples = 10\nstartup = 3\nseed = 2\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\n",
+            root().join("tests/programs/fake_train.py").display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let root = results.join("pulled");
+    let started = Instant::now();
+    let o = common::run(sweep(&[
+        "submit",
+        spec.to_str().unwrap(),
+        "--slurm",
+        "--workers",
+        "2",
+        "--results",
+        results.to_str().unwrap(),
+        "--heartbeat",
+        "1s",
+        "--lease",
+        "5s",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    let job = out
+        .split("as Slurm job ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("a job id")
+        .to_string();
+    // `submit` returns at once: the workers run the sweep with no orchestrator.
+    assert!(
+        journal(&root).iter().all(|e| e["event"] != "finished"),
+        "submit returned before any trial ended ({:?})",
+        started.elapsed()
+    );
+    // Once 3 trials have ended, cancel the worker task that runs a trial.
+    wait_for("3 finished trials", Duration::from_secs(120), || {
+        journal(&root)
+            .iter()
+            .filter(|e| e["event"] == "finished")
+            .count()
+            >= 3
+    });
+    let mut cancelled = None;
+    wait_for("a busy worker", Duration::from_secs(60), || {
+        for entry in std::fs::read_dir(root.join("workers")).unwrap().flatten() {
+            let Ok(lease) = std::fs::read_to_string(entry.path())
+                .map(|t| serde_json::from_str::<serde_json::Value>(&t).unwrap_or_default())
+            else {
+                continue;
+            };
+            let busy = lease["trials"].as_array().is_some_and(|t| !t.is_empty());
+            if let (true, Some(pid)) = (busy, lease["pid"].as_u64())
+                && let Some(task) = array_task_of(pid)
+            {
+                cancelled = Some((
+                    task,
+                    lease["trials"][0].as_str().unwrap().to_string(),
+                    lease["worker"].as_str().unwrap().to_string(),
+                ));
+                return true;
+            }
+        }
+        false
+    });
+    let (task, trial, worker) = cancelled.unwrap();
+    let c = Command::new("scancel")
+        .arg(format!("{job}_{task}"))
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    wait_for("the job to end", Duration::from_secs(240), || {
+        queue_empty(&job)
+    });
+    // Every trial ended, ranked, with none left running.
+    let j = journal(&root);
+    let asked: Vec<String> = j
+        .iter()
+        .filter(|e| e["event"] == "trial")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(asked.len(), 10, "{j:?}");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(rows.len(), 11);
+    let status = rows[0].iter().position(|c| c == "status").unwrap();
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r[status] == "completed" || r[status] == "pruned"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1..].iter().any(|r| r[status] == "pruned"),
+        "ASHA pruned some: {rows:?}"
+    );
+    // The cancelled worker's trial went back to the sweep and finished under the other one.
+    let claims: Vec<&serde_json::Value> = j
+        .iter()
+        .filter(|e| e["event"] == "claimed" && e["trial"] == trial.as_str())
+        .collect();
+    assert!(claims.len() >= 2, "{claims:?}");
+    assert_eq!(claims[0]["worker"], worker.as_str());
+    assert_ne!(claims.last().unwrap()["worker"], worker.as_str());
+    let last = j
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "finished" && e["trial"] == trial.as_str())
+        .unwrap();
+    assert!(
+        last["status"] == "completed" || last["status"] == "pruned",
+        "{last:?}"
+    );
+    let o = common::run(sweep(&["status", root.to_str().unwrap()]));
+    assert!(
+        text(&o).contains("orchestrator none (pull workers)"),
+        "{}",
+        text(&o)
+    );
+}

@@ -284,7 +284,11 @@ fn status_shows_each_worker_with_its_heartbeat_and_trial() {
     });
     let o = run(sweep(&["status", root.to_str().unwrap()]));
     let out = text(&o);
+    // Commands that rewrite the journal wait until the workers have left.
+    let repair = run(sweep(&["repair", root.to_str().unwrap()]));
     std::fs::write(&hold, "").unwrap();
+    assert!(!repair.status.success());
+    assert!(text(&repair).contains("would race the pull workers"), "{}", text(&repair));
     let w = worker.wait_with_output().unwrap();
     assert!(w.status.success(), "{}", text(&w));
     assert!(out.contains("orchestrator none (pull workers)"), "{out}");
@@ -364,4 +368,48 @@ fn workers_refuse_what_they_cannot_join_and_say_why() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn a_failure_every_trial_repeats_stops_all_workers() {
+    let dir = scratch("workers-halt");
+    // The program reports `acc`, the spec ranks by `val_acc`: every trial fails alike.
+    let s = command_spec(
+        &dir,
+        "broken",
+        r#""--lr", "{lr}", "--epochs", "2", "--metric", "acc""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01, 0.02, 0.03]",
+    );
+    let results = dir.join("results");
+    let root = results.join("broken");
+    make_for_workers(&s, &results, &[]);
+    let workers: Vec<Child> = (0..2).map(|_| spawn_worker(&root, &[])).collect();
+    let outputs: Vec<Output> = workers
+        .into_iter()
+        .map(|w| w.wait_with_output().unwrap())
+        .collect();
+    let j = journal(&root);
+    let stopped: Vec<&serde_json::Value> = j.iter().filter(|e| e["event"] == "stopped").collect();
+    assert_eq!(stopped.len(), 1, "{j:?}");
+    assert!(
+        stopped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("all failed the same way"),
+        "{stopped:?}"
+    );
+    let ended = per_trial(&root, "finished").len();
+    assert!(
+        ended < 8,
+        "the workers stopped taking trials: {ended} of 12 ran"
+    );
+    for o in &outputs {
+        let out = text(o);
+        assert!(
+            out.contains("the sweep was stopped") || out.contains("all failed the same way"),
+            "{out}"
+        );
+    }
+    assert!(outputs.iter().any(|o| o.status.code() == Some(2)));
 }

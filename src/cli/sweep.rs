@@ -690,6 +690,7 @@ pub struct RepairArgs {
 /// `sweep repair`: drops the journal lines that cannot be read, after a backup, and says which.
 pub fn repair(args: RepairArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
+    crate::store::workers::refuse_while_live(&dir, "`sweep repair`")?;
     let _lock = dir.lock()?;
     let path = dir.journal_file();
     let report = crate::store::journal::repair(&path)?;

@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -19,6 +19,7 @@ use super::journal::{self, Entry, Event, FORMAT};
 use super::jsonl;
 use super::record::StudyRecord;
 use super::shared_lock::SharedLock;
+use crate::trial::TrialStatus;
 
 /// A journal read up to its last complete line, appended to under the shared lock.
 pub struct SharedJournal {
@@ -31,6 +32,32 @@ pub struct SharedJournal {
     /// Lines read so far.
     lines: usize,
     record: StudyRecord,
+    stats: LockStats,
+    /// Attempt ends read or appended since [`SharedJournal::take_ends`] last took them (and
+    /// since the sweep last started).
+    ends: Vec<AttemptEnd>,
+}
+
+/// An attempt's end as journalled (by any process).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptEnd {
+    /// Trial id.
+    pub trial: String,
+    /// How it ended.
+    pub status: TrialStatus,
+    /// Why.
+    pub message: Option<String>,
+}
+
+/// How much the lock cost this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LockStats {
+    /// Times it was taken.
+    pub taken: usize,
+    /// Time spent waiting for it.
+    pub waited: Duration,
+    /// Time it was held.
+    pub held: Duration,
 }
 
 impl SharedJournal {
@@ -43,6 +70,8 @@ impl SharedJournal {
             offset: 0,
             lines: 0,
             record: StudyRecord::default(),
+            stats: LockStats::default(),
+            ends: Vec::new(),
         };
         journal.refresh()?;
         Ok(journal)
@@ -88,7 +117,7 @@ impl SharedJournal {
                             env!("CARGO_PKG_VERSION")
                         );
                     }
-                    self.record.apply(&entry.event);
+                    self.apply(&entry.event);
                 }
                 Err(e) => note!(
                     "warning: {}:{}: skipped a corrupt line ({e})",
@@ -103,12 +132,48 @@ impl SharedJournal {
 
     /// Takes the sweep's lock and reads what others appended before it.
     pub fn lock(&mut self) -> anyhow::Result<Locked<'_>> {
+        let asked = Instant::now();
         let lock = SharedLock::acquire(&self.lock_path, self.expiry)?;
+        let since = Instant::now();
+        self.stats.taken += 1;
+        self.stats.waited += since - asked;
         self.refresh()?;
         Ok(Locked {
             journal: self,
             lock,
+            since,
         })
+    }
+
+    fn apply(&mut self, event: &Event) {
+        // A sweep (re)started: the ends before it belong to an earlier run.
+        if let Event::Sweep { .. } = event {
+            self.ends.clear();
+        }
+        if let Event::Finished {
+            trial,
+            status,
+            message,
+            ..
+        } = event
+        {
+            self.ends.push(AttemptEnd {
+                trial: trial.clone(),
+                status: *status,
+                message: message.clone(),
+            });
+        }
+        self.record.apply(event);
+    }
+
+    /// The attempt ends journalled since the last call, in journal order.
+    pub fn take_ends(&mut self) -> Vec<AttemptEnd> {
+        std::mem::take(&mut self.ends)
+    }
+
+    /// What the lock has cost this process so far.
+    pub fn lock_stats(&self) -> LockStats {
+        self.stats
     }
 }
 
@@ -116,12 +181,24 @@ impl SharedJournal {
 pub struct Locked<'a> {
     journal: &'a mut SharedJournal,
     lock: SharedLock,
+    since: Instant,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.journal.stats.held += self.since.elapsed();
+    }
 }
 
 impl Locked<'_> {
     /// The study as the whole journal tells it now.
     pub fn record(&self) -> &StudyRecord {
         &self.journal.record
+    }
+
+    /// The attempt ends journalled since they were last taken, in journal order.
+    pub fn take_ends(&mut self) -> Vec<AttemptEnd> {
+        self.journal.take_ends()
     }
 
     /// Appends `events` as one write (flushed to the device when any is durable) and applies
@@ -160,7 +237,7 @@ impl Locked<'_> {
         j.offset += text.len() as u64;
         j.lines += events.len();
         for e in events {
-            j.record.apply(e);
+            j.apply(e);
         }
         Ok(())
     }

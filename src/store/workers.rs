@@ -152,6 +152,28 @@ pub fn leases(dir: &SweepDir) -> Vec<Lease> {
     leases
 }
 
+/// Fails when pull workers hold live leases on the sweep: `action` (a command that rewrites
+/// the journal) must wait until they have left.
+pub fn refuse_while_live(dir: &SweepDir, action: &str) -> anyhow::Result<()> {
+    let Some(settings) = WorkerSettings::read(dir)? else {
+        return Ok(());
+    };
+    let live: Vec<String> = leases(dir)
+        .into_iter()
+        .filter(|l| l.age() <= settings.lease())
+        .map(|l| format!("{} pid {}", l.host, l.pid))
+        .collect();
+    if !live.is_empty() {
+        anyhow::bail!(
+            "{}: {action} would race the pull workers running it ({}); stop them first, or \
+             wait until they leave",
+            dir.root().display(),
+            live.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// This process's worker name: `host-pid`.
 pub fn worker_name() -> String {
     format!("{}-{}", shared_lock::hostname(), std::process::id())

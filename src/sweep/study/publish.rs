@@ -38,6 +38,7 @@ pub fn leaderboard(dir: &SweepDir) -> anyhow::Result<(StudyRecord, Leaderboard)>
 /// trials ran detached on Slurm, or were copied in from elsewhere). Returns the leaderboard
 /// and how many trials the journal learnt the end of.
 pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
+    crate::store::workers::refuse_while_live(dir, "`sweep collect`")?;
     let _lock = dir.lock()?;
     let mut journal = dir.open_journal()?;
     let mut record = dir.read_record()?;

@@ -73,7 +73,7 @@ pub struct Ended<'a> {
 
 /// How the trials of one `sweep run` ended, in order: what tells a failure that will recur
 /// (the same cause from different parameters) from bad luck.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Failures {
     /// Each trial's first end in this run, with its failure cause, if it failed.
     first_ends: Vec<(String, Option<String>)>,

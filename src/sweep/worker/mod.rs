@@ -27,7 +27,7 @@ use crate::store::journal::Event;
 use crate::store::leaderboard::Leaderboard;
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
-use crate::store::shared_journal::{Locked, SharedJournal};
+use crate::store::shared_journal::{AttemptEnd, Locked, SharedJournal};
 use crate::store::workers::{self, Lease, WorkerSettings};
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::progress::{SweepProgress, Verbosity};
@@ -148,6 +148,19 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
         }
     };
     let (leaderboard, finished) = worker.leave(end)?;
+    let lock = worker.journal.lock_stats();
+    if lock.taken > 0 && opts.verbosity != Verbosity::Quiet {
+        let mean = |d: Duration| d.as_secs_f64() * 1e3 / lock.taken as f64;
+        worker.progress.println(&format!(
+            "worker {}: ran {} attempts; took the sweep's lock {} times, waiting {:.2} ms and \
+             holding it {:.2} ms on average",
+            worker.name,
+            worker.ran,
+            lock.taken,
+            mean(lock.waited),
+            mean(lock.held)
+        ));
+    }
     worker.progress.finish();
     Ok(WorkerReport {
         end,
@@ -562,29 +575,6 @@ impl Worker<'_> {
                 .println(&format!("{trial} stopped here; another worker runs it"));
             return self.renew();
         }
-        let values: Vec<String> = self
-            .journal
-            .record()
-            .get(&trial)
-            .map(|t| {
-                t.def
-                    .params
-                    .values()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ended = Ended {
-            id: &trial,
-            values: &values,
-        };
-        self.failures.record(ended, &outcome);
-        let interrupted = outcome.status == TrialStatus::Interrupted;
-        let retry = if interrupted || self.failures.seen_elsewhere(ended, &outcome) {
-            None
-        } else {
-            retry::next_attempt(&job, &outcome, self.opts.retries, 1)
-        };
         let mut held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
         if !holds(held.record(), &trial, &self.name) {
             drop(held);
@@ -593,6 +583,19 @@ impl Worker<'_> {
             ));
             return self.renew();
         }
+        // How every worker's trials ended so far tells a failure that will recur.
+        absorb_ends(&mut self.failures, held.take_ends(), held.record());
+        let values = param_values(held.record(), &trial);
+        let ended = Ended {
+            id: &trial,
+            values: &values,
+        };
+        let interrupted = outcome.status == TrialStatus::Interrupted;
+        let retry = if interrupted || self.failures.seen_elsewhere(ended, &outcome) {
+            None
+        } else {
+            retry::next_attempt(&job, &outcome, self.opts.retries, 1)
+        };
         let record = held.record();
         let count = |s: TrialStatus| record.count(s);
         let failed_now = record
@@ -622,7 +625,12 @@ impl Worker<'_> {
         } else if outcome.status.is_failure() && !interrupted {
             self.failed += 1;
         }
-        let halt = self.failures.halt(self.plan.max_failures);
+        let mut failures = self.failures.clone();
+        failures.record(ended, &outcome);
+        let halt = match held.record().stopped {
+            None => failures.halt(self.plan.max_failures),
+            Some(_) => None, // another worker stopped it already
+        };
         if let Some(reason) = &halt {
             events.push(Event::Stopped {
                 reason: reason.clone(),
@@ -727,6 +735,40 @@ impl Worker<'_> {
         self.lease.end(self.dir);
         Ok((board, finished))
     }
+}
+
+/// Feeds attempt ends read from the journal (every worker's) to `failures`.
+fn absorb_ends(failures: &mut Failures, ends: Vec<AttemptEnd>, record: &StudyRecord) {
+    for end in ends {
+        let values = param_values(record, &end.trial);
+        let outcome = TrialOutcome {
+            status: end.status,
+            message: end.message,
+            best: None,
+            seconds: 0.0,
+        };
+        failures.record(
+            Ended {
+                id: &end.trial,
+                values: &values,
+            },
+            &outcome,
+        );
+    }
+}
+
+/// A trial's searched values as a program would print them (`0.01`, `adam`).
+fn param_values(record: &StudyRecord, trial: &str) -> Vec<String> {
+    record
+        .get(trial)
+        .map(|t| {
+            t.def
+                .params
+                .values()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// True when the journal says `worker` holds `trial` (claimed it last, and it runs).

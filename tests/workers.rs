@@ -412,4 +412,10 @@ fn a_failure_every_trial_repeats_stops_all_workers() {
         );
     }
     assert!(outputs.iter().any(|o| o.status.code() == Some(2)));
+    // Started again (the cause fixed, say), workers take trials again.
+    let claims = |root: &Path| per_trial(root, "claimed").values().sum::<usize>();
+    let before = claims(&root);
+    make_for_workers(&s, &results, &[]);
+    let again = spawn_worker(&root, &[]).wait_with_output().unwrap();
+    assert!(claims(&root) > before, "{}", text(&again));
 }

@@ -76,6 +76,9 @@ pub fn create(spec_path: &Path, new: &NewSweep) -> anyhow::Result<Joined> {
             );
         }
         if s.spec_sha256 == hash {
+            if new.update {
+                restart_if_stopped(&dir, &plan, new.lease)?;
+            }
             let settings = s.clone();
             return Ok(Joined {
                 dir,
@@ -118,20 +121,7 @@ pub fn create(spec_path: &Path, new: &NewSweep) -> anyhow::Result<Joined> {
     for e in &events {
         record.apply(e);
     }
-    let pending = record.active().filter(|t| !t.status.is_final()).count();
-    let sweep = Event::Sweep {
-        name: plan.name.clone(),
-        objective: plan.objective.clone(),
-        repeats: plan.repeats,
-        columns: plan.columns.clone(),
-        trials: plan.trials.len(),
-        pending,
-        backend: "workers".into(),
-        pid: std::process::id(),
-        pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
-        objectives: plan.objectives.clone(),
-    };
-    let mut all = vec![sweep];
+    let mut all = vec![sweep_event(&plan, &record)];
     all.extend(events);
     journal.append(&all)?;
     settings.write(&dir)?;
@@ -142,6 +132,33 @@ pub fn create(spec_path: &Path, new: &NewSweep) -> anyhow::Result<Joined> {
         settings,
         notes,
     })
+}
+
+/// Starts a sweep a worker stopped (`max_failures`) again, so that workers take trials again.
+fn restart_if_stopped(dir: &SweepDir, plan: &Plan, lease: Duration) -> anyhow::Result<()> {
+    let _lock = SharedLock::acquire(&dir.journal_lock_file(), lease)?;
+    let record = dir.read_record()?;
+    if record.stopped.is_none() {
+        return Ok(());
+    }
+    let mut journal = dir.open_journal()?;
+    journal.append(&[sweep_event(plan, &record)])
+}
+
+/// The line that (re)starts a sweep for workers.
+fn sweep_event(plan: &Plan, record: &crate::store::record::StudyRecord) -> Event {
+    Event::Sweep {
+        name: plan.name.clone(),
+        objective: plan.objective.clone(),
+        repeats: plan.repeats,
+        columns: plan.columns.clone(),
+        trials: plan.trials.len(),
+        pending: record.active().filter(|t| !t.status.is_final()).count(),
+        backend: "workers".into(),
+        pid: std::process::id(),
+        pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
+        objectives: plan.objectives.clone(),
+    }
 }
 
 /// Joins the sweep in `root`, made for workers: checks the version, takes the spec's relative

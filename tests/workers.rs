@@ -288,7 +288,11 @@ fn status_shows_each_worker_with_its_heartbeat_and_trial() {
     let repair = run(sweep(&["repair", root.to_str().unwrap()]));
     std::fs::write(&hold, "").unwrap();
     assert!(!repair.status.success());
-    assert!(text(&repair).contains("would race the pull workers"), "{}", text(&repair));
+    assert!(
+        text(&repair).contains("would race the pull workers"),
+        "{}",
+        text(&repair)
+    );
     let w = worker.wait_with_output().unwrap();
     assert!(w.status.success(), "{}", text(&w));
     assert!(out.contains("orchestrator none (pull workers)"), "{out}");

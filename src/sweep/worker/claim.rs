@@ -193,12 +193,14 @@ use Next::{Done, Run, Wait};
 
 /// `Stale` events for the trials whose worker's lease has expired: journalled as running by a
 /// worker whose lease file is older than `lease`, or gone. A trial running under no worker (a
-/// `sweep run` that was killed) is stale when no orchestrator holds the sweep.
+/// `sweep run` that was killed) is stale when no orchestrator holds the sweep. `mine`: the
+/// trials this worker, `me`, runs; one claimed under its name that it does not run was claimed
+/// by an earlier process with the same name (a pid reused after a reboot).
 pub(super) fn expired(
     record: &StudyRecord,
     leases: &[Lease],
     lease: Duration,
-    me: &str,
+    (me, mine): (&str, &[&str]),
     orchestrator_alive: bool,
 ) -> Vec<Event> {
     let mut events = Vec::new();
@@ -207,7 +209,8 @@ pub(super) fn expired(
             continue;
         }
         let reason = match t.worker.as_deref() {
-            Some(w) if w == me => continue,
+            Some(w) if w == me && mine.contains(&t.id()) => continue,
+            Some(w) if w == me => format!("an earlier worker named {w} left it running"),
             Some(w) => match leases.iter().find(|l| l.worker == w) {
                 Some(l) if l.age() <= lease => continue,
                 Some(l) => format!(
@@ -227,4 +230,70 @@ pub(super) fn expired(
         });
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::fixture::Study;
+    use crate::store::shared_lock::now_ms;
+
+    fn lease(worker: &str, age: Duration) -> Lease {
+        let mut l = Lease::mine(worker);
+        l.heartbeat_ms = now_ms() - age.as_millis() as u64;
+        l
+    }
+
+    fn claimed(study: &mut Study, id: &str, worker: Option<&str>) {
+        study.trial(id, &[]);
+        let event = match worker {
+            Some(w) => Event::Claimed {
+                trial: id.into(),
+                attempt: 1,
+                worker: w.into(),
+            },
+            None => Event::Started {
+                trial: id.into(),
+                attempt: 1,
+                device: "cpu".into(),
+                cap: None,
+            },
+        };
+        study.0.apply(&event);
+    }
+
+    fn stale_ids(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Stale { trial, .. } => trial.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_trial_goes_stale_when_its_workers_lease_expires_or_its_worker_is_gone() {
+        let mut study = Study::new();
+        claimed(&mut study, "live", Some("a-1"));
+        claimed(&mut study, "expired", Some("b-2"));
+        claimed(&mut study, "gone", Some("c-3"));
+        claimed(&mut study, "mine", Some("me-9"));
+        claimed(&mut study, "reused", Some("me-9"));
+        claimed(&mut study, "orchestrated", None);
+        let leases = [
+            lease("a-1", Duration::from_secs(10)),
+            lease("b-2", Duration::from_secs(400)),
+        ];
+        let record = study.build();
+        let lease_time = Duration::from_secs(300);
+        let stale = expired(&record, &leases, lease_time, ("me-9", &["mine"]), true);
+        assert_eq!(stale_ids(&stale), ["expired", "gone", "reused"]);
+        // With no orchestrator alive, a trial no worker claimed is stale too.
+        let stale = expired(&record, &leases, lease_time, ("me-9", &["mine"]), false);
+        assert_eq!(
+            stale_ids(&stale),
+            ["expired", "gone", "reused", "orchestrated"]
+        );
+    }
 }

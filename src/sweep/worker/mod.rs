@@ -137,13 +137,14 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
         failed: 0,
         unpublished: 0,
         reported: None,
+        stopping: false,
     };
     let result = worker.drive(&interrupted);
     let end = match result {
         Ok(end) => end,
         Err(e) => {
+            // The lease stays: the trials go stale once it expires, when these have stopped.
             worker.stop_all(StopReason::Interrupted);
-            worker.lease.end(dir);
             return Err(e);
         }
     };
@@ -213,6 +214,8 @@ struct Worker<'a> {
     unpublished: usize,
     /// When this worker last wrote the live report.
     reported: Option<Instant>,
+    /// Ctrl-C or SIGTERM came: no new trial starts.
+    stopping: bool,
 }
 
 /// Takes the lock and journals the events that were waiting for it, but for trials `worker`
@@ -239,11 +242,10 @@ fn lock_and_flush<'j>(
 
 impl Worker<'_> {
     fn drive(&mut self, interrupted: &AtomicBool) -> anyhow::Result<RunEnd> {
-        let mut stopping = false;
         let mut look_at = Instant::now();
         loop {
-            if !stopping && interrupted.load(Ordering::Relaxed) {
-                stopping = true;
+            if !self.stopping && interrupted.load(Ordering::Relaxed) {
+                self.stopping = true;
                 self.progress
                     .println("stopping: the trials this worker runs go back to the sweep");
                 self.stop_all(StopReason::Interrupted);
@@ -260,13 +262,13 @@ impl Worker<'_> {
                     &self.name,
                 )?);
             }
-            if !stopping && Instant::now() >= look_at {
+            if !self.stopping && Instant::now() >= look_at {
                 look_at = Instant::now() + self.opts.poll;
                 while self.exec.room_for(None) {
                     match self.take()? {
-                        Next::Run { .. } => continue,
-                        Next::Wait => break,
-                        Next::Done(why) => {
+                        Took::Started => continue,
+                        Took::Wait => break,
+                        Took::Done(why) => {
                             if self.running.is_empty() {
                                 if let Some(why) = why {
                                     self.progress.println(&why);
@@ -278,7 +280,7 @@ impl Worker<'_> {
                     }
                 }
             }
-            if stopping && self.running.is_empty() {
+            if self.stopping && self.running.is_empty() {
                 return Ok(RunEnd::Interrupted);
             }
             self.stop_overdue();
@@ -294,35 +296,10 @@ impl Worker<'_> {
         }
     }
 
-    /// Takes the next trial under the lock and starts it; returns what the chooser said.
-    fn take(&mut self) -> anyhow::Result<Next> {
+    /// Takes the next trial under the lock and starts it.
+    fn take(&mut self) -> anyhow::Result<Took> {
         let mut held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
-        // Read under the lock: a worker's lease is on disk before its first claim.
-        let leases = workers::leases(self.dir);
-        let orchestrator = self.dir.is_locked();
-        if WorkerSettings::read(self.dir)?
-            .is_none_or(|s| s.spec_sha256 != self.settings.spec_sha256)
-        {
-            return Ok(Next::Done(Some(
-                "the sweep's spec changed (sweep run --workers-only); start the worker again to \
-                 run the new one"
-                    .into(),
-            )));
-        }
-        let stale = expired(
-            held.record(),
-            &leases,
-            self.settings.lease(),
-            &self.name,
-            orchestrator,
-        );
-        for e in &stale {
-            if let Event::Stale { trial, reason, .. } = e {
-                self.progress
-                    .println(&format!("{trial} is stale: {reason}"));
-            }
-        }
-        held.append(&stale)?;
+        let mine: Vec<&str> = self.running.keys().map(String::as_str).collect();
         let chooser = Chooser {
             spec: self.spec,
             plan: self.plan,
@@ -331,43 +308,25 @@ impl Worker<'_> {
             dir: self.dir,
             worker: &self.name,
         };
-        let next = chooser.next(held.record());
-        let Next::Run {
-            job, events, asked, ..
-        } = &next
-        else {
-            return Ok(next);
-        };
-        held.append(events)?;
-        let planned = match asked {
-            Some(p) => (**p).clone(),
-            None => resolve(
-                self.spec,
-                self.plan,
-                self.tpe.as_ref(),
-                held.record(),
-                &job.id,
-            )
-            .with_context(|| format!("trial {} is in the journal but not in the plan", job.id))?,
-        };
-        let promoted = events.iter().any(|e| matches!(e, Event::Promoted { .. }));
-        let stale = held
-            .record()
-            .get(&job.id)
-            .is_some_and(|t| t.attempts > 1 && !promoted);
+        let (decided, notes) = decide(&mut held, &chooser, self.settings, &mine)?;
         drop(held);
-        if promoted {
-            self.progress
-                .println(&format!("promoting {} (attempt {})", job.id, job.attempt));
-        } else if stale {
-            self.progress.println(&format!(
-                "taking up {} (attempt {}) from its last finished epoch",
-                job.id, job.attempt
-            ));
+        self.launch(decided, notes)
+    }
+
+    /// Says what [`decide`] noted and starts the trial it took, if any.
+    fn launch(&mut self, decided: Decided, notes: Vec<String>) -> anyhow::Result<Took> {
+        for n in &notes {
+            self.progress.println(n);
         }
-        self.asked.insert(job.id.clone(), planned);
-        self.start(job.clone())?;
-        Ok(next)
+        Ok(match decided {
+            Decided::Run { job, planned } => {
+                self.asked.insert(job.id.clone(), *planned);
+                self.start(job)?;
+                Took::Started
+            }
+            Decided::Wait => Took::Wait,
+            Decided::Done(why) => Took::Done(why),
+        })
     }
 
     fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
@@ -649,6 +608,21 @@ impl Worker<'_> {
         } else {
             None
         };
+        // The next trial is taken under the same hold: one lock per trial, not two.
+        let next = if retry.is_none() && halt.is_none() && !self.stopping {
+            let mine: Vec<&str> = self.running.keys().map(String::as_str).collect();
+            let chooser = Chooser {
+                spec: self.spec,
+                plan: self.plan,
+                pruner: self.pruner.as_deref(),
+                tpe: self.tpe.as_ref(),
+                dir: self.dir,
+                worker: &self.name,
+            };
+            Some(decide(&mut held, &chooser, self.settings, &mine)?)
+        } else {
+            None
+        };
         drop(held);
         let best = board
             .as_ref()
@@ -662,10 +636,13 @@ impl Worker<'_> {
         if board.is_some() {
             self.republish_report();
         }
-        match retry {
-            Some(next) => self.start(next),
-            None => self.renew(),
+        if let Some(next) = retry {
+            return self.start(next);
         }
+        if let Some((decided, notes)) = next {
+            self.launch(decided, notes)?;
+        }
+        self.renew()
     }
 
     fn republish_report(&mut self) {
@@ -735,6 +712,86 @@ impl Worker<'_> {
         self.lease.end(self.dir);
         Ok((board, finished))
     }
+}
+
+/// What looking for work gave the loop.
+enum Took {
+    /// A trial started.
+    Started,
+    /// Nothing to take now.
+    Wait,
+    /// Nothing is left; why, when worth saying.
+    Done(Option<String>),
+}
+
+/// What [`decide`] took.
+enum Decided {
+    /// This attempt, claimed in the journal.
+    Run {
+        job: TrialJob,
+        planned: Box<PlannedTrial>,
+    },
+    Wait,
+    Done(Option<String>),
+}
+
+/// Under the lock: journals the trials of gone workers as stale, picks the next attempt by the
+/// chooser's rules and journals its claim. Returns it, with lines worth saying.
+fn decide(
+    held: &mut Locked,
+    chooser: &Chooser,
+    settings: &WorkerSettings,
+    mine: &[&str],
+) -> anyhow::Result<(Decided, Vec<String>)> {
+    let mut notes = Vec::new();
+    if WorkerSettings::read(chooser.dir)?.is_none_or(|s| s.spec_sha256 != settings.spec_sha256) {
+        let why = "the sweep's spec changed (sweep run --workers-only); start the worker again to \
+                   run the new one";
+        return Ok((Decided::Done(Some(why.into())), notes));
+    }
+    // Read under the lock: a worker's lease is on disk before its first claim.
+    let leases = workers::leases(chooser.dir);
+    let stale = expired(
+        held.record(),
+        &leases,
+        settings.lease(),
+        (chooser.worker, mine),
+        chooser.dir.is_locked(),
+    );
+    for e in &stale {
+        if let Event::Stale { trial, reason, .. } = e {
+            notes.push(format!("{trial} is stale: {reason}"));
+        }
+    }
+    held.append(&stale)?;
+    let (job, events, asked) = match chooser.next(held.record()) {
+        Next::Run { job, events, asked } => (job, events, asked),
+        Next::Wait => return Ok((Decided::Wait, notes)),
+        Next::Done(why) => return Ok((Decided::Done(why), notes)),
+    };
+    held.append(&events)?;
+    let planned = match asked {
+        Some(p) => p,
+        None => Box::new(
+            resolve(
+                chooser.spec,
+                chooser.plan,
+                chooser.tpe,
+                held.record(),
+                &job.id,
+            )
+            .with_context(|| format!("trial {} is in the journal but not in the plan", job.id))?,
+        ),
+    };
+    if events.iter().any(|e| matches!(e, Event::Promoted { .. })) {
+        notes.push(format!("promoting {} (attempt {})", job.id, job.attempt));
+    } else if job.attempt > 1 {
+        notes.push(format!(
+            "taking up {} (attempt {}) from its last finished epoch",
+            job.id, job.attempt
+        ));
+    }
+    Ok((Decided::Run { job, planned }, notes))
 }
 
 /// Feeds attempt ends read from the journal (every worker's) to `failures`.

@@ -27,6 +27,9 @@ pub struct BenchOptions {
     pub epoch: bool,
     /// Also time the products with the MKL at this path (`libmkl_rt.so.*`).
     pub mkl: Option<std::path::PathBuf>,
+    /// The Python to time PyTorch with: `python3` on the PATH when None (skipped, and said so,
+    /// when it has no torch); a named one must have it.
+    pub python: Option<std::path::PathBuf>,
 }
 
 /// Everything `sweep bench` reports.
@@ -64,6 +67,75 @@ pub struct BenchReport {
     pub epoch_s: Option<(f64, f64)>,
     /// Peak resident memory of this process (MB).
     pub peak_rss_mb: f64,
+    /// PyTorch on the same model and thread count, when a Python with torch was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pytorch: Option<TorchRate>,
+    /// Why PyTorch was not measured, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pytorch_missing: Option<String>,
+}
+
+/// PyTorch's figures (`bench/pytorch_reference.py --json`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct TorchRate {
+    /// torch's version.
+    pub torch: String,
+    /// Its compute threads.
+    pub threads: usize,
+    /// "MKL" when torch was built with it.
+    pub blas: String,
+    /// ms per step of the step's products (nn.Linear's layouts), best of 4 rounds.
+    pub gemm_ms: f64,
+    /// Their GFLOP/s.
+    pub gemm_gflops: f64,
+    /// ms per training step (forward, backward, SGD).
+    pub step_ms: f64,
+    /// One training epoch (seconds), when an epoch was timed.
+    #[serde(default)]
+    pub epoch_s: Option<f64>,
+}
+
+/// The PyTorch reference script, written to a temporary file to run.
+const TORCH_SCRIPT: &str = include_str!("../bench/pytorch_reference.py");
+
+/// Runs the PyTorch reference on `data_dir` with `threads` threads (and one epoch when
+/// `epoch`). Err: why it could not, in words.
+fn measure_torch(
+    python: &std::path::Path,
+    data_dir: &std::path::Path,
+    threads: usize,
+    epoch: bool,
+) -> Result<TorchRate, String> {
+    let script = std::env::temp_dir().join(format!("sweep-bench-torch-{}.py", std::process::id()));
+    std::fs::write(&script, TORCH_SCRIPT)
+        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(["--json", "--threads", &threads.to_string()])
+        .args(["--epochs", if epoch { "1" } else { "0" }])
+        .arg("--data")
+        .arg(data_dir)
+        .output();
+    let _ = std::fs::remove_file(&script);
+    let out = out.map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        if let Some(module) = stderr
+            .split("No module named '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+        {
+            return Err(format!(
+                "{} has no {module} (pip install torch numpy, or name another Python with --python)",
+                python.display()
+            ));
+        }
+        let last = stderr.lines().last().unwrap_or("").trim().to_string();
+        return Err(format!("{} failed: {last}", python.display()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or(""))
+        .map_err(|e| format!("cannot read what the PyTorch reference printed ({e}): {text}"))
 }
 
 /// Another BLAS's time for the step's products.
@@ -323,8 +395,21 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         None
     };
 
+    // PyTorch last, alone on the machine, at the same thread count.
+    let threads = crate::train::threads::get();
+    let (python, named) = match &opts.python {
+        Some(p) => (p.clone(), true),
+        None => (std::path::PathBuf::from("python3"), false),
+    };
+    let (pytorch, pytorch_missing) =
+        match measure_torch(&python, &opts.data_dir, threads, opts.epoch) {
+            Ok(rate) => (Some(rate), None),
+            Err(why) if named => anyhow::bail!("--python: {why}"),
+            Err(why) => (None, Some(why)),
+        };
+
     Ok(BenchReport {
-        threads: crate::train::threads::get(),
+        threads,
         gemm_ms,
         gemm_gflops: flops() / (gemm_ms * 1e6),
         blas,
@@ -339,6 +424,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         eval_s: eval_ms / 1e3,
         epoch_s,
         peak_rss_mb: peak_rss_mb(),
+        pytorch,
+        pytorch_missing,
     })
 }
 
@@ -444,6 +531,62 @@ impl BenchReport {
             "  peak RSS                           {:>8.0} MB\n",
             self.peak_rss_mb
         );
+        match (&self.pytorch, &self.pytorch_missing) {
+            (Some(t), _) => s += &self.render_torch(t),
+            (None, Some(why)) => s += &format!("  PyTorch: not measured: {why}\n"),
+            (None, None) => {}
+        }
+        s += &self.render_best_blas();
         s
+    }
+
+    fn render_torch(&self, t: &TorchRate) -> String {
+        let mut s = format!(
+            "  PyTorch {} ({}, {} thread{}):\n",
+            t.torch,
+            t.blas,
+            t.threads,
+            if t.threads == 1 { "" } else { "s" }
+        );
+        s += &format!(
+            "    the step's products               {:>8.2} ms/step  ({:.0} GFLOP/s; sweep's kernels at {:.0}% of its rate)\n",
+            t.gemm_ms,
+            t.gemm_gflops,
+            100.0 * self.gemm_gflops / t.gemm_gflops
+        );
+        s += &format!(
+            "    training step                     {:>8.2} ms/step  (sweep's fused step takes {:.2}x its time)\n",
+            t.step_ms,
+            self.step_ms / t.step_ms
+        );
+        if let (Some(torch), Some((plain, _))) = (t.epoch_s, self.epoch_s) {
+            s += &format!(
+                "    epoch without augmentation        {torch:>8.2} s       (sweep's takes {:.2}x its time; the goal is at most 0.6x)\n",
+                plain / torch
+            );
+        }
+        s
+    }
+
+    /// The products' rate against the best of every BLAS measured (the 90 % goal).
+    fn render_best_blas(&self) -> String {
+        let mut best: Option<(&str, f64)> = None;
+        for (name, gflops) in self
+            .blas
+            .iter()
+            .map(|b| (b.name, b.gflops))
+            .chain(self.pytorch.as_ref().map(|t| ("PyTorch", t.gemm_gflops)))
+        {
+            if best.is_none_or(|(_, g)| gflops > g) {
+                best = Some((name, gflops));
+            }
+        }
+        match best {
+            Some((name, gflops)) => format!(
+                "  sweep's products at {:.0}% of the best BLAS measured ({name}, {gflops:.0} GFLOP/s; the goal is 90%)\n",
+                100.0 * self.gemm_gflops / gflops
+            ),
+            None => String::new(),
+        }
     }
 }

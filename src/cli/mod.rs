@@ -113,6 +113,10 @@ struct BenchArgs {
     /// wheel puts it in the venv's lib/). A path that does not load is an error.
     #[arg(long, value_name = "LIBMKL_RT")]
     mkl: Option<PathBuf>,
+    /// Also time PyTorch (the step's products, a step, and with --epoch an epoch) with this
+    /// Python, which must have torch [default: python3 on the PATH, skipped without torch].
+    #[arg(long, value_name = "PYTHON")]
+    python: Option<PathBuf>,
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -121,6 +125,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir,
         epoch: args.epoch,
         mkl: args.mkl,
+        python: args.python,
     })?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?);

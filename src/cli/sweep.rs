@@ -417,9 +417,6 @@ fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
         workers::made_for_workers(&joined);
         return Ok(ExitCode::SUCCESS);
     }
-    for n in &joined.notes {
-        note!("{n}");
-    }
     let opts = crate::sweep::worker::WorkerOptions {
         local,
         retries: args.retries,

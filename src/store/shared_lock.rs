@@ -58,7 +58,7 @@ impl Owner {
         now_ms().saturating_sub(self.since_ms) > expiry.as_millis() as u64
     }
 
-    /// "host pid N since 12:00:01".
+    /// "host pid N".
     pub fn describe(&self) -> String {
         format!("{} pid {}", self.host, self.pid)
     }

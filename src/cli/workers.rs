@@ -22,7 +22,9 @@ use crate::trial::EXIT_INTERRUPTED;
 
 /// How the workers of a new sweep share it.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Workers")]
+#[command(
+    next_help_heading = "A new sweep's settings (kept in workers.json; joining takes them from there)"
+)]
 pub struct WorkerSweepArgs {
     /// Trials at a time in all, which TPE's asks assume (they are the same as one `sweep run`
     /// with this many trials at a time) [default: 4; submit: --workers].
@@ -242,16 +244,6 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         bail!("--cpus-per-worker must be at least 1");
     }
     let workers = args.workers as usize;
-    let joined = join::create(
-        &args.spec,
-        &args
-            .sweep
-            .new_sweep(&args.results, Some(workers), true, args.accept_changes),
-    )?;
-    for n in &joined.notes {
-        note!("{n}");
-    }
-    let dir = &joined.dir;
     let opts = SlurmOptions {
         array_parallelism: None,
         gpus_per_trial: args.gpus_per_worker,
@@ -276,6 +268,27 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
         .into(),
     ];
+    if args.dry_run {
+        // Nothing is made: the script as it would be submitted.
+        let (_, plan) = crate::sweep::checks::load_plan(&args.spec)?;
+        let root = std::path::absolute(&args.results)?.join(&plan.name);
+        let workdir = std::env::current_dir().context("cannot read the current directory")?;
+        say_raw!(
+            "{}",
+            slurm::worker_script(&plan.name, &root, &workdir, workers, &worker_args, &opts)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let joined = join::create(
+        &args.spec,
+        &args
+            .sweep
+            .new_sweep(&args.results, Some(workers), true, args.accept_changes),
+    )?;
+    for n in &joined.notes {
+        note!("{n}");
+    }
+    let dir = &joined.dir;
     let script = slurm::worker_script(
         &joined.plan.name,
         dir.root(),
@@ -284,10 +297,6 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         &worker_args,
         &opts,
     );
-    if args.dry_run {
-        say_raw!("{script}");
-        return Ok(ExitCode::SUCCESS);
-    }
     let slurm_dir = dir.slurm_dir();
     std::fs::create_dir_all(&slurm_dir)
         .with_context(|| format!("cannot create {}", slurm_dir.display()))?;

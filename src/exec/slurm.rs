@@ -801,6 +801,43 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_script_runs_sweep_worker_in_every_task_from_the_sweeps_directory() {
+        let opts = SlurmOptions {
+            array_parallelism: None,
+            gpus_per_trial: 0,
+            cpus_per_trial: 2,
+            mem: Some("4G".into()),
+            time: None,
+            partition: None,
+            sbatch_args: vec![],
+            cancel_on_exit: false,
+            poll: Duration::from_secs(2),
+            requeue_before: Duration::from_secs(120),
+            exe: PathBuf::from("/opt/sweep"),
+        };
+        let script = worker_script(
+            "tpe",
+            Path::new("/scratch/results/tpe"),
+            Path::new("/home/me/project dir"),
+            3,
+            &["--retries".into(), "1".into()],
+            &opts,
+        );
+        let lines: Vec<&str> = script.lines().collect();
+        for want in [
+            "#SBATCH --job-name=sweep-tpe-workers",
+            "#SBATCH --array=0-2",
+            "#SBATCH --cpus-per-task=2",
+            "#SBATCH --mem=4G",
+            "#SBATCH --output=/scratch/results/tpe/slurm/worker-%A_%a.out",
+            "cd '/home/me/project dir'",
+            "exec /opt/sweep --threads 2 worker /scratch/results/tpe --threads-per-trial 2 --retries 1",
+        ] {
+            assert!(lines.contains(&want), "{want} in:\n{script}");
+        }
+    }
+
+    #[test]
     fn slurm_durations_parse_in_its_formats() {
         let d = |s| parse_slurm_duration(s).map(|d| d.as_secs());
         assert_eq!(d("0:43"), Some(43));

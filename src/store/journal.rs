@@ -11,7 +11,8 @@
 //! directory holds them too and a lost start only means the attempt counts as interrupted.
 //! A torn last line (a crash mid-write) is moved to `journal.torn` before the next append
 //! (see [`super::jsonl`]); readers skip a corrupt line with a warning, and writers refuse a
-//! journal with one until `sweep repair` has run.
+//! journal with one until `sweep repair` has run. Pull workers append through
+//! [`super::shared_journal`], each append under the sweep's shared lock.
 
 use std::collections::BTreeMap;
 use std::fs::File;

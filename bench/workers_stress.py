@@ -6,6 +6,11 @@ workers (as they report it when they leave), and checks the journal: every line 
 twice, every trial claimed and finished exactly once.
 
     bench/workers_stress.py [--sweep target/release/sweep] [--trials 2000] [--workers 8]
+                            [--mounts DIR_A,DIR_B]
+
+--mounts puts the workers' sweep in DIR_A and starts every other worker through DIR_B: two
+mounts of one network folder (docs/workers.md mounts one export twice with sshfs), so that the
+workers go through two clients with caches of their own, as on two machines.
 """
 import argparse, collections, json, os, re, subprocess, tempfile, time
 
@@ -13,7 +18,10 @@ p = argparse.ArgumentParser()
 p.add_argument("--sweep", default="target/release/sweep")
 p.add_argument("--trials", type=int, default=2000)
 p.add_argument("--workers", type=int, default=8)
+p.add_argument("--mounts", default="", help="DIR_A,DIR_B: two mounts of one shared folder")
 a = p.parse_args()
+mounts = [m for m in a.mounts.split(",") if m]
+assert len(mounts) in (0, 2), "--mounts takes two folders"
 sweep = os.path.abspath(a.sweep)
 
 work = tempfile.mkdtemp(prefix="sweep-workers-stress-")
@@ -39,16 +47,17 @@ subprocess.run(
 )
 orchestrated = time.perf_counter() - start
 
-# W workers on one folder.
-results = os.path.join(work, "pulled")
+# W workers on one folder (through two mounts of it with --mounts).
+results = mounts[0] if mounts else os.path.join(work, "pulled")
 subprocess.run([sweep, "run", spec, "--results", results, "--workers-only"],
                stdout=subprocess.DEVNULL, check=True, env=env)
-root = os.path.join(results, "stress")
+roots = [os.path.join(m, "stress") for m in mounts] or [os.path.join(results, "stress")]
+root = roots[0]
 start = time.perf_counter()
 workers = [
-    subprocess.Popen([sweep, "worker", root, "--devices", "cpu", "--poll", "100ms"],
+    subprocess.Popen([sweep, "worker", roots[i % len(roots)], "--devices", "cpu", "--poll", "100ms"],
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    for _ in range(a.workers)
+    for i in range(a.workers)
 ]
 logs = [w.communicate()[1] for w in workers]
 pulled = time.perf_counter() - start
@@ -74,7 +83,8 @@ for e in events:
         per_trial[e["trial"]][e["event"]] += 1
 once = sum(1 for c in per_trial.values() if c["claimed"] == 1 and c["finished"] == 1)
 
-print(f"{a.trials} trivial trials, {a.workers} at a time, in {work}")
+print(f"{a.trials} trivial trials, {a.workers} at a time, in {work}"
+      + (f"; the workers' sweep through {' and '.join(roots)}" if mounts else ""))
 print(f"  one sweep run (orchestrator): {orchestrated / a.trials * 1000:7.2f} ms per trial "
       f"(wall time / trials)")
 print(f"  {a.workers} sweep workers:            {pulled / a.trials * 1000:7.2f} ms per trial "

@@ -8,6 +8,7 @@
 //! then guarantees that each writer sees the previous writer's lines and appends after them.
 //! Reading needs no lock: a line still being written is unterminated and is read next time.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,9 @@ pub struct SharedJournal {
     /// Attempt ends read or appended since [`SharedJournal::take_ends`] last took them (and
     /// since the sweep last started).
     ends: Vec<AttemptEnd>,
+    /// When each trial was last claimed, in milliseconds since the Unix epoch (the claimant's
+    /// clock, as the journal line says).
+    claimed_ms: HashMap<String, u64>,
 }
 
 /// An attempt's end as journalled (by any process).
@@ -72,6 +76,7 @@ impl SharedJournal {
             record: StudyRecord::default(),
             stats: LockStats::default(),
             ends: Vec::new(),
+            claimed_ms: HashMap::new(),
         };
         journal.refresh()?;
         Ok(journal)
@@ -117,7 +122,9 @@ impl SharedJournal {
                             env!("CARGO_PKG_VERSION")
                         );
                     }
-                    self.apply(&entry.event);
+                    let ms = chrono::DateTime::parse_from_rfc3339(&entry.time)
+                        .map_or(0, |t| t.timestamp_millis().max(0) as u64);
+                    self.apply(&entry.event, ms);
                 }
                 Err(e) => note!(
                     "warning: {}:{}: skipped a corrupt line ({e})",
@@ -145,7 +152,10 @@ impl SharedJournal {
         })
     }
 
-    fn apply(&mut self, event: &Event) {
+    fn apply(&mut self, event: &Event, time_ms: u64) {
+        if let Event::Claimed { trial, .. } = event {
+            self.claimed_ms.insert(trial.clone(), time_ms);
+        }
         // A sweep (re)started: the ends before it belong to an earlier run.
         if let Event::Sweep { .. } = event {
             self.ends.clear();
@@ -169,6 +179,14 @@ impl SharedJournal {
     /// The attempt ends journalled since the last call, in journal order.
     pub fn take_ends(&mut self) -> Vec<AttemptEnd> {
         std::mem::take(&mut self.ends)
+    }
+
+    /// How long ago `trial` was last claimed, by the journal's time of the claim.
+    pub fn claim_age(&self, trial: &str) -> Option<Duration> {
+        let at = *self.claimed_ms.get(trial)?;
+        Some(Duration::from_millis(
+            super::shared_lock::now_ms().saturating_sub(at),
+        ))
     }
 
     /// What the lock has cost this process so far.
@@ -199,6 +217,11 @@ impl Locked<'_> {
     /// The attempt ends journalled since they were last taken, in journal order.
     pub fn take_ends(&mut self) -> Vec<AttemptEnd> {
         self.journal.take_ends()
+    }
+
+    /// How long ago `trial` was last claimed.
+    pub fn claim_age(&self, trial: &str) -> Option<Duration> {
+        self.journal.claim_age(trial)
     }
 
     /// Appends `events` as one write (flushed to the device when any is durable) and applies
@@ -236,8 +259,9 @@ impl Locked<'_> {
         drop(file);
         j.offset += text.len() as u64;
         j.lines += events.len();
+        let now = super::shared_lock::now_ms();
         for e in events {
-            j.apply(e);
+            j.apply(e, now);
         }
         Ok(())
     }

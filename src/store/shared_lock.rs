@@ -163,7 +163,9 @@ fn try_link(mine: &Path, path: &Path) -> anyhow::Result<bool> {
             if std::fs::metadata(mine).is_ok_and(|m| m.nlink() == 2) {
                 return Ok(true);
             }
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
+            // Some network filesystems report a taken name as another error (sshfs: EPERM):
+            // whatever the error, a lock file that exists means somebody holds the lock.
+            if e.kind() == std::io::ErrorKind::AlreadyExists || path.exists() {
                 Ok(false)
             } else {
                 Err(e).with_context(|| format!("cannot take the lock {}", path.display()))

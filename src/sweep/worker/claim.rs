@@ -192,16 +192,19 @@ enum Asked {
 use Next::{Done, Run, Wait};
 
 /// `Stale` events for the trials whose worker's lease has expired: journalled as running by a
-/// worker whose lease file is older than `lease`, or gone. A trial running under no worker (a
-/// `sweep run` that was killed) is stale when no orchestrator holds the sweep. `mine`: the
-/// trials this worker, `me`, runs; one claimed under its name that it does not run was claimed
-/// by an earlier process with the same name (a pid reused after a reboot).
+/// worker whose lease file is older than `lease`, or missing while the claim is older than
+/// `lease` (a folder listing on NFS may lag behind a new file by a minute). A trial running
+/// under no worker (a `sweep run` that was killed) is stale when no orchestrator holds the
+/// sweep. `mine`: the trials this worker, `me`, runs; one claimed under its name that it does
+/// not run was claimed by an earlier process with the same name (a pid reused after a reboot).
+/// `claim_age`: how long ago a trial was claimed.
 pub(super) fn expired(
     record: &StudyRecord,
     leases: &[Lease],
     lease: Duration,
     (me, mine): (&str, &[&str]),
     orchestrator_alive: bool,
+    claim_age: &dyn Fn(&str) -> Option<Duration>,
 ) -> Vec<Event> {
     let mut events = Vec::new();
     for t in record.active() {
@@ -218,6 +221,7 @@ pub(super) fn expired(
                     human_duration(l.age().as_secs_f64()),
                     human_duration(lease.as_secs_f64())
                 ),
+                None if claim_age(t.id()).is_some_and(|age| age <= lease) => continue,
                 None => format!("its worker {w} left without ending it"),
             },
             None if orchestrator_alive => continue,
@@ -278,6 +282,7 @@ mod tests {
         claimed(&mut study, "live", Some("a-1"));
         claimed(&mut study, "expired", Some("b-2"));
         claimed(&mut study, "gone", Some("c-3"));
+        claimed(&mut study, "new", Some("d-4"));
         claimed(&mut study, "mine", Some("me-9"));
         claimed(&mut study, "reused", Some("me-9"));
         claimed(&mut study, "orchestrated", None);
@@ -287,10 +292,16 @@ mod tests {
         ];
         let record = study.build();
         let lease_time = Duration::from_secs(300);
-        let stale = expired(&record, &leases, lease_time, ("me-9", &["mine"]), true);
+        // d-4's lease is not listed yet (a lagging folder listing), but its claim is recent.
+        let claim_age = |id: &str| match id {
+            "new" => Some(Duration::from_secs(10)),
+            _ => Some(Duration::from_secs(900)),
+        };
+        let me = ("me-9", &["mine"][..]);
+        let stale = expired(&record, &leases, lease_time, me, true, &claim_age);
         assert_eq!(stale_ids(&stale), ["expired", "gone", "reused"]);
         // With no orchestrator alive, a trial no worker claimed is stale too.
-        let stale = expired(&record, &leases, lease_time, ("me-9", &["mine"]), false);
+        let stale = expired(&record, &leases, lease_time, me, false, &claim_age);
         assert_eq!(
             stale_ids(&stale),
             ["expired", "gone", "reused", "orchestrated"]

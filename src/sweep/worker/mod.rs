@@ -28,6 +28,7 @@ use crate::store::leaderboard::Leaderboard;
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
 use crate::store::shared_journal::{AttemptEnd, Locked, SharedJournal};
+use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{self, Lease, WorkerSettings};
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::progress::{SweepProgress, Verbosity};
@@ -138,6 +139,7 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
         unpublished: 0,
         reported: None,
         stopping: false,
+        seen: None,
     };
     let result = worker.drive(&interrupted);
     let end = match result {
@@ -190,7 +192,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const TICK: Duration = Duration::from_millis(100);
 
 struct Worker<'a> {
-    dir: &'a crate::store::sweep_dir::SweepDir,
+    dir: &'a SweepDir,
     spec: &'a SweepSpec,
     plan: &'a Plan,
     settings: &'a WorkerSettings,
@@ -216,6 +218,8 @@ struct Worker<'a> {
     reported: Option<Instant>,
     /// Ctrl-C or SIGTERM came: no new trial starts.
     stopping: bool,
+    /// The leases and settings as last read.
+    seen: Option<Looked>,
 }
 
 /// Takes the lock and journals the events that were waiting for it, but for trials `worker`
@@ -308,7 +312,7 @@ impl Worker<'_> {
             dir: self.dir,
             worker: &self.name,
         };
-        let (decided, notes) = decide(&mut held, &chooser, self.settings, &mine)?;
+        let (decided, notes) = decide(&mut held, &chooser, self.settings, &mine, &mut self.seen)?;
         drop(held);
         self.launch(decided, notes)
     }
@@ -619,7 +623,13 @@ impl Worker<'_> {
                 dir: self.dir,
                 worker: &self.name,
             };
-            Some(decide(&mut held, &chooser, self.settings, &mine)?)
+            Some(decide(
+                &mut held,
+                &chooser,
+                self.settings,
+                &mine,
+                &mut self.seen,
+            )?)
         } else {
             None
         };
@@ -735,29 +745,70 @@ enum Decided {
     Done(Option<String>),
 }
 
+/// What a worker reads of the folder besides the journal: the leases and the sweep's spec hash.
+/// Read again at most every heartbeat, and always before a trial is called stale.
+struct Looked {
+    at: Instant,
+    leases: Vec<Lease>,
+    spec_sha256: Option<String>,
+}
+
+impl Looked {
+    fn now(dir: &SweepDir) -> anyhow::Result<Self> {
+        Ok(Self {
+            at: Instant::now(),
+            leases: workers::leases(dir),
+            spec_sha256: WorkerSettings::read(dir)?.map(|s| s.spec_sha256),
+        })
+    }
+}
+
 /// Under the lock: journals the trials of gone workers as stale, picks the next attempt by the
-/// chooser's rules and journals its claim. Returns it, with lines worth saying.
+/// chooser's rules and journals its claim. Returns it, with lines worth saying. `seen` keeps
+/// what was last read of the leases and settings (each file read is a round trip on NFS).
 fn decide(
     held: &mut Locked,
     chooser: &Chooser,
     settings: &WorkerSettings,
     mine: &[&str],
+    seen: &mut Option<Looked>,
 ) -> anyhow::Result<(Decided, Vec<String>)> {
     let mut notes = Vec::new();
-    if WorkerSettings::read(chooser.dir)?.is_none_or(|s| s.spec_sha256 != settings.spec_sha256) {
+    let dir = chooser.dir;
+    let recent = seen
+        .as_ref()
+        .is_some_and(|s| s.at.elapsed() < settings.heartbeat());
+    if !recent {
+        *seen = Some(Looked::now(dir)?);
+    }
+    let looked = seen.as_ref().expect("just read");
+    if looked.spec_sha256.as_deref() != Some(settings.spec_sha256.as_str()) {
         let why = "the sweep's spec changed (sweep run --workers-only); start the worker again to \
                    run the new one";
         return Ok((Decided::Done(Some(why.into())), notes));
     }
-    // Read under the lock: a worker's lease is on disk before its first claim.
-    let leases = workers::leases(chooser.dir);
-    let stale = expired(
-        held.record(),
-        &leases,
-        settings.lease(),
-        (chooser.worker, mine),
-        chooser.dir.is_locked(),
-    );
+    // A trial under no worker is the orphan of a killed `sweep run`, unless one runs now.
+    let orphans = held
+        .record()
+        .active()
+        .any(|t| t.status == TrialStatus::Running && t.worker.is_none());
+    let orchestrator = orphans && dir.is_locked();
+    let stale_now = |leases: &[Lease], held: &Locked| {
+        expired(
+            held.record(),
+            leases,
+            settings.lease(),
+            (chooser.worker, mine),
+            orchestrator,
+            &|id| held.claim_age(id),
+        )
+    };
+    let mut stale = stale_now(&looked.leases, held);
+    if !stale.is_empty() && recent {
+        // Called stale on leases read earlier: read them again before acting on it.
+        *seen = Some(Looked::now(dir)?);
+        stale = stale_now(&seen.as_ref().expect("just read").leases, held);
+    }
     for e in &stale {
         if let Event::Stale { trial, reason, .. } = e {
             notes.push(format!("{trial} is stale: {reason}"));

@@ -610,18 +610,20 @@ fn submitted_workers_run_a_tpe_sweep_with_asha_to_the_end_and_survive_a_cancelle
         return;
     }
     let dir = scratch("slurm-workers");
+    // Every trial holds after epoch 2 until `release` exists: the cancelled worker surely runs one.
+    let release = dir.join("release");
     let spec = dir.join("pulled.toml");
     std::fs::write(
         &spec,
         format!(
-            "name = \"pulled\"\nmetric = \"val_acc\"\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"4\", \"--sleep\", \"0.4\"]\n[params]\nlr = 0.01\n[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"tpe\"\nsamples = 10\nstartup = 3\nseed = 2\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\n",
-            root().join("tests/programs/fake_train.py").display()
+            "name = \"pulled\"\nmetric = \"val_acc\"\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"4\", \"--sleep\", \"0.2\", \"--hold-after\", \"2\", \"--hold-file\", \"{}\"]\n[params]\nlr = 0.01\n[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"tpe\"\nsamples = 10\nstartup = 3\nseed = 2\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\n",
+            root().join("tests/programs/fake_train.py").display(),
+            release.display()
         ),
     )
     .unwrap();
     let results = dir.join("results");
     let root = results.join("pulled");
-    let started = Instant::now();
     let o = common::run(sweep(&[
         "submit",
         spec.to_str().unwrap(),
@@ -644,58 +646,62 @@ fn submitted_workers_run_a_tpe_sweep_with_asha_to_the_end_and_survive_a_cancelle
         .expect("a job id")
         .to_string();
     // `submit` returns at once: the workers run the sweep with no orchestrator.
-    assert!(
-        journal(&root).iter().all(|e| e["event"] != "finished"),
-        "submit returned before any trial ended ({:?})",
-        started.elapsed()
-    );
-    // Once 3 trials have ended, cancel the worker task that runs a trial.
-    wait_for("3 finished trials", Duration::from_secs(120), || {
-        journal(&root)
-            .iter()
-            .filter(|e| e["event"] == "finished")
-            .count()
-            >= 3
+    assert!(journal(&root).iter().all(|e| e["event"] != "finished"));
+    // Both workers hold a trial: cancel one of them.
+    let busy = || -> Vec<serde_json::Value> {
+        std::fs::read_dir(root.join("workers"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .filter(|l| l["trials"].as_array().is_some_and(|t| !t.is_empty()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // A trial ASHA let go on at epoch 2 stays held there until `release` exists.
+    let held_on = |lease: &serde_json::Value| {
+        let trial = &lease["trials"][0];
+        journal(&root).iter().any(|e| {
+            e["event"] == "decision"
+                && e["trial"] == *trial
+                && e["epoch"] == 2
+                && e["stop"] == false
+        })
+    };
+    let mut chosen = None;
+    wait_for("a worker holding a trial", Duration::from_secs(120), || {
+        chosen = busy().into_iter().find(|l| held_on(l));
+        chosen.is_some()
     });
-    let mut cancelled = None;
-    wait_for("a busy worker", Duration::from_secs(60), || {
-        for entry in std::fs::read_dir(root.join("workers")).unwrap().flatten() {
-            let Ok(lease) = std::fs::read_to_string(entry.path())
-                .map(|t| serde_json::from_str::<serde_json::Value>(&t).unwrap_or_default())
-            else {
-                continue;
-            };
-            let busy = lease["trials"].as_array().is_some_and(|t| !t.is_empty());
-            if let (true, Some(pid)) = (busy, lease["pid"].as_u64())
-                && let Some(task) = array_task_of(pid)
-            {
-                cancelled = Some((
-                    task,
-                    lease["trials"][0].as_str().unwrap().to_string(),
-                    lease["worker"].as_str().unwrap().to_string(),
-                ));
-                return true;
-            }
-        }
-        false
-    });
-    let (task, trial, worker) = cancelled.unwrap();
+    let lease = chosen.unwrap();
+    let trial = lease["trials"][0].as_str().unwrap().to_string();
+    let worker = lease["worker"].as_str().unwrap().to_string();
+    let task = array_task_of(lease["pid"].as_u64().unwrap()).expect("a worker in an array task");
     let c = Command::new("scancel")
         .arg(format!("{job}_{task}"))
         .output()
         .unwrap();
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    wait_for(
+        "the cancelled trial to go back",
+        Duration::from_secs(60),
+        || {
+            journal(&root).iter().any(|e| {
+                e["event"] == "finished"
+                    && e["trial"] == trial.as_str()
+                    && e["status"] == "interrupted"
+            })
+        },
+    );
+    std::fs::write(&release, "").unwrap();
     wait_for("the job to end", Duration::from_secs(240), || {
         queue_empty(&job)
     });
     // Every trial ended, ranked, with none left running.
     let j = journal(&root);
-    let asked: Vec<String> = j
-        .iter()
-        .filter(|e| e["event"] == "trial")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(asked.len(), 10, "{j:?}");
+    let asked = j.iter().filter(|e| e["event"] == "trial").count();
+    assert_eq!(asked, 10, "{j:?}");
     let rows = csv_rows(&root.join("leaderboard.csv"));
     assert_eq!(rows.len(), 11);
     let status = rows[0].iter().position(|c| c == "status").unwrap();

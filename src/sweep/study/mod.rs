@@ -5,11 +5,13 @@
 //! resumed sweep does first ([`resume`]), the retry policy ([`retry`]), publishing
 //! ([`publish`]) and the Slurm dry run ([`slurm`]).
 
+mod propose;
 mod publish;
 mod resume;
 pub mod retry;
 mod slurm;
 
+pub(crate) use propose::{Proposal, propose, rebuild_asked};
 pub(crate) use publish::publish;
 pub use publish::{collect, leaderboard};
 pub(crate) use resume::catch_up;
@@ -25,7 +27,7 @@ use anyhow::Context;
 
 use super::plan::{Plan, PlannedTrial, TrialInput};
 use super::pruner::{Pruner, PrunerSpec};
-use super::sampler::{Ask, Tpe};
+use super::sampler::Tpe;
 use super::schedule::{self, Schedule};
 use super::spec::SweepSpec;
 use crate::events::TrialEvent;
@@ -41,7 +43,6 @@ use crate::sweep::checks::load_plan;
 use crate::sweep::progress::{SweepProgress, Verbosity};
 use crate::text::count;
 use crate::text::display_value;
-use crate::train::config::KeyErrors;
 use crate::trial::{CommandTask, StopReason, TrialStatus, TrialTask};
 use resume::unfinished_submissions;
 use retry::{Ended, Failures};
@@ -482,50 +483,39 @@ impl Study<'_> {
             self.adaptive = None;
             return Ok(false);
         }
-        let index = self.record.trials.len();
-        for attempt in 0..20 {
-            let point = match tpe.ask(&self.record, index, attempt) {
-                Ask::Point(p) => p,
-                Ask::Wait if self.running.is_empty() => {
-                    self.progress.println(
-                        "tpe: the trials it learns from did not end; run the sweep again to go on",
-                    );
-                    self.adaptive = None;
-                    return Ok(false);
-                }
-                Ask::Wait => return Ok(false),
-                Ask::Done => {
-                    self.adaptive = None;
-                    return Ok(false);
-                }
-            };
-            let planned = self
-                .spec
-                .planned_trial(&self.plan.base, &self.plan.columns, &point, 0, index)
-                .map_err(KeyErrors)?;
-            if self.record.get(&planned.id).is_some() {
-                continue; // a point the sweep already tried: draw again
+        let planned = match propose(tpe, self.spec, self.plan, &self.record)? {
+            Proposal::Trial(planned) => *planned,
+            Proposal::Wait if self.running.is_empty() => {
+                self.progress.println(
+                    "tpe: the trials it learns from did not end; run the sweep again to go on",
+                );
+                self.adaptive = None;
+                return Ok(false);
             }
-            self.log(Event::Trial(planned.def()))?;
-            let job = TrialJob {
-                id: planned.id.clone(),
-                dir: self.dir.trial_dir(&planned.id),
-                attempt: 1,
-                failures: 0,
-                cap: None,
-                pack: None,
-            };
-            self.trials.insert(planned.id.clone(), planned);
-            self.asked += 1;
-            self.start(vec![job])?;
-            return Ok(true);
-        }
-        self.progress.println(&format!(
-            "tpe: 20 draws for trial {} were all trials the sweep already ran; the space seems exhausted",
-            index + 1
-        ));
-        self.adaptive = None;
-        Ok(false)
+            Proposal::Wait => return Ok(false),
+            Proposal::Done => {
+                self.adaptive = None;
+                return Ok(false);
+            }
+            Proposal::Exhausted(why) => {
+                self.progress.println(&why);
+                self.adaptive = None;
+                return Ok(false);
+            }
+        };
+        self.log(Event::Trial(planned.def()))?;
+        let job = TrialJob {
+            id: planned.id.clone(),
+            dir: self.dir.trial_dir(&planned.id),
+            attempt: 1,
+            failures: 0,
+            cap: None,
+            pack: None,
+        };
+        self.trials.insert(planned.id.clone(), planned);
+        self.asked += 1;
+        self.start(vec![job])?;
+        Ok(true)
     }
 
     /// Takes the next trial to start off the queue, with the queued trials that can share its
@@ -756,17 +746,7 @@ impl Study<'_> {
             seconds: crate::train::round_ms(outcome.seconds),
             best: outcome.best.clone(),
         })?;
-        let values: Vec<String> = self
-            .record
-            .get(&trial)
-            .map(|t| {
-                t.def
-                    .params
-                    .values()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let values = retry::param_values(&self.record, &trial);
         let ended = Ended {
             id: &trial,
             values: &values,

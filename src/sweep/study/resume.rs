@@ -124,14 +124,7 @@ fn rebuild_asked(
 ) -> Vec<Event> {
     let mut stale = Vec::new();
     for t in record.active() {
-        let rebuilt = tpe
-            .point_of(&t.def.params)
-            .and_then(|p| {
-                spec.planned_trial(&plan.base, &plan.columns, &p, 0, t.def.index)
-                    .ok()
-            })
-            .filter(|p| p.id == t.id());
-        match rebuilt {
+        match super::rebuild_asked(spec, plan, tpe, &t.def) {
             Some(p) => {
                 trials.insert(p.id.clone(), p);
             }

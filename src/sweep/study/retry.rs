@@ -2,6 +2,7 @@
 //! and whether the sweep must stop because its failures will recur whatever it tries.
 
 use crate::exec::{TrialJob, TrialOutcome};
+use crate::store::record::StudyRecord;
 use crate::trial::TrialStatus;
 
 /// The next attempt of a trial after `outcome`, if it gets one. Out of memory halves the
@@ -60,6 +61,20 @@ fn cause(trial: &Ended, outcome: &TrialOutcome) -> Option<String> {
         }
         message
     })
+}
+
+/// A trial's searched values as a program would print them (`0.01`, `adam`).
+pub fn param_values(record: &StudyRecord, trial: &str) -> Vec<String> {
+    record
+        .get(trial)
+        .map(|t| {
+            t.def
+                .params
+                .values()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A trial that ended: its id and its searched values as text.

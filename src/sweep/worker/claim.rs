@@ -13,9 +13,10 @@ use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::Lease;
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::pruner::Pruner;
-use crate::sweep::sampler::{Ask, Tpe};
+use crate::sweep::sampler::Tpe;
 use crate::sweep::schedule::pruning_key;
 use crate::sweep::spec::SweepSpec;
+use crate::sweep::study::{Proposal, propose};
 use crate::text::human_duration;
 use crate::trial::TrialStatus;
 
@@ -140,44 +141,27 @@ impl Chooser<'_> {
 
     /// Asks TPE for trial number `record.trials.len()`, as the orchestrator does.
     fn ask(&self, tpe: &Tpe, record: &StudyRecord) -> Asked {
-        let index = record.trials.len();
-        for attempt in 0..20 {
-            let point = match tpe.ask(record, index, attempt) {
-                Ask::Point(p) => p,
-                Ask::Wait => return Asked::Wait,
-                Ask::Done => return Asked::Done,
-            };
-            let Ok(planned) =
-                self.spec
-                    .planned_trial(&self.plan.base, &self.plan.columns, &point, 0, index)
-            else {
-                return Asked::Exhausted(format!(
-                    "tpe: trial {} does not resolve to a valid configuration",
-                    index + 1
-                ));
-            };
-            if record.get(&planned.id).is_some() {
-                continue; // a point the sweep already tried: draw again
-            }
-            let job = self.job(&planned.id, 1);
-            let events = vec![
-                Event::Trial(planned.def()),
-                Event::Claimed {
-                    trial: planned.id.clone(),
-                    attempt: 1,
-                    worker: self.worker.to_string(),
-                },
-            ];
-            return Asked::Trial(Run {
-                job,
-                events,
-                asked: Some(Box::new(planned)),
-            });
-        }
-        Asked::Exhausted(format!(
-            "tpe: 20 draws for trial {} were all trials the sweep already ran; the space seems exhausted",
-            index + 1
-        ))
+        let planned = match propose(tpe, self.spec, self.plan, record) {
+            Ok(Proposal::Trial(planned)) => planned,
+            Ok(Proposal::Wait) => return Asked::Wait,
+            Ok(Proposal::Done) => return Asked::Done,
+            Ok(Proposal::Exhausted(why)) => return Asked::Exhausted(why),
+            Err(e) => return Asked::Exhausted(format!("tpe: {e:#}")),
+        };
+        let job = self.job(&planned.id, 1);
+        let events = vec![
+            Event::Trial(planned.def()),
+            Event::Claimed {
+                trial: planned.id.clone(),
+                attempt: 1,
+                worker: self.worker.to_string(),
+            },
+        ];
+        Asked::Trial(Run {
+            job,
+            events,
+            asked: Some(planned),
+        })
     }
 }
 

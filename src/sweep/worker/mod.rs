@@ -35,9 +35,9 @@ use crate::sweep::progress::{SweepProgress, Verbosity};
 use crate::sweep::pruner::{Pruner, PrunerSpec};
 use crate::sweep::sampler::Tpe;
 use crate::sweep::spec::SweepSpec;
-use crate::sweep::study::retry::{self, Ended, Failures};
+use crate::sweep::study::retry::{self, Ended, Failures, param_values};
 use crate::sweep::study::{
-    LIVE_REPORT_EVERY, LiveReport, RunEnd, prepare_trial, publish, watch_signals,
+    LIVE_REPORT_EVERY, LiveReport, RunEnd, prepare_trial, publish, rebuild_asked, watch_signals,
 };
 use crate::text::display_value;
 use crate::trial::{StopReason, TrialStatus};
@@ -865,20 +865,6 @@ fn absorb_ends(failures: &mut Failures, ends: Vec<AttemptEnd>, record: &StudyRec
     }
 }
 
-/// A trial's searched values as a program would print them (`0.01`, `adam`).
-fn param_values(record: &StudyRecord, trial: &str) -> Vec<String> {
-    record
-        .get(trial)
-        .map(|t| {
-            t.def
-                .params
-                .values()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// True when the journal says `worker` holds `trial` (claimed it last, and it runs).
 fn holds(record: &StudyRecord, trial: &str, worker: &str) -> bool {
     record
@@ -898,9 +884,5 @@ fn resolve(
     if let Some(p) = plan.trials.iter().find(|t| t.id == id) {
         return Some(p.clone());
     }
-    let t = record.get(id)?;
-    let point = tpe?.point_of(&t.def.params)?;
-    spec.planned_trial(&plan.base, &plan.columns, &point, 0, t.def.index)
-        .ok()
-        .filter(|p| p.id == id)
+    rebuild_asked(spec, plan, tpe?, &record.get(id)?.def)
 }

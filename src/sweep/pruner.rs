@@ -74,6 +74,13 @@ pub trait Pruner {
         false
     }
 
+    /// The line said when this pruner stops `d.trial`: "pruning ... at epoch E: why" (or
+    /// "pausing", when it pauses).
+    fn stop_line(&self, d: &Decision) -> String {
+        let verb = if self.pauses() { "pausing" } else { "pruning" };
+        format!("{verb} {} at epoch {}: {}", d.trial, d.epoch, d.reason)
+    }
+
     /// A paused trial that should go on now, before any new trial starts; None when there is
     /// none. `last`: nothing else is left to run or running, so the best paused trial at the
     /// highest rung goes on unless some trial already ran to its end (a sweep ends with at

@@ -593,15 +593,7 @@ impl Study<'_> {
         };
         let stop = decision.stop;
         if stop {
-            let verb = if pruner.pauses() {
-                "pausing"
-            } else {
-                "pruning"
-            };
-            self.progress.println(&format!(
-                "{verb} {trial} at epoch {epoch}: {}",
-                decision.reason
-            ));
+            self.progress.println(&pruner.stop_line(&decision));
         }
         self.log(Event::Decision(decision))?;
         if stop {

@@ -479,15 +479,7 @@ impl Worker<'_> {
                 return Ok(());
             };
             if decision.stop {
-                let verb = if pruner.pauses() {
-                    "pausing"
-                } else {
-                    "pruning"
-                };
-                self.progress.println(&format!(
-                    "{verb} {trial} at epoch {epoch}: {}",
-                    decision.reason
-                ));
+                self.progress.println(&pruner.stop_line(&decision));
             }
             let stop = decision.stop;
             held.append(&[Event::Decision(decision)])?;

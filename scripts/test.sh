@@ -9,6 +9,8 @@
 #                                        tiny sweep, then say skipped)
 #   SWEEP_SKIP_BROWSER=1 scripts/test.sh without headless Chromium (the report's browser tests
 #                                        then say skipped)
+#   SWEEP_SKIP_OPENBLAS=1, SWEEP_SKIP_MKL=1  without that vendor BLAS (its tests then say
+#                                        SKIPPED)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,14 +51,24 @@ if [ "${SWEEP_SKIP_BROWSER:-0}" != 1 ]; then
   export SWEEP_REQUIRE_CHROMIUM=1
 fi
 
-# OpenBLAS, loaded at run time by `sweep bench` to compare the step's products with: a unit
-# test checks it computes what sweep's kernels do (SWEEP_SKIP_OPENBLAS=1 skips it).
+# OpenBLAS and MKL, loaded at run time by `sweep bench` and by trials with `blas = "openblas"`
+# or "mkl": the tests train with each (SWEEP_SKIP_OPENBLAS=1 / SWEEP_SKIP_MKL=1 skip them).
 if [ "${SWEEP_SKIP_OPENBLAS:-0}" != 1 ]; then
   if ! ldconfig -p | grep -q libopenblas.so.0; then
     apt-get update >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libopenblas0-pthread >/dev/null
   fi
   export SWEEP_REQUIRE_OPENBLAS=1
+fi
+# MKL from PyPI (the `mkl` wheel and its OpenMP runtime), in a venv of its own under target/.
+if [ "${SWEEP_SKIP_MKL:-0}" != 1 ]; then
+  venv=target/mkl-venv
+  if ! ls "$venv"/lib/libmkl_rt.so.* >/dev/null 2>&1; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet mkl
+  fi
+  SWEEP_MKL="$(ls "$PWD/$venv"/lib/libmkl_rt.so.* | head -1)"
+  export SWEEP_MKL SWEEP_REQUIRE_MKL=1
 fi
 
 cargo test --release --locked

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
@@ -295,4 +295,152 @@ fn a_run_killed_mid_epoch_resumes_from_its_last_epoch_to_the_same_metrics() {
     );
     let o = run(sweep(&["train", "--resume", cut.to_str().unwrap()]));
     assert!(text(&o).contains("nothing to resume"), "{}", text(&o));
+}
+
+/// `small_config` trained with `blas` at 1 and at 2 threads (two epochs), or None when this
+/// machine lacks the library and `require` (the test script's SWEEP_REQUIRE_*) is not set.
+fn trained_at_1_and_2_threads(name: &str, blas: &str, require: &str) -> Option<[PathBuf; 2]> {
+    let dir = scratch(name);
+    let config = small_config(&dir, "");
+    let runs = [1, 2].map(|threads| {
+        let out = dir.join(format!("threads-{threads}"));
+        let mut c = sweep(&[
+            "train",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            &format!("blas={blas}"),
+            "--set",
+            "epochs=2",
+        ]);
+        c.env("SWEEP_THREADS", threads.to_string());
+        (run(c), out)
+    });
+    let missing = runs
+        .iter()
+        .find(|(o, _)| !o.status.success() && text(o).contains("is not installed"));
+    if let Some((o, _)) = missing {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set: {}",
+            text(o)
+        );
+        eprintln!("SKIPPED blas = {blas}: {}", text(o));
+        return None;
+    }
+    for (o, out) in &runs {
+        assert!(
+            o.status.success(),
+            "{blas} at {}: {}",
+            out.display(),
+            text(o)
+        );
+    }
+    Some(runs.map(|(_, out)| out))
+}
+
+#[test]
+fn sweeps_kernels_and_mkl_train_to_the_same_bits_at_1_and_2_threads() {
+    for (blas, require) in [("sweep", "-"), ("mkl", "SWEEP_REQUIRE_MKL")] {
+        let Some([one, two]) = trained_at_1_and_2_threads(&format!("blas-{blas}"), blas, require)
+        else {
+            continue;
+        };
+        assert_eq!(
+            metrics_without_time(&one),
+            metrics_without_time(&two),
+            "{blas}"
+        );
+        assert_eq!(
+            std::fs::read(one.join("best.safetensors")).unwrap(),
+            std::fs::read(two.join("best.safetensors")).unwrap(),
+            "{blas}: the weights do not depend on the thread count"
+        );
+        let config = std::fs::read_to_string(one.join("config.toml")).unwrap();
+        assert_eq!(
+            config.contains(&format!("blas = \"{blas}\"")),
+            blas != "sweep",
+            "the backend is recorded for a rerun (and left out when it is the default): {config}"
+        );
+    }
+}
+
+#[test]
+fn openblas_at_1_and_2_threads_agrees_within_its_documented_tolerance() {
+    let Some([one, two]) =
+        trained_at_1_and_2_threads("blas-openblas", "openblas", "SWEEP_REQUIRE_OPENBLAS")
+    else {
+        return;
+    };
+    let rows = |run: &Path| csv_rows(&run.join("metrics.csv"));
+    let (a, b) = (rows(&one), rows(&two));
+    assert_eq!(a.len(), 3, "a header and two epochs");
+    let col = |name: &str| a[0].iter().position(|c| c == name).unwrap();
+    for (ra, rb) in a[1..].iter().zip(&b[1..]) {
+        for loss in ["train_loss", "test_loss"] {
+            let (x, y): (f64, f64) = (
+                ra[col(loss)].parse().unwrap(),
+                rb[col(loss)].parse().unwrap(),
+            );
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs(),
+                "{loss}: {x} at 1 thread, {y} at 2 (README: within 1e-5 relative)"
+            );
+        }
+        for acc in ["train_acc", "test_acc"] {
+            assert_eq!(ra[col(acc)], rb[col(acc)], "{acc}");
+        }
+    }
+}
+
+#[test]
+fn a_blas_this_machine_lacks_is_one_clear_error_before_anything_is_written() {
+    let dir = scratch("blas-missing");
+    let config = small_config(&dir, "");
+    let out = dir.join("run");
+    let mut c = sweep(&[
+        "train",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "blas=mkl",
+    ]);
+    c.env("SWEEP_MKL", dir.join("no-such/libmkl_rt.so.3"));
+    let o = run(c);
+    assert!(!o.status.success());
+    let err = text(&o);
+    assert!(
+        err.contains("blas = \"mkl\"") && err.contains("pip install mkl"),
+        "names the key and what to install: {err}"
+    );
+    assert!(!out.exists(), "no run directory");
+
+    let spec = dir.join("spec.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"b\"\nbase = \"{}\"\n[set]\nblas = \"mkl\"\n[search]\nmethod = \"grid\"\n\
+             [search.params]\n\"optimizer.lr\" = [0.01, 0.1]\n",
+            config.display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let mut c = sweep(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    c.env("SWEEP_MKL", dir.join("no-such/libmkl_rt.so.3"));
+    let o = run(c);
+    assert!(!o.status.success());
+    let err = text(&o);
+    assert!(
+        err.contains("spec.toml:4") && err.contains("set.blas") && err.contains("pip install mkl"),
+        "names the spec's line and key, once, not every trial: {err}"
+    );
+    assert!(!results.exists(), "nothing written");
 }

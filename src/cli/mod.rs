@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::train::config::Override;
+use crate::train::config::{Blas, Override};
 
 /// Hyperparameter sweeps of MNIST MLPs with candle: describe a sweep in TOML, run every trial
 /// on the CPU or GPUs, read the ranked leaderboard, rerun the winner.
@@ -113,6 +113,11 @@ struct BenchArgs {
     /// wheel puts it in the venv's lib/). A path that does not load is an error.
     #[arg(long, value_name = "LIBMKL_RT")]
     mkl: Option<PathBuf>,
+    /// Who computes the products in the timed step and epoch: sweep's kernels, or a vendor
+    /// BLAS as a trial config's `blas` key asks (MKL from --mkl when given, else found as
+    /// training finds it).
+    #[arg(long, value_enum, default_value = "sweep", value_name = "NAME")]
+    blas: Blas,
     /// Also time PyTorch (the step's products, a step, and with --epoch an epoch) with this
     /// Python, which must have torch [default: python3 on the PATH, skipped without torch].
     #[arg(long, value_name = "PYTHON")]
@@ -125,6 +130,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir,
         epoch: args.epoch,
         mkl: args.mkl,
+        blas: args.blas,
         python: args.python,
     })?;
     if args.json {

@@ -10,6 +10,7 @@ use super::{parse_override, timestamped_run_dir};
 use crate::store::run_dir::RunDir;
 use crate::train::EvalSplit;
 use crate::train::config::{Override, TrialConfig};
+use crate::train::cpu::kernels::Products;
 use crate::train::engine::EvalOutcome;
 use crate::train::model::CLASSES;
 use crate::train::{self as trainer, Observer, TrainContext, progress};
@@ -84,6 +85,14 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         }
         (Some(path), None) => {
             let config = TrialConfig::load(path, &args.overrides)?;
+            // A vendor BLAS this machine lacks fails here, before the run directory is made.
+            Products::load(config.blas).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: blas = \"{}\": {e:#}",
+                    path.display(),
+                    config.blas.name()
+                )
+            })?;
             let out = args.out.clone().unwrap_or_else(timestamped_run_dir);
             let run = RunDir::create(&out, args.overwrite)?;
             (config, out, run, None)

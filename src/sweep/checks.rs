@@ -1,6 +1,7 @@
 //! The checks a plan passes before anything is written or run: data directories exist,
-//! validation splits can be cut, and a command sweep's program (and the script an
-//! interpreter runs) exist. Each failure names the spec's file, line and key.
+//! validation splits can be cut, a command sweep's program (and the script an interpreter
+//! runs) exist, and a vendor BLAS the trials ask for loads. Each failure names the spec's
+//! file, line and key.
 
 use std::path::Path;
 
@@ -8,6 +9,8 @@ use anyhow::{Context, bail};
 
 use super::plan::{Plan, PlannedTrial};
 use super::spec::SweepSpec;
+use crate::train::config::Blas;
+use crate::train::cpu::kernels::Products;
 
 /// Loads and expands a spec, failing on any invalid trial before anything is written.
 pub fn load_plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
@@ -33,7 +36,26 @@ pub fn load_plan(spec_path: &Path) -> anyhow::Result<(SweepSpec, Plan)> {
     }
     check_validation_splits(&spec, &plan)?;
     check_program(&spec, &plan)?;
+    check_blas(&spec, &plan)?;
     Ok((spec, plan))
+}
+
+/// Fails, naming the key, when trials ask for a vendor BLAS (`blas`) this machine cannot load,
+/// rather than failing every trial at its start.
+fn check_blas(spec: &SweepSpec, plan: &Plan) -> anyhow::Result<()> {
+    let mut asked: Vec<Blas> = plan
+        .resolved()
+        .filter_map(PlannedTrial::config)
+        .map(|c| c.blas)
+        .collect();
+    asked.sort_by_key(|b| b.name());
+    asked.dedup();
+    for blas in asked {
+        if let Err(e) = Products::load(blas) {
+            return Err(spec.key_error("blas", format!("{e:#}")).into());
+        }
+    }
+    Ok(())
 }
 
 /// Fails, naming the key, when a trial's validation split cannot be cut from its training set

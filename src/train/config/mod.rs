@@ -27,6 +27,10 @@ pub struct TrialConfig {
     /// Which implementation of the training step to use.
     #[serde(default)]
     pub engine: Engine,
+    /// Who computes the fused engine's matrix products.
+    // Left out of the TOML when sweep's own, so that existing configurations keep their ids.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub blas: Blas,
     /// Where the data is and how it is normalised.
     #[serde(default)]
     pub data: DataConfig,
@@ -55,6 +59,30 @@ pub enum Engine {
     Autograd,
 }
 
+/// Who computes the fused CPU engine's matrix products.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Blas {
+    /// sweep's own kernels: bit-identical results at any thread count and across machines.
+    #[default]
+    Sweep,
+    /// OpenBLAS, loaded at run time (Debian's `libopenblas0-pthread`).
+    Openblas,
+    /// MKL in strict CNR mode, loaded at run time (the pip `mkl` wheel's `libmkl_rt`).
+    Mkl,
+}
+
+impl Blas {
+    /// The name a config gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sweep => "sweep",
+            Self::Openblas => "openblas",
+            Self::Mkl => "mkl",
+        }
+    }
+}
+
 /// The dataset location and input normalisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -72,15 +100,15 @@ pub struct DataConfig {
     pub test_limit: usize,
     /// Training images held out for validation, the same number of each class (0 = none).
     // Left out of the TOML when 0, so that configurations without a split keep their ids.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub val_size: usize,
     /// Seeds which images the validation split holds (shared by every trial whatever its
     /// `seed`).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub split_seed: u64,
 }
 
-fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
@@ -322,6 +350,14 @@ impl TrialConfig {
             }
         };
         check(self.epochs >= 1, "epochs", "must be at least 1".into());
+        check(
+            self.blas == Blas::Sweep || self.engine != Engine::Autograd,
+            "blas",
+            format!(
+                "blas = \"{}\" applies to the fused CPU engine only, not to engine = \"autograd\"",
+                self.blas.name()
+            ),
+        );
         check(
             self.batch_size >= 1,
             "batch_size",

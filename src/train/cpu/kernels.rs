@@ -3,8 +3,12 @@
 //!
 //! Matrices are row-major slices; `[r x c]` in a doc comment gives their shape.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
+use crate::train::config::Blas;
+use crate::train::cpu::cblas::Cblas;
 use crate::train::threads;
 
 /// A BatchNorm's numerical constants (PyTorch's defaults).
@@ -53,15 +57,94 @@ impl<'a> Operand<'a> {
             || cols == 0
             || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
     }
+
+    /// True when the matrix is read in place as the transpose of its row-major storage.
+    fn is_transposed(&self) -> bool {
+        self.row_stride == 1 && self.col_stride != 1
+    }
 }
 
-/// `dst [m x n] (row-major) = decay · dst + lhs [m x k] · rhs [k x n]`; decay 0 ignores the
-/// old contents of `dst`.
-fn product(dst: &mut [f32], decay: f32, lhs: Operand, rhs: Operand, m: usize, n: usize, k: usize) {
+/// Who computes the training step's matrix products.
+#[derive(Clone, Copy, Default)]
+pub enum Products {
+    /// sweep's own kernels (the gemm crate): the same bits at any thread count and, so far
+    /// measured, on any x86-64 machine.
+    #[default]
+    Sweep,
+    /// A vendor BLAS loaded at run time (a trial config's `blas` key), at sweep's thread count.
+    Vendor(&'static Cblas),
+}
+
+impl Products {
+    /// The products a trial config's `blas` key asks for; a vendor library is loaded once per
+    /// process, and an error says what to install when it is missing.
+    pub fn load(blas: Blas) -> anyhow::Result<Self> {
+        static OPENBLAS: OnceLock<Result<Cblas, String>> = OnceLock::new();
+        static MKL: OnceLock<Result<Cblas, String>> = OnceLock::new();
+        let (cell, load): (_, fn() -> anyhow::Result<Cblas>) = match blas {
+            Blas::Sweep => return Ok(Self::Sweep),
+            Blas::Openblas => (&OPENBLAS, Cblas::openblas),
+            Blas::Mkl => (&MKL, Cblas::find_mkl),
+        };
+        match cell.get_or_init(|| load().map_err(|e| format!("{e:#}"))) {
+            Ok(lib) => Ok(Self::Vendor(lib)),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        }
+    }
+
+    /// `out [b x n] = x [b x k] · wᵀ`, with `w [n x k]` read in place.
+    pub fn xwt(self, out: &mut [f32], x: &[f32], w: &[f32], b: usize, k: usize, n: usize) {
+        let (lhs, rhs) = (Operand::rows(x, k), Operand::transposed(w, k));
+        product(self, out, 0.0, lhs, rhs, b, n, k);
+    }
+
+    /// `out [b x k] = dz [b x n] · w [n x k]` (the gradient with respect to a layer's input).
+    pub fn dzw(self, out: &mut [f32], dz: &[f32], w: &[f32], b: usize, n: usize, k: usize) {
+        let (lhs, rhs) = (Operand::rows(dz, n), Operand::rows(w, k));
+        product(self, out, 0.0, lhs, rhs, b, k, n);
+    }
+
+    /// `acc [n x k] = decay · acc + dzᵀ · x` with `dz [b x n]`, `x [b x k]`: a weight gradient
+    /// accumulated straight into the momentum buffer (decay 0 overwrites it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dztx(
+        self,
+        acc: &mut [f32],
+        decay: f32,
+        dz: &[f32],
+        x: &[f32],
+        b: usize,
+        n: usize,
+        k: usize,
+    ) {
+        let (lhs, rhs) = (Operand::transposed(dz, n), Operand::rows(x, k));
+        product(self, acc, decay, lhs, rhs, n, k, b);
+    }
+}
+
+/// `dst [m x n] (row-major) = decay · dst + lhs [m x k] · rhs [k x n]`, by `products`; decay 0
+/// ignores the old contents of `dst`.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    products: Products,
+    dst: &mut [f32],
+    decay: f32,
+    lhs: Operand,
+    rhs: Operand,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     assert!(
         dst.len() == m * n && lhs.covers(m, k) && rhs.covers(k, n),
         "matrix shapes disagree"
     );
+    if let Products::Vendor(blas) = products {
+        blas.follow_threads();
+        let (a_t, b_t) = (lhs.is_transposed(), rhs.is_transposed());
+        blas.sgemm(dst, decay, lhs.data, a_t, rhs.data, b_t, m, n, k);
+        return;
+    }
     // SAFETY: the assert keeps every element gemm addresses through these strides in bounds.
     unsafe {
         gemm::gemm(
@@ -88,44 +171,9 @@ fn product(dst: &mut [f32], decay: f32, lhs: Operand, rhs: Operand, m: usize, n:
     }
 }
 
-/// `out [b x n] = x [b x k] · wᵀ`, with `w [n x k]` read in place (no transpose is materialised).
+/// `out [b x n] = x [b x k] · wᵀ` by sweep's kernels (see [`Products::xwt`]).
 pub fn matmul_xwt(out: &mut [f32], x: &[f32], w: &[f32], b: usize, k: usize, n: usize) {
-    product(
-        out,
-        0.0,
-        Operand::rows(x, k),
-        Operand::transposed(w, k),
-        b,
-        n,
-        k,
-    );
-}
-
-/// `out [b x k] = dz [b x n] · w [n x k]` (the gradient with respect to a layer's input).
-pub fn matmul_dzw(out: &mut [f32], dz: &[f32], w: &[f32], b: usize, n: usize, k: usize) {
-    product(out, 0.0, Operand::rows(dz, n), Operand::rows(w, k), b, k, n);
-}
-
-/// `acc [n x k] = decay · acc + dzᵀ · x` with `dz [b x n]`, `x [b x k]`: a weight gradient
-/// accumulated straight into the momentum buffer (decay 0 overwrites it).
-pub fn accumulate_dztx(
-    acc: &mut [f32],
-    decay: f32,
-    dz: &[f32],
-    x: &[f32],
-    b: usize,
-    n: usize,
-    k: usize,
-) {
-    product(
-        acc,
-        decay,
-        Operand::transposed(dz, n),
-        Operand::rows(x, k),
-        n,
-        k,
-        b,
-    );
+    Products::Sweep.xwt(out, x, w, b, k, n);
 }
 
 /// Adds `v [n]` to every row of `m [rows x n]`.
@@ -411,11 +459,11 @@ mod tests {
 
         let dz = seq(b * n, 0.03);
         let mut dx = vec![0.0; b * k];
-        matmul_dzw(&mut dx, &dz, &w, b, n, k);
+        Products::Sweep.dzw(&mut dx, &dz, &w, b, n, k);
         close(&dx, &naive_matmul(&dz, &w, b, n, k));
 
         let mut acc = vec![1.0; n * k];
-        accumulate_dztx(&mut acc, 0.5, &dz, &x, b, n, k);
+        Products::Sweep.dztx(&mut acc, 0.5, &dz, &x, b, n, k);
         let expected: Vec<f32> = naive_matmul(&transpose(&dz, b, n), &x, n, b, k)
             .iter()
             .map(|v| v + 0.5)

@@ -14,7 +14,7 @@ use candle_core::Tensor;
 use super::{StepOutcome, TrainStep};
 use crate::train::augment::PIXELS;
 use crate::train::config::OptimizerConfig;
-use crate::train::cpu::kernels;
+use crate::train::cpu::kernels::{self, Products};
 use crate::train::cpu::storage::{CpuSlice, with_slice_mut};
 use crate::train::data::batches::Batch;
 use crate::train::model::{BatchNorm, CLASSES, Linear, Mlp};
@@ -99,14 +99,14 @@ impl HiddenLayer {
         }
     }
 
-    fn forward(&mut self, input: &[f32], b: usize) -> anyhow::Result<()> {
+    fn forward(&mut self, products: Products, input: &[f32], b: usize) -> anyhow::Result<()> {
         let (k, n) = (self.inputs, self.width);
         let act = &mut self.act[..b * n];
         let bias = CpuSlice::new(&self.linear.bias)?;
         match &self.bn {
             Some(bn) => {
                 let z = &mut self.xhat[..b * n];
-                kernels::matmul_xwt(z, input, &CpuSlice::new(&self.linear.weight)?, b, k, n);
+                products.xwt(z, input, &CpuSlice::new(&self.linear.weight)?, b, k, n);
                 let (gamma, beta) = (CpuSlice::new(&bn.weight)?, CpuSlice::new(&bn.bias)?);
                 with_slice_mut(&bn.running_mean, |rm| {
                     with_slice_mut(&bn.running_var, |rv| {
@@ -125,7 +125,7 @@ impl HiddenLayer {
                 })??;
             }
             None => {
-                kernels::matmul_xwt(act, input, &CpuSlice::new(&self.linear.weight)?, b, k, n);
+                products.xwt(act, input, &CpuSlice::new(&self.linear.weight)?, b, k, n);
                 kernels::bias_relu(act, &bias);
             }
         }
@@ -155,9 +155,15 @@ impl HiddenLayer {
 
     /// Accumulates the weight gradient into momentum and updates every parameter of the layer;
     /// returns the time spent in the SGD update itself.
-    fn update(&mut self, input: &[f32], b: usize, sgd: SgdStep) -> anyhow::Result<Duration> {
+    fn update(
+        &mut self,
+        products: Products,
+        input: &[f32],
+        b: usize,
+        sgd: SgdStep,
+    ) -> anyhow::Result<Duration> {
         let (k, n) = (self.inputs, self.width);
-        kernels::accumulate_dztx(
+        products.dztx(
             &mut self.m_weight.0,
             sgd.momentum,
             &self.grad[..b * n],
@@ -189,6 +195,8 @@ pub struct FusedCpuStep {
     momentum: f32,
     weight_decay: f32,
     capacity: usize,
+    /// Who computes the matrix products.
+    products: Products,
     timings: StepTimings,
 }
 
@@ -229,8 +237,16 @@ impl FusedCpuStep {
             momentum: optimizer.momentum as f32,
             weight_decay: optimizer.weight_decay as f32,
             capacity,
+            products: Products::Sweep,
             timings: StepTimings::default(),
         })
+    }
+
+    /// The same step with its matrix products computed by `products` (sweep's kernels by
+    /// default).
+    pub fn with_products(mut self, products: Products) -> Self {
+        self.products = products;
+        self
     }
 
     /// Time spent so far, by phase.
@@ -318,14 +334,14 @@ impl TrainStep for FusedCpuStep {
         // Forward through the hidden layers.
         for l in 0..self.hidden.len() {
             let (done, rest) = self.hidden.split_at_mut(l);
-            rest[0].forward(Self::layer_input(done, &batch.inputs, b), b)?;
+            rest[0].forward(self.products, Self::layer_input(done, &batch.inputs, b), b)?;
         }
 
         // Output layer, loss and its gradient.
         let last_act = Self::layer_input(&self.hidden, &batch.inputs, b);
         let k_out = self.output.inputs();
         let logits = &mut self.logits[..b * CLASSES];
-        kernels::matmul_xwt(
+        self.products.xwt(
             logits,
             last_act,
             &CpuSlice::new(&self.output.weight)?,
@@ -352,7 +368,7 @@ impl TrainStep for FusedCpuStep {
         // Backward: the output layer first. Its input gradient uses the weights before update.
         if let Some(top) = self.hidden.last_mut() {
             let w = CpuSlice::new(&self.output.weight)?;
-            kernels::matmul_dzw(
+            self.products.dzw(
                 &mut top.grad[..b * top.width],
                 d_logits,
                 &w,
@@ -362,7 +378,7 @@ impl TrainStep for FusedCpuStep {
             );
         }
         let last_act = Self::layer_input(&self.hidden, &batch.inputs, b);
-        kernels::accumulate_dztx(
+        self.products.dztx(
             &mut self.m_out_weight.0,
             sgd.momentum,
             d_logits,
@@ -385,10 +401,11 @@ impl TrainStep for FusedCpuStep {
             if let Some(prev) = done.last_mut() {
                 let w = CpuSlice::new(&layer.linear.weight)?;
                 let (n, k) = (layer.width, layer.inputs);
-                kernels::matmul_dzw(&mut prev.grad[..b * k], &layer.grad[..b * n], &w, b, n, k);
+                let (dz, dx) = (&layer.grad[..b * n], &mut prev.grad[..b * k]);
+                self.products.dzw(dx, dz, &w, b, n, k);
             }
             let input = Self::layer_input(done, &batch.inputs, b);
-            update += layer.update(input, b, sgd)?;
+            update += layer.update(self.products, input, b, sgd)?;
         }
         let t = &mut self.timings;
         t.steps += 1;

@@ -19,7 +19,8 @@ pub use eval::{EvalOutcome, TestSet, evaluate};
 pub use fused::{FusedCpuStep, StepTimings};
 pub use packed::{PackMember, PackedStep};
 
-use crate::train::config::{Engine, TrialConfig};
+use crate::train::config::{Blas, Engine, TrialConfig};
+use crate::train::cpu::kernels::Products;
 use crate::train::data::batches::Batch;
 use crate::train::model::Mlp;
 
@@ -67,12 +68,18 @@ pub fn build(
     config: &TrialConfig,
     resident: Option<Tensor>,
 ) -> anyhow::Result<Box<dyn TrainStep>> {
+    if engine != Engine::Fused && config.blas != Blas::Sweep {
+        anyhow::bail!(
+            "blas = \"{}\" applies to the fused CPU engine only; this trial trains with autograd \
+             (remove blas, or train on the CPU with engine = \"fused\")",
+            config.blas.name()
+        );
+    }
     Ok(match engine {
-        Engine::Fused => Box::new(FusedCpuStep::new(
-            model,
-            &config.optimizer,
-            config.batch_size,
-        )?),
+        Engine::Fused => Box::new(
+            FusedCpuStep::new(model, &config.optimizer, config.batch_size)?
+                .with_products(Products::load(config.blas)?),
+        ),
         Engine::Autograd | Engine::Auto => {
             let step = AutogradStep::new(model, &config.optimizer)?;
             Box::new(match resident {

@@ -3,8 +3,9 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::train::augment::PIXELS;
+use crate::train::config::Blas;
 use crate::train::config::{Activation, ModelConfig, OptimizerConfig};
-use crate::train::cpu::kernels;
+use crate::train::cpu::kernels::{self, Products};
 
 fn model_config(batch_norm: bool) -> ModelConfig {
     ModelConfig {
@@ -36,9 +37,22 @@ fn weights(m: &Mlp) -> Vec<(String, Vec<f32>)> {
 }
 
 fn train_with(kind: Engine, batch_norm: bool, data: &[Batch]) -> (Vec<f64>, Mlp) {
+    train_fused_with(kind, Products::Sweep, batch_norm, data)
+}
+
+fn train_fused_with(
+    kind: Engine,
+    products: Products,
+    batch_norm: bool,
+    data: &[Batch],
+) -> (Vec<f64>, Mlp) {
     let model = Mlp::new(&model_config(batch_norm), 7, &Device::Cpu).unwrap();
     let mut step: Box<dyn TrainStep> = match kind {
-        Engine::Fused => Box::new(FusedCpuStep::new(&model, &optimizer(), 16).unwrap()),
+        Engine::Fused => Box::new(
+            FusedCpuStep::new(&model, &optimizer(), 16)
+                .unwrap()
+                .with_products(products),
+        ),
         _ => Box::new(AutogradStep::new(&model, &optimizer()).unwrap()),
     };
     let losses = data
@@ -48,16 +62,41 @@ fn train_with(kind: Engine, batch_norm: bool, data: &[Batch]) -> (Vec<f64>, Mlp)
     (losses, model)
 }
 
+/// Every backend of the fused engine's products this machine has: sweep's kernels always,
+/// OpenBLAS and MKL when they load (required when `SWEEP_REQUIRE_OPENBLAS` or
+/// `SWEEP_REQUIRE_MKL` is set).
+fn backends() -> Vec<(Blas, Products)> {
+    let mut out = vec![(Blas::Sweep, Products::Sweep)];
+    for (blas, require) in [
+        (Blas::Openblas, "SWEEP_REQUIRE_OPENBLAS"),
+        (Blas::Mkl, "SWEEP_REQUIRE_MKL"),
+    ] {
+        match Products::load(blas) {
+            Ok(p) => out.push((blas, p)),
+            Err(e) if std::env::var_os(require).is_some() => panic!("{require} is set: {e:#}"),
+            Err(e) => eprintln!("SKIPPED blas = {}: {e:#}", blas.name()),
+        }
+    }
+    out
+}
+
 #[test]
-fn fused_engine_matches_autograd_losses_and_weights() {
+fn fused_engine_matches_autograd_losses_and_weights_with_every_backend() {
     // Includes a short last batch, as at the end of an epoch.
     let mut data = batches(6, 16);
     data.extend(batches(1, 9));
-    for batch_norm in [true, false] {
+    for ((blas, products), batch_norm) in
+        backends().into_iter().flat_map(|b| [(b, true), (b, false)])
+    {
+        let blas = blas.name();
         let (la, ma) = train_with(Engine::Autograd, batch_norm, &data);
-        let (lf, mf) = train_with(Engine::Fused, batch_norm, &data);
+        let (lf, mf) = train_fused_with(Engine::Fused, products, batch_norm, &data);
+        assert_eq!(la.len(), 7);
         for (a, f) in la.iter().zip(&lf) {
-            assert!((a - f).abs() < 1e-4, "bn={batch_norm}: loss {a} vs {f}");
+            assert!(
+                (a - f).abs() < 1e-4,
+                "{blas}, bn={batch_norm}: loss {a} vs {f}"
+            );
         }
         assert!(la.last() < la.first(), "the synthetic task is learnt");
         for ((name, a), (_, f)) in weights(&ma).iter().zip(weights(&mf)) {
@@ -68,7 +107,7 @@ fn fused_engine_matches_autograd_losses_and_weights() {
                 .fold(0f32, f32::max);
             assert!(
                 max_diff < 1e-4,
-                "bn={batch_norm}: {name} differs by {max_diff}"
+                "{blas}, bn={batch_norm}: {name} differs by {max_diff}"
             );
         }
     }

@@ -18,6 +18,8 @@ search's result is the best value among its completed trials. Two parts:
   TPE+ASHA (grace_epochs 1, the default, and 9; stopping trials, the default, and pausing
   them, `pause = true`), random+ASHA and random+median, against Optuna's TPE with
   SuccessiveHalvingPruner.
+- parallelism (--part parallel): sweep's TPE at 40 trials, 1 and 2 at a time, paired by seed
+  (use --seeds 100: the difference is a few hundredths of a point).
 - several objectives (--part mo): maximise val_accuracy and minimise time, both at epoch 52,
   100 trials, 10 seeds: sweep's multi-objective TPE and random search against Optuna's TPE
   (multi-objective by its directions) and RandomSampler. Each search's hypervolume against a
@@ -162,6 +164,9 @@ def job(spec):
             t = sweep_search(task, ["--method", "tpe", "--trials", str(n), "--seed", str(seed)])
             out.append(running_best(t, n))
         return out
+    if method == "sweep TPE, 1 at a time":
+        t = sweep_search(task, ["--method", "tpe", "--trials", "40", "--seed", str(seed)])
+        return [running_best(t, 40)]
     if method == "sweep TPE, 2 at a time":
         t = sweep_search(task, ["--method", "tpe", "--trials", "40", "--parallel", "2", "--seed", str(seed)])
         return [running_best(t, 40)]
@@ -337,12 +342,32 @@ def check(task, trials=20):
     return same
 
 
+def parallel_part(a):
+    """sweep's TPE at 40 trials, 1 and 2 at a time, on the same seeds: both means and the
+    seed-paired difference, each with its standard error."""
+    methods = ["sweep TPE, 1 at a time", "sweep TPE, 2 at a time"]
+    specs = [(task, m, seed) for task in a.tasks for m in methods for seed in range(a.seeds)]
+    with Pool(a.jobs) as pool:
+        results = dict(zip(specs, pool.map(job, specs, chunksize=1)))
+    print(f"lcbench surrogate, {a.seeds} seeds: sweep's TPE at 40 trials, best val_accuracy "
+          "(mean ± standard error)\n")
+    print(f"{'task':>8}{'1 at a time':>18}{'2 at a time':>18}{'paired difference':>22}  within 1 SE")
+    for task in a.tasks:
+        one, two = ([results[(task, m, s)][0] for s in range(a.seeds)] for m in methods)
+        m1, m2, diff = mean_se(one), mean_se(two), mean_se([x - y for x, y in zip(one, two)])
+        within = abs(m1[0] - m2[0]) <= max(m1[1], m2[1])
+        f3 = "{0[0]:.3f} ± {0[1]:.3f}".format
+        print(f"{task:>8}{f3(m1):>18}{f3(m2):>18}{diff[0]:>+14.3f} ± {diff[1]:.3f}  "
+              f"{'yes' if within else 'no'}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--tasks", nargs="+", default=["3945", "34539", "126025"])
-    p.add_argument("--part", choices=["full", "mf", "all", "mo"], default="all",
-                   help="mo: several objectives (not part of all)")
+    p.add_argument("--part", choices=["full", "mf", "all", "mo", "parallel"], default="all",
+                   help="mo: several objectives; parallel: TPE 1 against 2 at a time, "
+                        "paired by seed (neither part of all)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     p.add_argument("--check", action="store_true", help="only compare the driver with `sweep run`")
     p.add_argument("--out", help="also write every result as JSON here")
@@ -354,6 +379,9 @@ def main():
         sys.exit(0 if check(a.tasks[0]) else 1)
     if a.part == "mo":
         mo_part(a)
+        return
+    if a.part == "parallel":
+        parallel_part(a)
         return
     full = ["sweep random", "sweep TPE", "Optuna random", "Optuna TPE", "sweep TPE, 2 at a time"]
     mf = ["sweep TPE + ASHA", "sweep TPE + ASHA, grace 9", "sweep TPE + paused ASHA",

@@ -58,7 +58,8 @@ impl<'a> Operand<'a> {
             || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
     }
 
-    /// True when the matrix is read in place as the transpose of its row-major storage.
+    /// True when the matrix is read in place as the transpose of its row-major storage (a
+    /// matrix one row or column wide reads the same either way, and says false).
     fn is_transposed(&self) -> bool {
         self.row_stride == 1 && self.col_stride != 1
     }

@@ -3,12 +3,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::*;
 
-/// `sweep train CONFIG --out OUT` with `--set` overrides and extra flags.
+/// `sweep train CONFIG --out OUT` with `--set` overrides and extra flags, run.
 fn train(config: &Path, out: &Path, sets: &[&str], flags: &[&str]) -> Output {
+    run(train_command(config, out, sets, flags))
+}
+
+/// The command [`train`] runs, for a test to add to (its environment, say).
+fn train_command(config: &Path, out: &Path, sets: &[&str], flags: &[&str]) -> Command {
     let mut args = vec![
         "train",
         config.to_str().unwrap(),
@@ -19,7 +24,7 @@ fn train(config: &Path, out: &Path, sets: &[&str], flags: &[&str]) -> Output {
         args.extend(["--set", s]);
     }
     args.extend_from_slice(flags);
-    run(sweep(&args))
+    sweep(&args)
 }
 
 #[test]
@@ -304,16 +309,7 @@ fn trained_at_1_and_2_threads(name: &str, blas: &str, require: &str) -> Option<[
     let config = small_config(&dir, "");
     let runs = [1, 2].map(|threads| {
         let out = dir.join(format!("threads-{threads}"));
-        let mut c = sweep(&[
-            "train",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--set",
-            &format!("blas={blas}"),
-            "--set",
-            "epochs=2",
-        ]);
+        let mut c = train_command(&config, &out, &[&format!("blas={blas}"), "epochs=2"], &[]);
         c.env("SWEEP_THREADS", threads.to_string());
         (run(c), out)
     });
@@ -399,14 +395,7 @@ fn a_blas_this_machine_lacks_is_one_clear_error_before_anything_is_written() {
     let dir = scratch("blas-missing");
     let config = small_config(&dir, "");
     let out = dir.join("run");
-    let mut c = sweep(&[
-        "train",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        "blas=mkl",
-    ]);
+    let mut c = train_command(&config, &out, &["blas=mkl"], &[]);
     c.env("SWEEP_MKL", dir.join("no-such/libmkl_rt.so.3"));
     let o = run(c);
     assert!(!o.status.success());

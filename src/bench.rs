@@ -313,8 +313,6 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let batch = random_batch(&mut rng);
 
-    // Each library BLAS_ROUNDS times, alternating with sweep's kernels, keeping each one's
-    // fastest run: on a shared machine a single run of either moves by 10-20 %.
     // The training backend is loaded first: MKL's strict CNR mode must be set before MKL
     // computes anything, and the products line of that library then times the same mode.
     let leak = |lib: Cblas| -> &'static Cblas { Box::leak(Box::new(lib)) };
@@ -346,6 +344,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         _ => {}
     }
     let products = training.map_or(Products::Sweep, Products::Vendor);
+    // Each library BLAS_ROUNDS times, alternating with sweep's kernels, keeping each one's
+    // fastest run: on a shared machine a single run of either moves by 10-20 %.
     let mut gemm_ms = f64::INFINITY;
     let mut blas: Vec<BlasRate> = Vec::new();
     for _ in 0..BLAS_ROUNDS {

@@ -353,6 +353,12 @@ fn sweeps_kernels_and_mkl_train_to_the_same_bits_at_1_and_2_threads() {
             std::fs::read(two.join("best.safetensors")).unwrap(),
             "{blas}: the weights do not depend on the thread count"
         );
+        let engine = if blas == "sweep" {
+            "fused".to_string()
+        } else {
+            format!("fused (blas {blas})")
+        };
+        assert_eq!(summary(&one)["engine"], engine.as_str());
         let config = std::fs::read_to_string(one.join("config.toml")).unwrap();
         assert_eq!(
             config.contains(&format!("blas = \"{blas}\"")),

@@ -10,7 +10,8 @@ use candle_core::Device;
 
 use crate::store::run_dir::RunDir;
 use crate::train::augment::Augmenter;
-use crate::train::config::{ModelConfig, TrialConfig};
+use crate::train::config::{Blas, ModelConfig, TrialConfig};
+use crate::train::cpu::kernels::Products;
 use crate::train::data::batches::EpochBatches;
 use crate::train::data::{Mnist, Normalizer};
 use crate::train::engine::{self, TestSet};
@@ -158,12 +159,16 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> anyhow::Result<TrialSummary> {
     let engine_kind = engine::resolve(config.engine, ctx.device)?;
+    let mut engine_name = format!("{engine_kind:?}").to_lowercase();
+    if config.blas != Blas::Sweep {
+        engine_name += &format!(" (blas {})", config.blas.name());
+    }
     let mut ledger = RunLedger::open(
         config,
         ctx.run,
         ctx.objective,
         &device_name(ctx.device),
-        &format!("{engine_kind:?}").to_lowercase(),
+        &engine_name,
         threads::get(),
     )?;
     let result = train_epochs(config, ctx, engine_kind, &mut ledger, observer);
@@ -197,6 +202,9 @@ fn train_epochs(
     };
     let fill_inputs = resident.is_none();
     let mut step = engine::build(engine_kind, &model, config, resident)?;
+    if let Products::Vendor(lib) = Products::load(config.blas)? {
+        note!("matrix products: {}", lib.config.trim());
+    }
     let schedule = MultiStepLr::from_config(config);
     let first_epoch = if ctx.resume {
         let (epoch, momentum) = ledger.resume(&model)?;

@@ -177,6 +177,46 @@ fn a_corrupt_line_in_the_middle_is_skipped_by_readers_refused_by_run_and_repaire
     assert_eq!(board_without_time(&root), before);
 }
 
+#[test]
+fn a_trial_that_ran_while_its_start_was_lost_is_collected_with_its_device() {
+    // `sweep run` killed after a trial ran but before its start reached the journal whole
+    // (the torn line is set aside): resuming collects the trial from its directory.
+    let dir = scratch("journal-lost-start");
+    let spec = instant_spec(&dir, "lost", 3);
+    let results = dir.join("results");
+    let o = run_sweep(&spec, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("lost");
+    let before = board_without_time(&root);
+    let device = before[0].iter().position(|h| h == "device").unwrap();
+    assert!(before[1..].iter().all(|r| r[device] == "cpu"), "{before:?}");
+
+    // Drop everything the journal says of the last trial after it entered the plan.
+    let path = root.join("journal.jsonl");
+    let body = std::fs::read_to_string(&path).unwrap();
+    let last = journal(&root)
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "started")
+        .map(|e| e["trial"].as_str().unwrap().to_string())
+        .unwrap();
+    let kept: Vec<&str> = body
+        .lines()
+        .filter(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e["trial"] != last.as_str() || e["event"] == "trial"
+        })
+        .collect();
+    assert!(kept.len() < body.lines().count());
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+
+    let o = run_sweep(&spec, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(board_without_time(&root), before);
+    let lines = std::fs::read_to_string(root.join("trials").join(&last).join("metrics.csv"));
+    assert_eq!(lines.unwrap().lines().count(), 9, "ran once: 8 epochs");
+}
+
 /// A seeded sequence of delays, so that a failure can be replayed.
 fn delays(n: usize, max: Duration) -> Vec<Duration> {
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;

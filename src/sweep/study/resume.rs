@@ -145,8 +145,8 @@ fn rebuild_asked(
 }
 
 /// Journal events for trials whose runs ended while no orchestrator journalled them (it was
-/// killed, or they ran detached on Slurm): their epochs and how they ended, from their
-/// directories.
+/// killed, or they ran detached on Slurm): their start when that was lost too, their epochs
+/// and how they ended, from their directories.
 pub(super) fn collect_ended(dir: &SweepDir, record: &StudyRecord) -> Vec<Event> {
     let mut events = Vec::new();
     for t in record.active() {
@@ -161,6 +161,16 @@ pub(super) fn collect_ended(dir: &SweepDir, record: &StudyRecord) -> Vec<Event> 
         };
         if !summary.status.is_final() {
             continue;
+        }
+        // Its start was lost too (killed before that line was whole): where it ran is in its
+        // summary, and the leaderboard's device column must not come back empty.
+        if t.device.is_none() && !summary.device.is_empty() {
+            events.push(Event::Started {
+                trial: t.id().to_string(),
+                attempt: t.attempts.max(1),
+                device: summary.device.clone(),
+                cap: None,
+            });
         }
         for row in run.read_metrics().unwrap_or_default() {
             if !t.epochs.contains(&row) {

@@ -209,12 +209,21 @@ fn a_trial_that_ran_while_its_start_was_lost_is_collected_with_its_device() {
         .collect();
     assert!(kept.len() < body.lines().count());
     std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    let metrics = root.join("trials").join(&last).join("metrics.csv");
+    let modified = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let written = modified(&metrics);
 
     let o = run_sweep(&spec, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(board_without_time(&root), before);
-    let lines = std::fs::read_to_string(root.join("trials").join(&last).join("metrics.csv"));
-    assert_eq!(lines.unwrap().lines().count(), 9, "ran once: 8 epochs");
+    // Collected, not run again: its metrics file is untouched and its end says so.
+    assert_eq!(modified(&metrics), written);
+    let ends: Vec<String> = journal(&root)
+        .iter()
+        .filter(|e| e["event"] == "finished" && e["trial"] == last.as_str())
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ends, ["collected from the trial directory"]);
 }
 
 /// A seeded sequence of delays, so that a failure can be replayed.

@@ -423,3 +423,115 @@ fn a_failure_every_trial_repeats_stops_all_workers() {
     let again = spawn_worker(&root, &[]).wait_with_output().unwrap();
     assert!(claims(&root) > before, "{}", text(&again));
 }
+
+/// Cuts the journal line of the trial numbered `index` short: a corrupt line mid-journal.
+fn corrupt_trial_line(root: &Path, index: u64) -> String {
+    let path = root.join("journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut id = String::new();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            if e["event"] == "trial" && e["index"] == index {
+                id = e["id"].as_str().unwrap().to_string();
+                l[..60].to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    id
+}
+
+#[test]
+fn workers_refuse_a_corrupt_journal_line_and_repair_puts_the_lost_trial_back_with_its_number() {
+    let dir = scratch("workers-corrupt");
+    // Trial 1 (lr = 0.1) wins: losing it would report the wrong best/.
+    let s = command_spec(
+        &dir,
+        "c",
+        r#""--lr", "{lr}", "--epochs", "2""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.1, 0.01]",
+    );
+    let results = dir.join("results");
+    let root = results.join("c");
+    make_for_workers(&s, &results, &[]);
+    let lost = corrupt_trial_line(&root, 1);
+    let before = std::fs::read_to_string(root.join("journal.jsonl")).unwrap();
+    // A worker, and `sweep run` joining, refuse to write through it, and write nothing.
+    let w = spawn_worker(&root, &[]).wait_with_output().unwrap();
+    assert!(!w.status.success(), "{}", text(&w));
+    assert!(
+        text(&w).contains("journal.jsonl:4: corrupt journal line")
+            && text(&w).contains("sweep repair"),
+        "{}",
+        text(&w)
+    );
+    for extra in [&["--workers-only"][..], &[]] {
+        let o = run_sweep(&s, &results, extra);
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("corrupt journal line"), "{}", text(&o));
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("journal.jsonl")).unwrap(),
+        before,
+        "nothing appended after a corrupt line"
+    );
+    let o = run(sweep(&["repair", root.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    // The next worker puts the trial back, under its own number, and runs it.
+    let w = spawn_worker(&root, &[]).wait_with_output().unwrap();
+    assert!(w.status.success(), "{}", text(&w));
+    assert!(
+        text(&w).contains("1 trial of the plan missing"),
+        "{}",
+        text(&w)
+    );
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(rows.len(), 4, "all three trials ranked: {rows:?}");
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    assert_eq!(rows[1][col("trial")], lost, "the lost trial is the winner");
+    let mut numbers: Vec<&str> = rows[1..]
+        .iter()
+        .map(|r| r[col("number")].as_str())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, ["0", "1", "2"]);
+    let best = std::fs::read_to_string(root.join("best").join("params.json")).unwrap();
+    assert!(best.contains("0.1"), "{best}");
+}
+
+#[test]
+fn a_trial_line_lost_to_corruption_comes_back_under_sweep_run_with_a_unique_number() {
+    let dir = scratch("run-corrupt");
+    let s = command_spec(
+        &dir,
+        "c",
+        r#""--lr", "{lr}", "--epochs", "1""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.1, 0.01]",
+    );
+    let results = dir.join("results");
+    let root = results.join("c");
+    // Only trial 0 runs; then trial 1's line is damaged and repaired away.
+    let o = run_sweep(&s, &results, &["--max-trials", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    corrupt_trial_line(&root, 1);
+    let o = run_sweep(&s, &results, &[]);
+    assert!(text(&o).contains("corrupt journal line"), "{}", text(&o));
+    assert!(
+        run(sweep(&["repair", root.to_str().unwrap()]))
+            .status
+            .success()
+    );
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let number = rows[0].iter().position(|c| c == "number").unwrap();
+    let mut numbers: Vec<&str> = rows[1..].iter().map(|r| r[number].as_str()).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["0", "1", "2"]);
+}

@@ -713,8 +713,9 @@ pub fn repair(args: RepairArgs) -> anyhow::Result<ExitCode> {
     }
     say!(
         "{}: kept {} records, dropped {} line{}; the old journal is in {}, the dropped lines in \
-         {}. Trials whose end was in a dropped line are read back from their directories or \
-         run again by the next `sweep run`.",
+         {}. The next `sweep run` (or `sweep worker`, for a sweep made for workers) puts back \
+         the plan's trials the dropped lines held, with what their directories show, and runs \
+         again what did not end.",
         path.display(),
         report.kept,
         report.dropped.len(),

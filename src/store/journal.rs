@@ -242,14 +242,7 @@ impl Journal {
     pub fn open(path: &Path) -> anyhow::Result<(Self, Option<TornTail>)> {
         let contents = read(path)?;
         if let Some(bad) = contents.corrupt().next() {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            bail!(
-                "{}:{}: corrupt journal line ({}); `sweep run` will not append to a journal with                  a corrupt line. Run `sweep repair {}` first: it keeps a backup, sets the bad                  lines aside and says what it dropped",
-                path.display(),
-                bad.line,
-                bad.error,
-                dir.display()
-            );
+            return Err(refuse_corrupt(path, bad.line, &bad.error));
         }
         let (file, torn) = jsonl::open_for_append(path)?;
         let mut journal = Self {
@@ -280,6 +273,21 @@ impl Journal {
             })
             .with_context(|| format!("cannot append to {}", self.path.display()))
     }
+}
+
+/// The refusal of every writer (`sweep run`, a worker, a joining run) to append to a journal
+/// with a corrupt line at `line`: nothing is written after it until `sweep repair` has set it
+/// aside, so that no trial's record is silently lost from the sweep.
+pub fn refuse_corrupt(path: &Path, line: usize, error: &str) -> anyhow::Error {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    anyhow::anyhow!(
+        "{}:{line}: corrupt journal line ({error}); sweep will not append to a journal with a \
+         corrupt line. Run `sweep repair {}` first: it keeps a backup, sets the bad lines aside \
+         and says what it dropped; the next `sweep run` or `sweep worker` puts back the trials \
+         they held",
+        path.display(),
+        dir.display()
+    )
 }
 
 /// The journal lines of `events`, stamped with the time now.

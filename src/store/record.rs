@@ -274,6 +274,16 @@ impl StudyRecord {
         self.by_id.get(id).map(|&i| &mut self.trials[i])
     }
 
+    /// The number the next trial to enter the plan takes: the lowest no trial has. That is the
+    /// count of trials, unless a trial's line was lost to a corrupt journal line: then its
+    /// number is taken again, so that numbers stay unique and an adaptive sampler asks the lost
+    /// trial again.
+    pub fn next_index(&self) -> usize {
+        let taken: std::collections::HashSet<usize> =
+            self.trials.iter().map(|t| t.def.index).collect();
+        (0..).find(|i| !taken.contains(i)).expect("a free number")
+    }
+
     /// The trials still in the plan.
     pub fn active(&self) -> impl Iterator<Item = &TrialRecord> {
         self.trials.iter().filter(|t| t.active)
@@ -356,6 +366,21 @@ mod tests {
             r.get("b").unwrap().active,
             "a trial back in the plan is active again"
         );
+    }
+
+    #[test]
+    fn the_next_number_is_the_lowest_no_trial_has() {
+        let mut r = StudyRecord::default();
+        assert_eq!(r.next_index(), 0);
+        r.apply(&def("a", 0));
+        r.apply(&def("c", 2));
+        assert_eq!(
+            r.next_index(),
+            1,
+            "trial 1's line was lost: its number is free"
+        );
+        r.apply(&def("b", 1));
+        assert_eq!(r.next_index(), 3);
     }
 
     #[test]

@@ -87,8 +87,8 @@ impl SharedJournal {
         &self.record
     }
 
-    /// Reads the lines appended since the last look. A corrupt line is skipped with a
-    /// warning naming it, as every reader of a journal does.
+    /// Reads the lines appended since the last look. A corrupt line is an error that names
+    /// it and `sweep repair`, as for every writer of a journal.
     pub fn refresh(&mut self) -> anyhow::Result<()> {
         let mut file = match File::open(&self.path) {
             Ok(f) => f,
@@ -126,11 +126,16 @@ impl SharedJournal {
                         .map_or(0, |t| t.timestamp_millis().max(0) as u64);
                     self.apply(&entry.event, ms);
                 }
-                Err(e) => note!(
-                    "warning: {}:{}: skipped a corrupt line ({e})",
-                    self.path.display(),
-                    self.lines
-                ),
+                // Every line read here is whole (a fragment being written is not read yet):
+                // one that does not parse is corruption, and a worker acting on a journal
+                // without it would lose the trial it held.
+                Err(e) => {
+                    return Err(journal::refuse_corrupt(
+                        &self.path,
+                        self.lines,
+                        &e.to_string(),
+                    ));
+                }
             }
         }
         self.offset += end as u64 + 1;

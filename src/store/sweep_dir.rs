@@ -130,6 +130,31 @@ impl SweepDir {
         self.root.join("reruns")
     }
 
+    /// Makes a new, empty directory for a rerun of `trial`: `reruns/<trial>-<YYYYMMDD-HHMMSS>`,
+    /// with `-2`, `-3`... when reruns started in the same second. The directory is claimed by
+    /// creating it, so concurrent reruns never share one.
+    pub fn new_rerun_dir(&self, trial: &str) -> anyhow::Result<PathBuf> {
+        let reruns = self.reruns_dir();
+        std::fs::create_dir_all(&reruns)
+            .with_context(|| format!("cannot create {}", reruns.display()))?;
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        for n in 1.. {
+            let name = match n {
+                1 => format!("{trial}-{stamp}"),
+                n => format!("{trial}-{stamp}-{n}"),
+            };
+            let path = reruns.join(name);
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        }
+        unreachable!("an unbounded range")
+    }
+
     /// `slurm/`.
     pub fn slurm_dir(&self) -> PathBuf {
         self.root.join("slurm")

@@ -112,20 +112,23 @@ impl Tpe {
         }
         let p = self.parallelism.max(1);
         let learnt = index.saturating_sub(p - 1);
-        let history: Vec<&TrialRecord> = record.trials.iter().take(index).collect();
-        if history.len() < index {
-            return Ask::Wait;
-        }
+        // The trials numbered below `index` (a number lost with a corrupt journal line leaves
+        // a gap, not a wait).
+        let history: Vec<&TrialRecord> = record
+            .trials
+            .iter()
+            .filter(|t| t.def.index < index)
+            .collect();
         // Trials 0..learnt must have ended; the rest are liars.
-        if history[..learnt].iter().any(|t| !settled(t)) {
+        if history.iter().any(|t| t.def.index < learnt && !settled(t)) {
             return Ask::Wait;
         }
         let mut scored: Vec<(Coords, Standing)> = Vec::new();
         let mut liars: Vec<Coords> = Vec::new();
         let mut learnt_from: Vec<&TrialRecord> = Vec::new();
-        for (i, t) in history.iter().enumerate() {
+        for t in &history {
             let Some(x) = self.coords(t) else { continue };
-            if i >= learnt {
+            if t.def.index >= learnt {
                 liars.push(x);
                 continue;
             }

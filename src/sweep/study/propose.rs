@@ -23,7 +23,7 @@ pub(crate) enum Proposal {
 /// Draws for one trial before the space counts as exhausted.
 const DRAWS: u32 = 20;
 
-/// Asks TPE for trial number `record.trials.len()`, resolved into a planned trial; a point the
+/// Asks TPE for the next trial number ([`StudyRecord::next_index`]), resolved into a planned trial; a point the
 /// sweep already tried is drawn again, up to [`DRAWS`] times.
 pub(crate) fn propose(
     tpe: &Tpe,
@@ -31,7 +31,7 @@ pub(crate) fn propose(
     plan: &Plan,
     record: &StudyRecord,
 ) -> anyhow::Result<Proposal> {
-    let index = record.trials.len();
+    let index = record.next_index();
     for attempt in 0..DRAWS {
         let point = match tpe.ask(record, index, attempt) {
             Ask::Point(p) => p,

@@ -42,7 +42,7 @@ pub fn collect(dir: &SweepDir) -> anyhow::Result<(Leaderboard, usize)> {
     let _lock = dir.lock()?;
     let mut journal = dir.open_journal()?;
     let mut record = dir.read_record()?;
-    let events = collect_ended(dir, &record);
+    let events = collect_ended(dir, &record, |_| true);
     let learnt = events
         .iter()
         .filter(|e| matches!(e, Event::Finished { .. }))

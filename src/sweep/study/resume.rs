@@ -45,7 +45,7 @@ pub(crate) fn catch_up(
         notes.push(format!("{} accepted: {why}", spec_change::ACCEPT_FLAG));
     }
     dir.write_spec(spec.source.text())?;
-    events.extend(collect_ended(dir, record));
+    events.extend(collect_ended(dir, record, |_| true));
     Ok((events, trials))
 }
 
@@ -56,7 +56,8 @@ fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<
     let mut events = Vec::new();
     let planned: std::collections::HashSet<&str> =
         plan.trials.iter().map(|t| t.id.as_str()).collect();
-    let (mut added, mut new) = (0, 0);
+    let mut added = 0;
+    let mut numbers = Numbers::of(record);
     for t in &plan.trials {
         let known = record.get(&t.id);
         if known.is_some_and(|k| k.active && k.def.params == t.params && k.def.label == t.label) {
@@ -69,8 +70,7 @@ fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<
                 added += usize::from(!k.active);
             }
             None => {
-                def.index = record.trials.len() + new;
-                new += 1;
+                def.index = numbers.take(def.index);
                 added += 1;
             }
         }
@@ -111,6 +111,71 @@ fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<
     events
 }
 
+/// The numbers trials entering the plan take: a plan trial keeps its place in the plan when no
+/// journalled trial has that number (a trial whose line was lost to corruption comes back as
+/// it was), else it takes one past the largest number so far. Numbers stay unique either way.
+struct Numbers {
+    taken: std::collections::HashSet<usize>,
+    next: usize,
+}
+
+impl Numbers {
+    fn of(record: &StudyRecord) -> Self {
+        let taken: std::collections::HashSet<usize> =
+            record.trials.iter().map(|t| t.def.index).collect();
+        let next = taken.iter().max().map_or(0, |m| m + 1);
+        Self { taken, next }
+    }
+
+    fn take(&mut self, wanted: usize) -> usize {
+        let n = if self.taken.contains(&wanted) {
+            self.next
+        } else {
+            wanted
+        };
+        self.taken.insert(n);
+        self.next = self.next.max(n + 1);
+        n
+    }
+}
+
+/// Journal events that put back the plan's trials the journal lacks (their lines were lost to
+/// corruption and set aside by `sweep repair`), with what their directories show of any run
+/// that ended: what joining a sweep made for workers journals, so that no plan trial is lost
+/// from the sweep. Trials an adaptive sampler asks for are not in the plan: a lost one is asked
+/// again.
+pub(crate) fn restore_missing(dir: &SweepDir, plan: &Plan, record: &StudyRecord) -> Vec<Event> {
+    let mut numbers = Numbers::of(record);
+    let mut events: Vec<Event> = plan
+        .trials
+        .iter()
+        .filter(|t| record.get(&t.id).is_none())
+        .map(|t| {
+            let mut def = t.def();
+            def.index = numbers.take(def.index);
+            Event::Trial(def)
+        })
+        .collect();
+    if events.is_empty() {
+        return events;
+    }
+    let mut restored = record.clone();
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| {
+            restored.apply(e);
+            match e {
+                Event::Trial(def) => def.id.clone(),
+                _ => unreachable!("only trial events"),
+            }
+        })
+        .collect();
+    events.extend(collect_ended(dir, &restored, |id| {
+        ids.iter().any(|i| i == id)
+    }));
+    events
+}
+
 /// The trials an adaptive sampler asked for in earlier runs, resolved again from the values
 /// the journal holds (into `trials`), so that unfinished ones can run again; those the spec
 /// no longer resolves to the same id (its base changed) are retired.
@@ -147,10 +212,15 @@ fn rebuild_asked(
 /// Journal events for trials whose runs ended while no orchestrator journalled them (it was
 /// killed, or they ran detached on Slurm): their start when that was lost too, their epochs
 /// and how they ended, from their directories.
-pub(super) fn collect_ended(dir: &SweepDir, record: &StudyRecord) -> Vec<Event> {
+/// Only the trials `wanted` accepts are looked at.
+pub(super) fn collect_ended(
+    dir: &SweepDir,
+    record: &StudyRecord,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<Event> {
     let mut events = Vec::new();
     for t in record.active() {
-        if t.status.is_final() {
+        if t.status.is_final() || !wanted(t.id()) {
             continue;
         }
         let Ok(run) = RunDir::open(&dir.trial_dir(t.id())) else {
@@ -225,4 +295,26 @@ pub(super) fn unfinished_submissions(
             (array, jobs)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::fixture::Study;
+
+    #[test]
+    fn a_trial_entering_the_plan_keeps_its_place_when_free_else_takes_a_new_unique_number() {
+        let mut study = Study::new();
+        study.trial("a", &[]).trial("b", &[]).trial("c", &[]);
+        let mut record = study.build();
+        // Trial b's line was lost: record holds numbers 0 and 2.
+        record.trials.retain(|t| t.id() != "b");
+        let mut numbers = Numbers::of(&record);
+        assert_eq!(numbers.take(1), 1, "b comes back as number 1");
+        assert_eq!(numbers.take(2), 3, "2 is c's: the next unused");
+        assert_eq!(numbers.take(0), 4);
+        assert_eq!(numbers.take(9), 9);
+        assert_eq!(numbers.take(5), 5);
+        assert_eq!(numbers.take(5), 10);
+    }
 }

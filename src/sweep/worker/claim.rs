@@ -139,7 +139,7 @@ impl Chooser<'_> {
         }
     }
 
-    /// Asks TPE for trial number `record.trials.len()`, as the orchestrator does.
+    /// Asks TPE for the next trial number, as the orchestrator does.
     fn ask(&self, tpe: &Tpe, record: &StudyRecord) -> Asked {
         let planned = match propose(tpe, self.spec, self.plan, record) {
             Ok(Proposal::Trial(planned)) => planned,

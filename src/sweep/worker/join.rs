@@ -15,7 +15,8 @@ use crate::sweep::checks::load_plan;
 use crate::sweep::plan::Plan;
 use crate::sweep::pruner::PrunerSpec;
 use crate::sweep::spec::SweepSpec;
-use crate::sweep::study::catch_up;
+use crate::sweep::study::{catch_up, restore_missing};
+use crate::text::count;
 
 /// How to make a sweep for workers.
 #[derive(Debug, Clone)]
@@ -76,16 +77,14 @@ pub fn create(spec_path: &Path, new: &NewSweep) -> anyhow::Result<Joined> {
             );
         }
         if s.spec_sha256 == hash {
-            if new.update {
-                restart_if_stopped(&dir, &plan, new.lease)?;
-            }
+            let notes = restore(&dir, &plan, new.lease, new.update)?;
             let settings = s.clone();
             return Ok(Joined {
                 dir,
                 spec,
                 plan,
                 settings,
-                notes: Vec::new(),
+                notes,
             });
         }
         if !new.update {
@@ -134,15 +133,41 @@ pub fn create(spec_path: &Path, new: &NewSweep) -> anyhow::Result<Joined> {
     })
 }
 
-/// Starts a sweep a worker stopped (`max_failures`) again, so that workers take trials again.
-fn restart_if_stopped(dir: &SweepDir, plan: &Plan, lease: Duration) -> anyhow::Result<()> {
+/// What joining a sweep journals, under the lock: the plan's trials the journal lacks (their
+/// lines were lost to corruption and set aside by `sweep repair`) come back, and with
+/// `restart`, a sweep a worker stopped (`max_failures`) starts again. A journal with a corrupt
+/// line is refused, as every writer refuses it. Returns what to tell the user.
+fn restore(
+    dir: &SweepDir,
+    plan: &Plan,
+    lease: Duration,
+    restart: bool,
+) -> anyhow::Result<Vec<String>> {
     let _lock = SharedLock::acquire(&dir.journal_lock_file(), lease)?;
-    let record = dir.read_record()?;
-    if record.stopped.is_none() {
-        return Ok(());
-    }
     let mut journal = dir.open_journal()?;
-    journal.append(&[sweep_event(plan, &record)])
+    let mut record = dir.read_record()?;
+    let mut events = restore_missing(dir, plan, &record);
+    let mut notes = Vec::new();
+    let restored = events
+        .iter()
+        .filter(|e| matches!(e, Event::Trial(_)))
+        .count();
+    if restored > 0 {
+        notes.push(format!(
+            "{} of the plan missing from the journal (lost to a corrupt line) put back",
+            count(restored, "trial")
+        ));
+    }
+    for e in &events {
+        record.apply(e);
+    }
+    if restart && record.stopped.is_some() {
+        events.push(sweep_event(plan, &record));
+    }
+    if !events.is_empty() {
+        journal.append(&events)?;
+    }
+    Ok(notes)
 }
 
 /// The line that (re)starts a sweep for workers.
@@ -205,12 +230,13 @@ pub fn join(root: &Path) -> anyhow::Result<Joined> {
             )
         })?;
     let (spec, plan) = load_plan(&from)?;
+    let notes = restore(&dir, &plan, settings.lease(), false)?;
     Ok(Joined {
         dir,
         spec,
         plan,
         settings,
-        notes: Vec::new(),
+        notes,
     })
 }
 

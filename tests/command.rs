@@ -104,6 +104,51 @@ fn a_command_sweep_ranks_on_what_the_program_reports_and_keeps_its_directory() {
 }
 
 #[test]
+fn reruns_started_in_the_same_second_each_keep_their_own_directory() {
+    let dir = scratch("cmd-reruns");
+    let s = command_spec(
+        &dir,
+        "reruns",
+        r#""--lr", "{lr}", "--epochs", "1""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("reruns");
+    let lrs = ["0.2", "0.3", "0.4"];
+    let children: Vec<_> = lrs
+        .iter()
+        .map(|lr| {
+            let set = format!("lr={lr}");
+            sweep(&["rerun", root.to_str().unwrap(), "--set", &set])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let mut seen: Vec<String> = std::fs::read_dir(root.join("reruns"))
+        .unwrap()
+        .map(|d| {
+            let params = std::fs::read_to_string(d.unwrap().path().join("params.json")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&params).unwrap();
+            v["lr"].to_string()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen, lrs,
+        "three reruns, three directories, none overwritten"
+    );
+}
+
+#[test]
 fn a_program_may_append_its_metrics_to_metrics_csv_instead() {
     let dir = scratch("cmd-csv");
     let s = command_spec(

@@ -49,21 +49,21 @@ pub struct RerunResult {
     pub summary: TrialSummary,
 }
 
-/// Runs a command trial's program again into `out`, with its parameters (and the overrides).
+/// Runs a command trial's program again, with its parameters (and the overrides), into a new
+/// rerun directory; returns the directory and how the run ended.
 fn rerun_command(
+    dir: &SweepDir,
     trial_dir: &std::path::Path,
-    out: &std::path::Path,
     task: &TrialTask,
     cmd: &CommandTask,
     rerun: &Rerun,
     observer: &mut dyn Observer,
-) -> anyhow::Result<TrialSummary> {
+) -> anyhow::Result<(PathBuf, TrialSummary)> {
     let source = trial_dir.join(PARAMS_TOML_FILE);
     let params = SourceFile::read(&source)?;
     let mut table = params.table()?;
     apply_overrides(&mut table, rerun.overrides).map_err(|e| params.error_at(&e.0, e.1))?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let out = std::path::absolute(out)?;
+    let out = std::path::absolute(dir.new_rerun_dir(&task.id)?)?;
     atomic::write(&out.join(PARAMS_TOML_FILE), toml::to_string(&table)?)?;
     atomic::write(
         &out.join(PARAMS_JSON_FILE),
@@ -100,7 +100,7 @@ fn rerun_command(
     )?;
     let mut summary = RunDir::open(&out)?.read_summary()?;
     summary.status = status;
-    Ok(summary)
+    Ok((out, summary))
 }
 
 /// Retrains trial `rerun.which` of the sweep in `dir`, reporting progress to `observer`.
@@ -133,11 +133,9 @@ pub fn rerun(
             })?,
     };
     let trial_dir = dir.trial_dir(&row.trial);
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let out = dir.reruns_dir().join(format!("{}-{stamp}", row.trial));
     let task = crate::trial_process::read_task(&trial_dir)?;
     if let Some(cmd) = &task.command {
-        let summary = rerun_command(&trial_dir, &out, &task, cmd, rerun, observer)?;
+        let (out, summary) = rerun_command(dir, &trial_dir, &task, cmd, rerun, observer)?;
         return Ok(RerunResult {
             trial: row.trial.clone(),
             original: (row.value, row.best_epoch),
@@ -147,6 +145,7 @@ pub fn rerun(
     }
     let source = trial_dir.join(CONFIG_FILE);
     let config = TrialConfig::load(&source, rerun.overrides)?;
+    let out = dir.new_rerun_dir(&row.trial)?;
     let run = RunDir::create(&out, false)?;
     let device = crate::devices::open(rerun.device)?;
     note!(

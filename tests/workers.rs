@@ -535,3 +535,76 @@ fn a_trial_line_lost_to_corruption_comes_back_under_sweep_run_with_a_unique_numb
     numbers.sort();
     assert_eq!(numbers, ["0", "1", "2"]);
 }
+
+#[test]
+fn epochs_a_killed_worker_had_not_journalled_are_collected_and_journalled_before_resuming() {
+    let dir = scratch("workers-buffer");
+    let go = dir.join("go");
+    let s = command_spec(
+        &dir,
+        "buf",
+        &format!(
+            r#""--lr", "{{lr}}", "--epochs", "3", "--hold-after", "1", "--hold-file", "{}""#,
+            go.display()
+        ),
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    let results = dir.join("results");
+    let root = results.join("buf");
+    make_for_workers(&s, &results, &["--lease", "2s", "--heartbeat", "500ms"]);
+    let mut first = spawn_worker(&root, &[]);
+    // Epoch 1 is in metrics.csv; the worker holds its journal line for up to 2 s: kill it then.
+    wait_for("epoch 1 in metrics.csv", Duration::from_secs(60), || {
+        std::fs::read_dir(root.join("trials")).is_ok_and(|mut d| {
+            d.next().is_some_and(|t| {
+                std::fs::read_to_string(t.unwrap().path().join("metrics.csv"))
+                    .is_ok_and(|m| m.lines().count() >= 2)
+            })
+        })
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let epochs = |root: &Path| -> Vec<u64> {
+        journal(root)
+            .iter()
+            .filter(|e| e["event"] == "epoch")
+            .map(|e| e["epoch"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(epochs(&root).is_empty(), "killed inside the buffer window");
+    // `sweep collect` (once the lease expired) journals it from the trial's directory...
+    std::thread::sleep(Duration::from_millis(2500));
+    let o = run(sweep(&["collect", root.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(epochs(&root), [1]);
+    // ...and so does the worker that takes the trial up, once, before it resumes at epoch 2.
+    let j = root.join("journal.jsonl");
+    let full = std::fs::read_to_string(&j).unwrap();
+    let without: Vec<&str> = full
+        .lines()
+        .filter(|l| !l.contains("\"event\":\"epoch\""))
+        .collect();
+    std::fs::write(&j, without.join("\n") + "\n").unwrap();
+    std::fs::write(&go, "").unwrap();
+    let second = spawn_worker(&root, &[]).wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("journalled 1 epoch its last worker finished"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(epochs(&root), [1, 2, 3]);
+    let o = run(sweep(&[
+        "export",
+        root.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        csv_rows(&root.join("epochs.csv")).len(),
+        4,
+        "a row per epoch"
+    );
+}

@@ -14,7 +14,7 @@ mod slurm;
 pub(crate) use propose::{Proposal, propose, rebuild_asked};
 pub(crate) use publish::publish;
 pub use publish::{collect, leaderboard};
-pub(crate) use resume::{catch_up, restore_missing};
+pub(crate) use resume::{catch_up, restore_missing, unjournalled_epochs};
 pub use slurm::slurm_scripts;
 
 use std::collections::{HashMap, VecDeque};

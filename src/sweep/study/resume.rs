@@ -9,7 +9,7 @@ use super::super::sampler::Tpe;
 use super::super::spec::SweepSpec;
 use crate::exec::TrialJob;
 use crate::store::journal::{self, Event};
-use crate::store::record::StudyRecord;
+use crate::store::record::{StudyRecord, TrialRecord};
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::SweepDir;
 use crate::sweep::spec_change;
@@ -209,10 +209,10 @@ fn rebuild_asked(
     }]
 }
 
-/// Journal events for trials whose runs ended while no orchestrator journalled them (it was
-/// killed, or they ran detached on Slurm): their start when that was lost too, their epochs
-/// and how they ended, from their directories.
-/// Only the trials `wanted` accepts are looked at.
+/// Journal events for what trials did while nobody journalled it (their orchestrator or
+/// worker was killed, or they ran detached on Slurm), from their directories: the epochs
+/// `metrics.csv` holds beyond the journal's last, and, for runs that ended, their start when
+/// that was lost too and how they ended. Only the trials `wanted` accepts are looked at.
 pub(super) fn collect_ended(
     dir: &SweepDir,
     record: &StudyRecord,
@@ -226,15 +226,13 @@ pub(super) fn collect_ended(
         let Ok(run) = RunDir::open(&dir.trial_dir(t.id())) else {
             continue;
         };
-        let Ok(summary) = run.read_summary() else {
-            continue;
-        };
-        if !summary.status.is_final() {
-            continue;
-        }
+        let summary = run.read_summary().ok().filter(|s| s.status.is_final());
         // Its start was lost too (killed before that line was whole): where it ran is in its
         // summary, and the leaderboard's device column must not come back empty.
-        if t.device.is_none() && !summary.device.is_empty() {
+        if let Some(summary) = &summary
+            && t.device.is_none()
+            && !summary.device.is_empty()
+        {
             events.push(Event::Started {
                 trial: t.id().to_string(),
                 attempt: t.attempts.max(1),
@@ -242,14 +240,8 @@ pub(super) fn collect_ended(
                 cap: None,
             });
         }
-        for row in run.read_metrics().unwrap_or_default() {
-            if !t.epochs.contains(&row) {
-                events.push(Event::Epoch {
-                    trial: t.id().to_string(),
-                    row,
-                });
-            }
-        }
+        events.extend(unjournalled_epochs(&run, t));
+        let Some(summary) = summary else { continue };
         events.push(Event::Finished {
             trial: t.id().to_string(),
             attempt: t.attempts.max(1),
@@ -265,6 +257,23 @@ pub(super) fn collect_ended(
         });
     }
     events
+}
+
+/// The epochs a trial's `metrics.csv` holds after the last one its journal has: finished by a
+/// process killed before it journalled them (a pull worker journals epochs up to 2 s late).
+/// Only the tail is taken: a row the journal has is never journalled twice, since an epoch
+/// journalled again would replace the epochs after it.
+pub(crate) fn unjournalled_epochs(run: &RunDir, t: &TrialRecord) -> Vec<Event> {
+    let last = t.last().map_or(0, |r| r.epoch);
+    run.read_metrics()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|row| row.epoch > last)
+        .map(|row| Event::Epoch {
+            trial: t.id().to_string(),
+            row,
+        })
+        .collect()
 }
 
 /// The trials of earlier Slurm jobs (the last 8 submitted) that have not finished, by array

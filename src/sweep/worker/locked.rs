@@ -10,14 +10,16 @@ use super::claim::{Chooser, Next, expired};
 use crate::exec::{TrialJob, TrialOutcome};
 use crate::store::journal::Event;
 use crate::store::record::StudyRecord;
+use crate::store::run_dir::RunDir;
 use crate::store::shared_journal::{AttemptEnd, Locked, SharedJournal};
 use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{self, Lease, WorkerSettings};
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::sampler::Tpe;
 use crate::sweep::spec::SweepSpec;
-use crate::sweep::study::rebuild_asked;
 use crate::sweep::study::retry::{Ended, Failures, param_values};
+use crate::sweep::study::{rebuild_asked, unjournalled_epochs};
+use crate::text::count;
 use crate::trial::TrialStatus;
 
 /// Takes the lock and journals the events that were waiting for it, but for trials `worker`
@@ -123,11 +125,26 @@ pub(super) fn decide(
         }
     }
     held.append(&stale)?;
-    let (job, events, asked) = match chooser.next(held.record()) {
+    let (job, mut events, asked) = match chooser.next(held.record()) {
         Next::Run { job, events, asked } => (job, events, asked),
         Next::Wait => return Ok((Decided::Wait, notes)),
         Next::Done(why) => return Ok((Decided::Done(why), notes)),
     };
+    // A trial taken up from a killed worker may have finished epochs that worker had not
+    // journalled yet (it buffers them): they are journalled from its metrics.csv first.
+    if let Some(t) = held.record().get(&job.id)
+        && let Ok(run) = RunDir::open(&job.dir)
+    {
+        let lost = unjournalled_epochs(&run, t);
+        if !lost.is_empty() {
+            notes.push(format!(
+                "{}: journalled {} its last worker finished but had not journalled",
+                job.id,
+                count(lost.len(), "epoch")
+            ));
+        }
+        events.splice(0..0, lost);
+    }
     held.append(&events)?;
     let planned = match asked {
         Some(p) => p,

@@ -410,6 +410,10 @@ pub struct TrialTask {
     /// The user's program, for a command trial (None: the built-in trainer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandTask>,
+    /// The other metrics the sweep reads (further objectives, constraints, `select`): a
+    /// command trial whose program ends without ever reporting one of them fails, naming it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<String>,
 }
 
 fn first_attempt() -> u32 {

@@ -213,11 +213,47 @@ fn failures_timeouts_and_missing_metrics_are_recorded_with_what_went_wrong() {
     assert_eq!(other["status"], "failed");
     assert!(
         other["message"].as_str().unwrap().contains(
-            "never reports the sweep's metric `val_acc`: epoch 1 reported accuracy, train_loss"
+            "never reports the sweep's metric `val_acc`: its 3 epochs reported accuracy, train_loss"
         ),
         "{other}"
     );
     assert_eq!(by_label("fine")["status"], "completed");
+}
+
+#[test]
+fn a_program_that_validates_every_few_epochs_is_ranked_and_judged_on_those_epochs() {
+    let dir = scratch("cmd-sparse");
+    // val_acc every 2nd epoch, train_loss every epoch; epochs as 1.0, 2.0 (numpy's floats).
+    let s = command_spec(
+        &dir,
+        "sparse",
+        r#""--lr", "{lr}", "--epochs", "4", "--val-every", "2", "--float-epoch", "1""#,
+        "lr = 0.01",
+        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1, 0.0001, 0.001]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--per-device", "1", "--schedule", "plan"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("sparse");
+    let j = journal(&root);
+    let epochs = j.iter().filter(|e| e["event"] == "epoch").count();
+    assert!(epochs >= 6, "every epoch journalled, with or without val_acc");
+    let decisions: Vec<u64> = j
+        .iter()
+        .filter(|e| e["event"] == "decision")
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert!(!decisions.is_empty());
+    assert!(
+        decisions.iter().all(|e| e % 2 == 0),
+        "only epochs with val_acc are judged: {decisions:?}"
+    );
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    assert_eq!(rows[1][col("status")], "completed");
+    assert_eq!(rows[1][col("lr")], "0.1");
+    assert_eq!(rows[1][col("best_epoch")], "4");
+    assert!(finished(&root).iter().all(|e| e["status"] != "failed"));
 }
 
 #[test]

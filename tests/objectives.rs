@@ -189,3 +189,36 @@ fn a_resumed_multi_objective_tpe_sweep_loses_and_repeats_nothing() {
     };
     assert_eq!(board(&root), board(&whole.join("tpe")));
 }
+
+#[test]
+fn a_metric_no_trial_reports_in_a_later_objective_a_constraint_or_select_fails_the_trials_by_name()
+{
+    let dir = scratch("mo-typo");
+    let search = "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01, 0.1, 0.3, 1.0]";
+    for (name, extra, missing) in [
+        ("objective", "", "latncy_ms"),
+        ("constraint", "constraints = [\"param <= 150000\"]", "param"),
+        ("select", "select = \"min cost where val_accuracy >= 95\"", "val_accuracy"),
+    ] {
+        let s = two_objective_spec(&dir, name, extra, search);
+        if name == "objective" {
+            let t = std::fs::read_to_string(&s).unwrap();
+            std::fs::write(&s, t.replace("metric = \"cost\"", "metric = \"latncy_ms\"")).unwrap();
+        }
+        let results = dir.join("results");
+        let o = run_sweep(&s, &results, &[]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {out}");
+        assert!(
+            out.contains(&format!("never reports `{missing}`"))
+                && out.contains("reported val_acc, train_loss, cost"),
+            "{name}: {out}"
+        );
+        let ends: Vec<serde_json::Value> = journal(&results.join(name))
+            .into_iter()
+            .filter(|e| e["event"] == "finished")
+            .collect();
+        assert!(ends.iter().any(|e| e["status"] == "failed"), "{name}");
+        assert!(ends.iter().all(|e| e["status"] != "completed"), "{name}");
+    }
+}

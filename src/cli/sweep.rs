@@ -465,8 +465,8 @@ pub fn print_results(dir: &SweepDir, board: &Leaderboard) {
             dir.root().display()
         ),
         None => {
-            if let Some(why) = &board.no_selection {
-                say!("best: none ({why}); best/ is empty");
+            if let Some(why) = board.why_no_best() {
+                say!("best: none ({why})");
             }
         }
     }

@@ -334,6 +334,52 @@ impl Leaderboard {
             .filter(|r| r.rank == Some(1) && r.status == TrialStatus::Completed)
     }
 
+    /// Why there is no winner, in words (None when there is one): no trial completed, a
+    /// metric the objectives, constraints or rule read that no completed trial reports (with
+    /// those they do report), or the rule's own reason.
+    pub fn why_no_best(&self) -> Option<String> {
+        if self.best().is_some() {
+            return None;
+        }
+        let completed: Vec<&Metrics> = self
+            .rows
+            .iter()
+            .filter(|r| r.status == TrialStatus::Completed)
+            .filter_map(|r| r.metrics.as_ref())
+            .collect();
+        if completed.is_empty() {
+            return Some("no trial has completed yet".into());
+        }
+        let read = match &self.objectives {
+            Some(o) => o.metrics(),
+            None => vec![self.objective.metric.as_str()],
+        };
+        let unreported: Vec<String> = read
+            .iter()
+            .filter(|m| completed.iter().all(|c| c.get(m).is_none()))
+            .map(|m| format!("`{m}`"))
+            .collect();
+        if !unreported.is_empty() {
+            let mut reported: Vec<&str> = Vec::new();
+            for name in completed.iter().flat_map(|c| c.names()) {
+                if !reported.contains(&name) {
+                    reported.push(name);
+                }
+            }
+            return Some(format!(
+                "no completed trial reports {}, which the sweep's objectives, constraints or \
+                 select read; they report {}",
+                unreported.join(", "),
+                reported.join(", ")
+            ));
+        }
+        Some(
+            self.no_selection
+                .clone()
+                .unwrap_or_else(|| "no feasible completed trial: each violates a constraint".into()),
+        )
+    }
+
     /// The values that rank `row`, as `val_acc 98.5, train_seconds 120`.
     pub fn describe_values(&self, row: &Row) -> String {
         match &self.objectives {
@@ -664,6 +710,25 @@ mod tests {
         );
         let cells = board.cells();
         assert_eq!(cells[4][5..8], ["3", "false", "50.00"]);
+    }
+
+    #[test]
+    fn without_a_winner_the_board_says_why_naming_a_metric_no_trial_reports() {
+        use TrialStatus::*;
+        let mut typo = two_objectives(None);
+        typo.constraints = vec![crate::objectives::Bound::parse("param <= 5", false).unwrap()];
+        let board = pareto_study(typo, &[("a", Completed, 99.0, 3.0)]);
+        let why = board.why_no_best().unwrap();
+        assert!(
+            why.contains("no completed trial reports `param`") && why.contains("report acc, secs"),
+            "{why}"
+        );
+        let board = pareto_study(two_objectives(None), &[("a", Running, 99.0, 3.0)]);
+        assert_eq!(board.why_no_best().unwrap(), "no trial has completed yet");
+        let board = pareto_study(two_objectives(None), &[("a", Completed, 99.0, 300.0)]);
+        assert!(board.why_no_best().unwrap().contains("feasible"));
+        let board = pareto_study(two_objectives(None), &[("a", Completed, 99.0, 3.0)]);
+        assert_eq!(board.why_no_best(), None);
     }
 
     #[test]

@@ -250,8 +250,14 @@ pub fn parse_metrics_csv(text: &str) -> anyhow::Result<Vec<EpochMetrics>> {
     for (i, record) in reader.records().enumerate() {
         let record = record?;
         let cell = |c: usize| record.get(c).map(str::trim).unwrap_or("");
+        // `3.0`, as pandas or a division writes it, is epoch 3.
         let epoch: usize = cell(epoch_col)
-            .parse()
+            .parse::<usize>()
+            .ok()
+            .or_else(|| {
+                let f: f64 = cell(epoch_col).parse().ok()?;
+                (f >= 0.0 && f.fract() == 0.0 && f < 1e15).then_some(f as usize)
+            })
             .with_context(|| format!("row {}: `epoch` is not a whole number", i + 1))?;
         let mut metrics = Metrics::new();
         for (c, name) in header.iter().enumerate() {

@@ -186,6 +186,9 @@ impl Pruner for MedianPruner {
         }
         let objective = &record.objective;
         let t = record.get(trial)?;
+        // Only an epoch that reported the metric is judged (a program may validate every few
+        // epochs).
+        value_at(objective, t, epoch)?;
         let best = objective
             .best(
                 &t.epochs

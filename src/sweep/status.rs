@@ -146,6 +146,8 @@ pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
             human_duration(best.seconds.unwrap_or(0.0)),
             board.best_rule()
         )?;
+    } else if let Some(why) = board.why_no_best() {
+        writeln!(out, "  best: none ({why})")?;
     }
     Ok(out)
 }

@@ -80,8 +80,8 @@ pub fn parse_line(line: &str, prefix: Option<&str>) -> StdoutLine {
         return StdoutLine::Log;
     };
     let epoch = match object.get("epoch") {
-        Some(e) => match e.as_u64() {
-            Some(n) => n as usize,
+        Some(e) => match whole_number(e) {
+            Some(n) => n,
             None => {
                 return StdoutLine::Malformed(format!(
                     "`epoch` is {e}, not a whole number: `{}`",
@@ -116,6 +116,15 @@ pub fn parse_line(line: &str, prefix: Option<&str>) -> StdoutLine {
         }
     }
     StdoutLine::Report(EpochMetrics { epoch, metrics }, ignored)
+}
+
+/// A JSON number that is a whole number >= 0: `3`, or `3.0` as numpy or a division writes it.
+fn whole_number(v: &serde_json::Value) -> Option<usize> {
+    if let Some(n) = v.as_u64() {
+        return Some(n as usize);
+    }
+    let f = v.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < 1e15).then_some(f as usize)
 }
 
 /// Parses one stdout line into a report, if it is one (see [`parse_line`]).
@@ -312,30 +321,16 @@ impl Trial<'_> {
         if *self.source.get_or_insert(source) != source || self.trouble.is_some() {
             return Ok(());
         }
+        // An epoch without the sweep's metric is kept (a program may validate every few
+        // epochs); whether the metric ever came is judged when the program ends.
         let metric = &self.summary.objective.metric;
-        match row.metrics.get(metric) {
-            None if self.rows.is_empty() => {
-                let names: Vec<&str> = row.metrics.names().collect();
-                let message = format!(
-                    "the program never reports the sweep's metric `{metric}`: epoch {} reported {}{}",
-                    row.epoch,
-                    if names.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        names.join(", ")
-                    },
-                    self.hints_clause()
-                );
-                self.trouble = Some((TrialStatus::Failed, message));
-                return Ok(());
-            }
-            Some(v) if !v.is_finite() => {
-                self.trouble = Some((
-                    TrialStatus::Diverged,
-                    format!("`{metric}` became non-finite at epoch {}", row.epoch),
-                ));
-            }
-            _ => {}
+        if let Some(v) = row.metrics.get(metric)
+            && !v.is_finite()
+        {
+            self.trouble = Some((
+                TrialStatus::Diverged,
+                format!("`{metric}` became non-finite at epoch {}", row.epoch),
+            ));
         }
         self.rows.retain(|r| r.epoch < row.epoch);
         self.rows.push(row.clone());
@@ -458,22 +453,61 @@ fn supervise(
         return Ok((reason.status(), Some(format!("{why}{at}"))));
     }
     Ok(match status.code() {
-        Some(0) => match trial.summary.best_value() {
-            Some(_) => (TrialStatus::Completed, None),
-            None => (
-                TrialStatus::Failed,
-                Some(format!(
-                    "the program exited 0 without reporting `{}` (print {{\"epoch\": 1, \"{}\": ...}} lines on stdout{}, or append them to {METRICS_FILE}){}",
-                    trial.summary.objective.metric,
-                    trial.summary.objective.metric,
-                    cmd.prefix
-                        .as_deref()
-                        .map_or(String::new(), |p| format!(" after the prefix `{p}`")),
-                    trial.hints_clause()
-                )),
-            ),
+        Some(0) => match unreported(trial, &task.required, cmd.prefix.as_deref()) {
+            None => (TrialStatus::Completed, None),
+            Some(why) => (TrialStatus::Failed, Some(why)),
         },
         _ => (TrialStatus::Failed, Some(describe(&status))),
+    })
+}
+
+/// Why a program that exited 0 did not complete: it never reported the sweep's metric, or one
+/// of the `required` others, in any epoch. None when it reported them all.
+fn unreported(trial: &Trial, required: &[String], prefix: Option<&str>) -> Option<String> {
+    let metric = &trial.summary.objective.metric;
+    let mut named: Vec<&str> = Vec::new();
+    for row in &trial.rows {
+        for name in row.metrics.names() {
+            if !named.contains(&name) {
+                named.push(name);
+            }
+        }
+    }
+    let reported = |m: &str| named.contains(&m);
+    if trial.rows.is_empty() {
+        return Some(format!(
+            "the program exited 0 without reporting `{metric}` (print {{\"epoch\": 1, \"{metric}\": ...}} lines on stdout{}, or append them to {METRICS_FILE}){}",
+            prefix.map_or(String::new(), |p| format!(" after the prefix `{p}`")),
+            trial.hints_clause()
+        ));
+    }
+    let epochs = match trial.rows.len() {
+        1 => format!("epoch {} reported", trial.rows[0].epoch),
+        n => format!("its {n} epochs reported"),
+    };
+    let names = if named.is_empty() {
+        "nothing".to_string()
+    } else {
+        named.join(", ")
+    };
+    if !reported(metric) {
+        return Some(format!(
+            "the program never reports the sweep's metric `{metric}`: {epochs} {names}{}",
+            trial.hints_clause()
+        ));
+    }
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|m| !reported(m))
+        .map(|m| format!("`{m}`"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the program never reports {}, which the sweep's objectives, constraints or select \
+             read: {epochs} {names}{}",
+            missing.join(", "),
+            trial.hints_clause()
+        )
     })
 }
 

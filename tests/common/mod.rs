@@ -190,6 +190,7 @@ pub fn prepared_trial(dir: &Path, id: &str, epochs: usize) -> sweep::exec::Trial
         objective: sweep::trial::Objective::test_acc(),
         attempt: 1,
         command: None,
+        required: Vec::new(),
     };
     std::fs::write(
         trial_dir.join("trial.json"),

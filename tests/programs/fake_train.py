@@ -11,6 +11,8 @@ lr = 0.1, the way a real program speaks sweep's protocol: one JSON line per epoc
 --oom 1       prints a CUDA out-of-memory error on stderr and exits 1 before epoch 1
 --cost 1      also reports cost = 0.1 / lr: cheaper with larger lr, a trade-off against val_acc
 --report csv  appends rows to $SWEEP_TRIAL_DIR/metrics.csv instead of printing JSON
+--val-every N reports the metric only every N epochs (train_loss every epoch)
+--float-epoch 1  writes the epoch as 1.0, 2.0, ... (as numpy or a division does)
 --hold-after E  after reporting epoch E, waits (at most 120 s) until --hold-file exists or a
               signal ends it: a trial a test can observe mid-run, whatever the machine's speed
 FAKE_TRAIN_JITTER=S in the environment adds a random 0..S s to every epoch (tests that need
@@ -31,6 +33,8 @@ p.add_argument("--metric", default="val_acc")
 p.add_argument("--prefix", default="")
 p.add_argument("--hold-after", type=int, default=0)
 p.add_argument("--hold-file", default="")
+p.add_argument("--val-every", type=int, default=1)
+p.add_argument("--float-epoch", type=int, default=0)
 p.add_argument("--cost", type=int, default=0, help="1: also report cost = 0.1 / lr (a second objective)")
 a = p.parse_args()
 
@@ -53,7 +57,10 @@ for epoch in range(start, a.epochs + 1):
         sys.exit(1)
     time.sleep(a.sleep + random.uniform(0, float(os.environ.get("FAKE_TRAIN_JITTER", "0"))))
     score = 100 - 10 * abs(math.log10(a.lr) + 1) - 5 / epoch
-    row = {"epoch": epoch, a.metric: round(score, 4), "train_loss": round(1 / epoch, 4)}
+    row = {"epoch": float(epoch) if a.float_epoch else epoch}
+    if epoch % a.val_every == 0:
+        row[a.metric] = round(score, 4)
+    row["train_loss"] = round(1 / epoch, 4)
     if a.cost:
         row["cost"] = round(0.1 / a.lr, 4)
     if a.report == "json":

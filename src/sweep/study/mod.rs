@@ -315,11 +315,19 @@ pub(crate) fn prepare_trial(
             (inputs, Some(task))
         }
     };
+    let required = plan.objectives.as_ref().map_or(Vec::new(), |o| {
+        o.metrics()
+            .into_iter()
+            .filter(|m| *m != plan.objective.metric)
+            .map(String::from)
+            .collect()
+    });
     let task = TrialTask {
         id: job.id.clone(),
         objective: plan.objective.clone(),
         attempt: job.attempt,
         command,
+        required,
     };
     let trial_dir = dir.prepare_trial(&task, &inputs)?;
     RunDir::open(&trial_dir)?.clear_requests();

@@ -335,6 +335,21 @@ fn workers_refuse_what_they_cannot_join_and_say_why() {
         "{}",
         text(&o)
     );
+    // Given the spec instead of the folder, it refuses alike, and converts nothing.
+    let o = run(sweep(&[
+        "worker",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("is a sweep `sweep run` drives")
+            && text(&o).contains("--workers-only"),
+        "{}",
+        text(&o)
+    );
+    assert!(!results.join("r").join("workers.json").exists());
     // A worker given a changed spec refuses to join.
     let pulled = dir.join("pulled");
     make_for_workers(&s, &pulled, &[]);

@@ -66,6 +66,9 @@ pub fn create(spec_path: &Path, new: &NewSweep) -> anyhow::Result<Joined> {
         .with_context(|| format!("cannot create {}", dir.root().display()))?;
     let hash = spec_hash(spec.source.text());
     let existing = WorkerSettings::read(&dir)?;
+    if existing.is_none() && !new.update && dir.journal_file().is_file() {
+        return Err(driven_by_run(dir.root(), spec_path));
+    }
     if let Some(s) = &existing {
         check_version(&dir, s)?;
         if let Some(p) = new.parallelism.filter(|&p| p != s.parallelism) {
@@ -192,11 +195,7 @@ pub fn join(root: &Path) -> anyhow::Result<Joined> {
     let dir = SweepDir::at(&std::path::absolute(root)?);
     let Some(settings) = WorkerSettings::read(&dir)? else {
         if dir.journal_file().is_file() {
-            bail!(
-                "{} is a sweep `sweep run` drives, not one for workers; make it one with `sweep \
-                 run --workers-only SPEC` (its finished trials are kept), then start workers",
-                root.display()
-            );
+            return Err(driven_by_run(root, Path::new("SPEC")));
         }
         bail!(
             "no sweep in {}: make one with `sweep worker SPEC` or `sweep run --workers-only \
@@ -238,6 +237,17 @@ pub fn join(root: &Path) -> anyhow::Result<Joined> {
         settings,
         notes,
     })
+}
+
+/// The refusal of a worker, given the sweep's folder or its spec, to join a sweep `sweep run`
+/// drives: converting it changes how it runs (and TPE's parallelism), so it is asked for.
+fn driven_by_run(root: &Path, spec: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} is a sweep `sweep run` drives, not one for workers; make it one with `sweep run \
+         --workers-only {}` (its finished trials are kept), then start workers",
+        root.display(),
+        spec.display()
+    )
 }
 
 fn check_version(dir: &SweepDir, settings: &WorkerSettings) -> anyhow::Result<()> {

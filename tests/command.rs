@@ -237,7 +237,10 @@ fn a_program_that_validates_every_few_epochs_is_ranked_and_judged_on_those_epoch
     let root = results.join("sparse");
     let j = journal(&root);
     let epochs = j.iter().filter(|e| e["event"] == "epoch").count();
-    assert!(epochs >= 6, "every epoch journalled, with or without val_acc");
+    assert!(
+        epochs >= 6,
+        "every epoch journalled, with or without val_acc"
+    );
     let decisions: Vec<u64> = j
         .iter()
         .filter(|e| e["event"] == "decision")

@@ -198,7 +198,11 @@ fn a_metric_no_trial_reports_in_a_later_objective_a_constraint_or_select_fails_t
     for (name, extra, missing) in [
         ("objective", "", "latncy_ms"),
         ("constraint", "constraints = [\"param <= 150000\"]", "param"),
-        ("select", "select = \"min cost where val_accuracy >= 95\"", "val_accuracy"),
+        (
+            "select",
+            "select = \"min cost where val_accuracy >= 95\"",
+            "val_accuracy",
+        ),
     ] {
         let s = two_objective_spec(&dir, name, extra, search);
         if name == "objective" {

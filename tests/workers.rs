@@ -344,8 +344,7 @@ fn workers_refuse_what_they_cannot_join_and_say_why() {
     ]));
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("is a sweep `sweep run` drives")
-            && text(&o).contains("--workers-only"),
+        text(&o).contains("is a sweep `sweep run` drives") && text(&o).contains("--workers-only"),
         "{}",
         text(&o)
     );

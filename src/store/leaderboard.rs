@@ -374,9 +374,9 @@ impl Leaderboard {
             ));
         }
         Some(
-            self.no_selection
-                .clone()
-                .unwrap_or_else(|| "no feasible completed trial: each violates a constraint".into()),
+            self.no_selection.clone().unwrap_or_else(|| {
+                "no feasible completed trial: each violates a constraint".into()
+            }),
         )
     }
 

@@ -328,7 +328,11 @@ impl SweepSpec {
             "seed".into(),
             toml::Value::Integer((seed + repeat as u64) as i64),
         );
-        if let Program::Command(_) = &self.program {
+        if let Program::Command(c) = &self.program {
+            if let Some((i, why)) = c.unresolved(&table) {
+                let at = ["command".to_string(), "run".into(), i.to_string()];
+                return Err(vec![self.source.error_at(&at, why)]);
+            }
             return Ok(TrialInput::Command(table));
         }
         let locate = |path: &[String], msg: String| {

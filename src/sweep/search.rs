@@ -195,17 +195,36 @@ pub fn round_sig(x: f64) -> f64 {
     (x * f).round() / f
 }
 
-/// A single value per path: as is for one path, a tuple (array) for several.
+/// A single value per path: as is for one path, a tuple (array) for several. A distribution
+/// among the values is refused: a list holds fixed values, and keys varied together take them
+/// together.
 fn split_point(item: &toml::Value, n: usize) -> Result<Vec<toml::Value>, String> {
-    if n == 1 {
-        return Ok(vec![item.clone()]);
+    let values = match item {
+        _ if n == 1 => vec![item.clone()],
+        toml::Value::Array(values) if values.len() == n => values.clone(),
+        _ => {
+            return Err(format!(
+                "keys varied together need one value per key ({n}), e.g. [45, [20, 35]]"
+            ));
+        }
+    };
+    if let Some(d) = values.iter().find(|v| is_distribution(v)) {
+        return Err(format!(
+            "{d} is a distribution inside a list of fixed values, and would reach the trial as \
+             text; a list (or keys joined by \",\") takes values only. Search the key on its own \
+             line instead, e.g. \"momentum\" = {d}"
+        ));
     }
-    match item {
-        toml::Value::Array(values) if values.len() == n => Ok(values.clone()),
-        _ => Err(format!(
-            "keys varied together need one value per key ({n}), e.g. [45, [20, 35]]"
-        )),
-    }
+    Ok(values)
+}
+
+/// True for a table that reads as a distribution: `{ uniform = [a, b] }` and the like.
+fn is_distribution(v: &toml::Value) -> bool {
+    v.as_table().is_some_and(|t| {
+        t.len() == 1
+            && t.keys()
+                .all(|k| matches!(k.as_str(), "uniform" | "log_uniform" | "int"))
+    })
 }
 
 fn parse_distribution(t: &toml::Table) -> Result<Domain, String> {

@@ -10,7 +10,7 @@ use super::search::{Axis, Method};
 use crate::objectives::{Bound, Limit, Objectives, Selection};
 use crate::text::display_value;
 use crate::train::REPORTED_METRICS;
-use crate::train::config::overrides::{get_path, split_key};
+use crate::train::config::overrides::{get_path, set_path, split_key};
 use crate::train::config::{KeyError, KeyErrors, SourceFile, path_segments};
 use crate::trial::{Mode, Objective};
 
@@ -198,6 +198,30 @@ fn placeholders(arg: &str) -> Result<Vec<String>, String> {
 }
 
 impl CommandSpec {
+    /// The first placeholder of the command line that `params` (a trial's parameters) gives
+    /// no value to, or only a table: its argument's position, and why in words. The command
+    /// line of such a trial would hold an empty argument.
+    pub fn unresolved(&self, params: &toml::Table) -> Option<(usize, String)> {
+        self.run.iter().enumerate().find_map(|(i, arg)| {
+            let names = placeholders(arg).ok()?;
+            names
+                .iter()
+                .filter(|n| !matches!(n.as_str(), "trial_dir" | "trial_id"))
+                .find_map(|n| match get_path(params, &split_key(n)) {
+                    None => Some(format!(
+                        "{{{n}}} has no value in this trial: give `{n}` a value in [params] or \
+                         search it"
+                    )),
+                    Some(toml::Value::Table(_)) => Some(format!(
+                        "{{{n}}} is a table in this trial, not a value: name one of its keys, \
+                         e.g. {{{n}.<key>}}"
+                    )),
+                    Some(_) => None,
+                })
+                .map(|why| (i, why))
+        })
+    }
+
     /// The command line of one trial: placeholders replaced by its parameters (resolved
     /// `params`), its directory, id and seed.
     pub fn render(&self, params: &toml::Table, trial_dir: &Path, trial_id: &str) -> Vec<String> {
@@ -698,6 +722,8 @@ fn command_program(
             format!("must be >= 0, got {}", cmd.grace_seconds),
         ));
     }
+    let (params, problems) = nest_dotted_keys(params);
+    errors.extend(problems.into_iter().map(|msg| at("params", msg)));
     let mut keys = param_paths(&params);
     for key in searched {
         if !keys.contains(key) {
@@ -715,13 +741,24 @@ fn command_program(
             Err(msg) => errors.push(source.error_at(&path, msg)),
             Ok(names) => {
                 for n in names.iter().filter(|n| !known.contains(n)) {
-                    errors.push(source.error_at(
-                        &path,
-                        format!(
-                            "unknown placeholder {{{n}}}: the placeholders are the keys of [params] and [search.params] ({}) and {{trial_dir}}, {{trial_id}}, {{seed}}",
-                            if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                    let inner: Vec<&String> = keys
+                        .iter()
+                        .filter(|k| k.starts_with(&format!("{n}.")))
+                        .collect();
+                    let why = match inner.first() {
+                        Some(k) => format!(
+                            "{{{n}}} is a table, not a value: name one of its keys, e.g. {{{k}}}"
                         ),
-                    ));
+                        None => format!(
+                            "unknown placeholder {{{n}}}: the placeholders are the keys of [params] and [search.params] ({}) and {{trial_dir}}, {{trial_id}}, {{seed}}",
+                            if keys.is_empty() {
+                                "none".to_string()
+                            } else {
+                                keys.join(", ")
+                            }
+                        ),
+                    };
+                    errors.push(source.error_at(&path, why));
                 }
             }
         }
@@ -920,6 +957,29 @@ fn flatten_keys(table: &toml::Table) -> Vec<(String, toml::Value)> {
 }
 
 /// Every key of a parameter table as a dotted path (nested tables flattened).
+/// `[params]` with its quoted dotted keys (`"opt.name" = "adam"`) nested, as `[search.params]`
+/// nests them: one meaning in both tables, so that `{opt.name}` finds the value. A key given
+/// both ways is an error (returned, in words).
+fn nest_dotted_keys(params: toml::Table) -> (toml::Table, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut nested = toml::Table::new();
+    let (dotted, plain): (Vec<_>, Vec<_>) = params.into_iter().partition(|(k, _)| k.contains('.'));
+    for (k, v) in plain {
+        nested.insert(k, v);
+    }
+    for (key, value) in dotted {
+        let path = split_key(&key);
+        if get_path(&nested, &path).is_some() {
+            problems.push(format!("`{key}` is given twice (once as a dotted key)"));
+            continue;
+        }
+        if let Err((_, msg)) = set_path(&mut nested, &path, value) {
+            problems.push(format!("`{key}`: {msg}"));
+        }
+    }
+    (nested, problems)
+}
+
 fn param_paths(params: &toml::Table) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in params {

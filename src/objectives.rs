@@ -74,6 +74,34 @@ impl Objectives {
     }
 }
 
+/// What ranks a sweep's trials, for people: the objective, or the objectives with their
+/// constraints and the rule for `best/`.
+pub fn ranking(objective: &Objective, objectives: Option<&Objectives>) -> String {
+    let Some(o) = objectives else {
+        return objective.to_string();
+    };
+    let mut out = format!(
+        "the Pareto front of {}",
+        o.objectives
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !o.constraints.is_empty() {
+        out.push_str(&format!(
+            " subject to {}",
+            o.constraints
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ));
+    }
+    out.push_str(&format!("; best/ holds {}", o.describe_selection()));
+    out
+}
+
 /// `<=` or `>=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

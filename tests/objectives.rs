@@ -77,6 +77,35 @@ fn a_command_sweep_with_two_objectives_and_a_constraint_ranks_by_the_front() {
         text(&status)
     );
     assert!(text(&status).contains("by select ="), "{}", text(&status));
+    assert!(
+        text(&status).contains("ranked by the Pareto front of val_acc (max), cost (min)"),
+        "{}",
+        text(&status)
+    );
+    // The JSON leaderboard says how it ranks, labels each objective's value, says which rows
+    // are feasible, and marks the trial best/ holds.
+    let o = run(sweep(&[
+        "leaderboard",
+        root.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    let board: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        board["ranked_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("the Pareto front of val_acc (max), cost (min)"),
+        "{board}"
+    );
+    assert_eq!(board["best"], rows[2][1].as_str());
+    let json_rows = board["rows"].as_array().unwrap();
+    assert_eq!(json_rows[1]["best"], true);
+    assert_eq!(json_rows[0]["best"], false);
+    assert_eq!(json_rows[0]["objective_values"]["cost"], 1.0);
+    assert!(json_rows[0]["objective_values"]["val_acc"].is_number());
+    assert_eq!(json_rows[0]["feasible"], true);
+    assert_eq!(json_rows[4]["feasible"], false);
     // The report draws the front and the hypervolume, and selects a trial from a link.
     let fragment = format!("#trial={}", rows[1][1]);
     let Some(page) = render_report(&root, &fragment) else {

@@ -514,11 +514,18 @@ pub struct LeaderboardArgs {
 pub fn leaderboard(args: LeaderboardArgs) -> anyhow::Result<ExitCode> {
     let dir = SweepDir::open(&args.dir)?;
     let (_, mut board) = study::leaderboard(&dir)?;
+    let holds = match (board.best(), board.why_no_best()) {
+        (Some(b), _) => format!("best/ holds {}, by {}", b.trial, board.best_rule()),
+        (None, Some(why)) => format!("best: none ({why})"),
+        (None, None) => String::new(),
+    };
     if let Some(n) = args.top {
         board.truncate(n);
     }
     let text = match args.format {
-        Format::Table => crate::text::text_table(&board.header(), &board.cells()) + "\n",
+        Format::Table => {
+            crate::text::text_table(&board.header(), &board.cells()) + "\n" + &holds + "\n"
+        }
         Format::Csv => Csv.serialize(&board)?,
         Format::Markdown => Markdown.serialize(&board)?,
         Format::Json => Json.serialize(&board)?,

@@ -108,10 +108,10 @@ pub struct Leaderboard {
     /// Several objectives, their constraints and the rule for `best/`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objectives: Option<Objectives>,
-    /// The index in `rows` of the trial `best/` holds, when another rule than the first row
-    /// chooses it (several objectives).
-    #[serde(skip)]
-    selected: Option<usize>,
+    /// The trial `best/` holds: the first row when it completed, or with several objectives
+    /// the trial the rule (or the knee of the front) picks.
+    #[serde(rename = "best")]
+    pub best_trial: Option<String>,
     /// Why no trial is selected, when the rule finds none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_selection: Option<String>,
@@ -204,9 +204,12 @@ impl Leaderboard {
             repeats,
             shows_test_acc,
             shows_progress,
+            best_trial: ranked
+                .first()
+                .filter(|r| r.rank == Some(1) && r.status == TrialStatus::Completed)
+                .map(|r| r.trial.clone()),
             rows: ranked,
             objectives: None,
-            selected: None,
             no_selection: None,
         }
     }
@@ -307,6 +310,7 @@ impl Leaderboard {
         };
         let shows_test_acc = objectives.objectives.iter().all(|o| o.metric != TEST_ACC)
             && ranked.iter().any(|r| r.best_test_acc.is_some());
+        let best_trial = selected.map(|i| ranked[i].trial.clone());
         ranked.extend(rest);
         let shows_progress =
             record.pruner.is_some() || ranked.iter().any(|r| r.status == TrialStatus::Pruned);
@@ -318,7 +322,7 @@ impl Leaderboard {
             shows_progress,
             rows: ranked,
             objectives: Some(objectives.clone()),
-            selected,
+            best_trial,
             no_selection,
         }
     }
@@ -326,12 +330,8 @@ impl Leaderboard {
     /// The winner: the first row, or with several objectives the trial the selection rule
     /// (or the knee of the front) picks.
     pub fn best(&self) -> Option<&Row> {
-        if self.objectives.is_some() {
-            return self.selected.and_then(|i| self.rows.get(i));
-        }
-        self.rows
-            .first()
-            .filter(|r| r.rank == Some(1) && r.status == TrialStatus::Completed)
+        let id = self.best_trial.as_deref()?;
+        self.rows.iter().find(|r| r.trial == id)
     }
 
     /// Why there is no winner, in words (None when there is one): no trial completed, a
@@ -420,7 +420,7 @@ impl Leaderboard {
         if self.objectives.is_none() {
             front.rows.clear();
         }
-        front.selected = None;
+        front.best_trial = None;
         front
     }
 
@@ -628,8 +628,28 @@ impl Exporter for Markdown {
 }
 
 impl Exporter for Json {
+    /// The board as one object: what ranks it (`ranked_by`, in words), the trial `best/` holds
+    /// (`best`), and each row marked `best`; with several objectives, each row's
+    /// `objective_values` by metric and whether it is `feasible`.
     fn serialize(&self, board: &Leaderboard) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(board)? + "\n")
+        let mut value = serde_json::to_value(board)?;
+        value["ranked_by"] =
+            crate::objectives::ranking(&board.objective, board.objectives.as_ref()).into();
+        if let Some(rows) = value["rows"].as_array_mut() {
+            for (json, row) in rows.iter_mut().zip(&board.rows) {
+                json["best"] = (board.best_trial.as_deref() == Some(row.trial.as_str())).into();
+                let Some(o) = &board.objectives else { continue };
+                let labelled: serde_json::Map<String, serde_json::Value> = o
+                    .objectives
+                    .iter()
+                    .zip(&row.objective_values)
+                    .map(|(x, v)| (x.metric.clone(), (*v).into()))
+                    .collect();
+                json["objective_values"] = labelled.into();
+                json["feasible"] = row.feasible().into();
+            }
+        }
+        Ok(serde_json::to_string_pretty(&value)? + "\n")
     }
 }
 

@@ -403,32 +403,9 @@ impl PlannedTrial {
 }
 
 impl Plan {
-    /// What ranks the trials, for people: the objective, or the objectives with their
-    /// constraints and the rule for `best/`.
+    /// What ranks the trials, for people (see [`crate::objectives::ranking`]).
     pub fn ranking(&self) -> String {
-        let Some(o) = &self.objectives else {
-            return self.objective.to_string();
-        };
-        let mut out = format!(
-            "the Pareto front of {}",
-            o.objectives
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        if !o.constraints.is_empty() {
-            out.push_str(&format!(
-                " subject to {}",
-                o.constraints
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ));
-        }
-        out.push_str(&format!("; best/ holds {}", o.describe_selection()));
-        out
+        crate::objectives::ranking(&self.objective, self.objectives.as_ref())
     }
 
     /// Every trial resolved while planning: the plan's, or a TPE space's sample.

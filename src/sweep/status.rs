@@ -68,7 +68,7 @@ pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
         } else {
             String::new()
         },
-        record.objective,
+        crate::objectives::ranking(&record.objective, record.objectives.as_ref()),
         match (&workers, orchestrator) {
             (Some(_), _) => "none (pull workers)",
             (None, true) => "running",

@@ -149,6 +149,48 @@ fn reruns_started_in_the_same_second_each_keep_their_own_directory() {
 }
 
 #[test]
+fn a_command_rerun_counts_the_epochs_it_runs_and_refuses_a_key_the_trial_lacks() {
+    let dir = scratch("cmd-rerun-set");
+    let s = command_spec(
+        &dir,
+        "rs",
+        r#""--lr", "{lr}", "--epochs", "{epochs}""#,
+        "lr = 0.01\nepochs = 9",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("rs");
+    let o = run(sweep(&[
+        "rerun",
+        root.to_str().unwrap(),
+        "--set",
+        "epochs=2",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("running the program for 2 epochs on cpu"),
+        "{out}"
+    );
+    assert!(!out.contains("0 steps"), "{out}");
+    assert!(out.contains("epoch   2/2"), "{out}");
+    let o = run(sweep(&[
+        "rerun",
+        root.to_str().unwrap(),
+        "--set",
+        "lrr=0.5",
+    ]));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("has no parameter `lrr`; its parameters are epochs, lr, seed"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn a_program_may_append_its_metrics_to_metrics_csv_instead() {
     let dir = scratch("cmd-csv");
     let s = command_spec(

@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
-use super::spec::CommandSpec;
+use super::spec::{CommandSpec, param_paths};
 use crate::store::atomic;
 use crate::store::leaderboard::Leaderboard;
 use crate::store::run_dir::{CONFIG_FILE, RunDir};
 use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir};
+use crate::train::config::overrides::get_path;
 use crate::train::config::{Override, SourceFile, TrialConfig, apply_overrides};
 use crate::train::{self as trainer, Observer, TrainContext};
 use crate::trial::{CommandTask, TrialSummary, TrialTask};
@@ -62,6 +63,23 @@ fn rerun_command(
     let source = trial_dir.join(PARAMS_TOML_FILE);
     let params = SourceFile::read(&source)?;
     let mut table = params.table()?;
+    // A key the trial's parameters lack would reach the program nowhere: refuse it.
+    if let Some(o) = rerun
+        .overrides
+        .iter()
+        .find(|o| get_path(&table, &o.path).is_none())
+    {
+        let mut keys = param_paths(&table);
+        keys.sort();
+        bail!(
+            "--set {}: trial {} has no parameter `{}`; its parameters are {} ({})",
+            o,
+            task.id,
+            o.key(),
+            keys.join(", "),
+            source.display()
+        );
+    }
     apply_overrides(&mut table, rerun.overrides).map_err(|e| params.error_at(&e.0, e.1))?;
     let out = std::path::absolute(dir.new_rerun_dir(&task.id)?)?;
     atomic::write(&out.join(PARAMS_TOML_FILE), toml::to_string(&table)?)?;
@@ -78,6 +96,8 @@ fn rerun_command(
     let rerun_task = TrialTask {
         command: Some(CommandTask {
             argv: spec.render(&table, &out, &task.id),
+            // `--set epochs=N` changes how many epochs the progress counts.
+            epochs: crate::sweep::plan::TrialInput::Command(table.clone()).epochs(),
             ..cmd.clone()
         }),
         attempt: 1,

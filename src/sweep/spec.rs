@@ -980,7 +980,8 @@ fn nest_dotted_keys(params: toml::Table) -> (toml::Table, Vec<String>) {
     (nested, problems)
 }
 
-fn param_paths(params: &toml::Table) -> Vec<String> {
+/// The dotted paths of every value in `params` (tables are descended into).
+pub fn param_paths(params: &toml::Table) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in params {
         match v {

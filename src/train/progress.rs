@@ -35,13 +35,7 @@ impl Observer for Bar {
     fn started(&mut self, epochs: usize, steps_per_epoch: usize, s: &TrialSummary) {
         self.epochs = epochs;
         self.steps = steps_per_epoch;
-        note!(
-            "training {epochs} epochs x {steps_per_epoch} steps on {} ({} engine, {} thread{})",
-            s.device,
-            s.engine,
-            s.threads,
-            if s.threads == 1 { "" } else { "s" }
-        );
+        note!("{}", started_line(epochs, steps_per_epoch, s));
     }
 
     fn step(&mut self, epoch: usize, step: usize, loss: f64, acc: f64) {
@@ -108,9 +102,33 @@ impl Observer for Lines {
     }
 }
 
+/// The first line of a run: what trains, for how long, where. A command trial has no steps
+/// sweep knows of, and its epochs only when its parameters say (0: unknown).
+pub fn started_line(epochs: usize, steps_per_epoch: usize, s: &TrialSummary) -> String {
+    let threads = format!(
+        "{} thread{}",
+        s.threads,
+        if s.threads == 1 { "" } else { "s" }
+    );
+    match (epochs, steps_per_epoch) {
+        (0, _) => format!("running the program on {} ({threads})", s.device),
+        (e, 0) => format!(
+            "running the program for {e} epochs on {} ({threads})",
+            s.device
+        ),
+        (e, n) => format!(
+            "training {e} epochs x {n} steps on {} ({} engine, {threads})",
+            s.device, s.engine
+        ),
+    }
+}
+
 /// One epoch as a log line: every value the trial reported, then the best so far.
 pub fn epoch_line(epochs: usize, m: &EpochMetrics, s: &TrialSummary) -> String {
-    let mut line = format!("epoch {:>3}/{epochs}", m.epoch);
+    let mut line = match epochs {
+        0 => format!("epoch {:>3}", m.epoch),
+        n => format!("epoch {:>3}/{n}", m.epoch),
+    };
     for (name, v) in m.metrics.iter() {
         match name {
             // Constant, or time (shown once at the end of the line).

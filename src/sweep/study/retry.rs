@@ -90,20 +90,24 @@ pub struct Ended<'a> {
 /// (the same cause from different parameters) from bad luck.
 #[derive(Debug, Default, Clone)]
 pub struct Failures {
-    /// Each trial's first end in this run, with its failure cause, if it failed.
-    first_ends: Vec<(String, Option<String>)>,
+    /// Each trial's first end in this run: its id, its failure cause if it failed, and its
+    /// message as the trial gave it.
+    first_ends: Vec<(String, Option<String>, Option<String>)>,
 }
 
 impl Failures {
     /// Records how an attempt of `trial` ended.
     pub fn record(&mut self, trial: Ended, outcome: &TrialOutcome) {
         if outcome.status == TrialStatus::Interrupted
-            || self.first_ends.iter().any(|(t, _)| t == trial.id)
+            || self.first_ends.iter().any(|(t, _, _)| t == trial.id)
         {
             return;
         }
-        self.first_ends
-            .push((trial.id.to_string(), cause(&trial, outcome)));
+        self.first_ends.push((
+            trial.id.to_string(),
+            cause(&trial, outcome),
+            outcome.message.clone(),
+        ));
     }
 
     /// Whether another trial already failed with the cause `trial` just failed with: a retry
@@ -114,7 +118,7 @@ impl Failures {
         };
         self.first_ends
             .iter()
-            .any(|(t, c)| t != trial.id && c.as_ref() == Some(&cause))
+            .any(|(t, c, _)| t != trial.id && c.as_ref() == Some(&cause))
     }
 
     /// The reason to stop the sweep, when the first `max` trials to end all failed with one
@@ -123,16 +127,19 @@ impl Failures {
         if max == 0 || self.first_ends.len() < max {
             return None;
         }
-        let first = self.first_ends[0].1.as_ref()?;
+        let (trial, first, message) = &self.first_ends[0];
+        let first = first.as_ref()?;
+        // Quoted as the first trial said it, not with its values taken out.
+        let quoted = message.as_deref().unwrap_or(first);
         self.first_ends[..max]
             .iter()
-            .all(|(_, c)| c.as_ref() == Some(first))
+            .all(|(_, c, _)| c.as_ref() == Some(first))
             .then(|| {
                 format!(
                     "stopped: the first {max} trials to end all failed the same way, so every \
-                     trial would: {first}. Fix the cause and run the same command again (the \
-                     spec's `max_failures` sets how many identical failures stop a sweep; 0 \
-                     never stops)"
+                     trial would. Trial {trial}: {quoted}. Fix the cause and run the same \
+                     command again (the spec's `max_failures` sets how many identical failures \
+                     stop a sweep; 0 never stops)"
                 )
             })
     }
@@ -302,5 +309,25 @@ mod tests {
             },
             &log("0.0015")
         ));
+        f.record(
+            Ended {
+                id: "1edf3a25",
+                values: &b,
+            },
+            &log("0.0015"),
+        );
+        f.record(
+            Ended {
+                id: "9c0ffee0",
+                values: &values("0.002"),
+            },
+            &log("0.002"),
+        );
+        let why = f.halt(3).expect("one cause");
+        assert!(
+            why.contains("Trial 5e5d816f: no `val_acc`; log ends: training lr=0.001 for 2 epochs")
+                && !why.contains("<value>"),
+            "one real message is quoted: {why}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! Finished work is a trial that reported at least one epoch. It leaves the leaderboard when
 //! the spec no longer has it (a value removed, or a base value every trial shares changed,
 //! which changes every trial's id), and it is judged anew when the metric changes (its kept
-//! checkpoint was selected by the old one).
+//! checkpoint was selected by the old one, if it ever reported it).
 
 use crate::store::journal::Event;
 use crate::store::record::StudyRecord;
@@ -31,7 +31,11 @@ pub fn refusal(record: &StudyRecord, objective: &Objective, events: &[Event]) ->
         .copied()
         .filter(|id| with_results(id))
         .collect();
-    let finished = record.active().filter(|t| !t.epochs.is_empty()).count();
+    // Trials whose kept epoch the old metric chose: those that ever reported it.
+    let finished = record
+        .active()
+        .filter(|t| t.best(&record.objective).is_some())
+        .count();
     if !retired.is_empty() {
         let how = if all_retired.len() == record.active().count() {
             " (every trial's id changed: a value all trials share, such as the base \

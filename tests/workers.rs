@@ -609,6 +609,10 @@ fn epochs_a_killed_worker_had_not_journalled_are_collected_and_journalled_before
         text(&second)
     );
     assert_eq!(epochs(&root), [1, 2, 3]);
+    // The killed worker's lease went with the sweep's end: status lists no worker running it.
+    assert_eq!(std::fs::read_dir(root.join("workers")).unwrap().count(), 0);
+    let status = run(sweep(&["status", root.to_str().unwrap()]));
+    assert!(!text(&status).contains("running "), "{}", text(&status));
     let o = run(sweep(&[
         "export",
         root.to_str().unwrap(),

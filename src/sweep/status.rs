@@ -5,14 +5,21 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::store::leaderboard::{Leaderboard, column_value};
+use crate::store::record::StudyRecord;
 use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{self, WorkerSettings};
 use crate::text::format_metric;
 use crate::text::human_duration;
 use crate::trial::TrialStatus;
 
-/// The workers of a sweep: who, where, their last heartbeat, what they run.
-fn write_workers(out: &mut String, dir: &SweepDir, settings: &WorkerSettings) -> std::fmt::Result {
+/// The workers of a sweep: who, where, their last heartbeat, what they run (by the journal: a
+/// trial another worker took up or finished is not listed under a worker that is gone).
+fn write_workers(
+    out: &mut String,
+    dir: &SweepDir,
+    settings: &WorkerSettings,
+    record: &StudyRecord,
+) -> std::fmt::Result {
     let leases = workers::leases(dir);
     let live = leases
         .iter()
@@ -32,16 +39,32 @@ fn write_workers(out: &mut String, dir: &SweepDir, settings: &WorkerSettings) ->
         } else {
             ""
         };
+        let trials: Vec<&String> = l
+            .trials
+            .iter()
+            .filter(|id| {
+                record.get(id).is_some_and(|t| {
+                    t.status == TrialStatus::Running && t.worker.as_deref() == Some(&l.worker)
+                })
+            })
+            .collect();
         writeln!(
             out,
             "    {} pid {}: last heartbeat {} ago{expired}, {}",
             l.host,
             l.pid,
             human_duration(l.age().as_secs_f64()),
-            if l.trials.is_empty() {
+            if trials.is_empty() {
                 "idle".to_string()
             } else {
-                format!("running {}", l.trials.join(", "))
+                format!(
+                    "running {}",
+                    trials
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         )?;
     }
@@ -76,7 +99,7 @@ pub fn report(dir: &SweepDir) -> anyhow::Result<String> {
         }
     )?;
     if let Some(settings) = &workers {
-        write_workers(&mut out, dir, settings)?;
+        write_workers(&mut out, dir, settings, &record)?;
     }
     let mut counts: BTreeMap<TrialStatus, usize> = BTreeMap::new();
     for t in record.active() {

@@ -688,6 +688,15 @@ impl Worker<'_> {
             }
         }
         let board = publish(self.dir, record, self.plan.keep_checkpoints)?;
+        if finished {
+            // The leases of workers killed on the way name trials long finished elsewhere.
+            for gone in workers::leases(self.dir)
+                .iter()
+                .filter(|l| l.age() > self.settings.lease())
+            {
+                gone.end(self.dir);
+            }
+        }
         drop(held);
         self.lease.end(self.dir);
         Ok((board, finished))

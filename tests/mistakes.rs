@@ -323,3 +323,40 @@ fn a_corrected_metric_name_is_accepted_when_no_trial_kept_anything() {
         text(&o)
     );
 }
+
+#[test]
+fn help_shows_threads_only_where_something_trains_and_refuses_flags_that_contradict() {
+    let help = |cmd: &str| text(&run(sweep(&[cmd, "--help"])));
+    for cmd in ["run", "worker", "plan", "status", "leaderboard", "export"] {
+        let h = help(cmd);
+        assert!(
+            !h.lines().any(|l| l.trim_start().starts_with("--threads ")),
+            "{cmd}: {h}"
+        );
+    }
+    for cmd in ["train", "eval", "rerun", "bench"] {
+        assert!(help(cmd).contains("--threads <N>"), "{cmd}");
+    }
+    assert!(help("run").contains("its process's --threads"));
+    assert!(help("worker").contains("workers x trials x threads"));
+    assert!(help("submit").contains("--timeout-per-trial"));
+    let o = run(sweep(&["run", "sweeps/quick.toml", "--quiet", "--progress", "epochs"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot be used with"), "{}", text(&o));
+    // Submit hands its timeout to every worker it starts.
+    let dir = scratch("mistakes-submit");
+    let o = run(sweep(&[
+        "submit",
+        "sweeps/quick.toml",
+        "--slurm",
+        "--workers",
+        "2",
+        "--timeout-per-trial",
+        "2m",
+        "--dry-run",
+        "--results",
+        dir.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("--timeout-per-trial 120s"), "{}", text(&o));
+}

@@ -17,8 +17,10 @@ use crate::train::config::{Blas, Override};
 #[derive(Debug, Parser)]
 #[command(name = "sweep", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Compute threads for training and evaluation (default: every core).
-    #[arg(long, global = true, value_name = "N", env = "SWEEP_THREADS")]
+    /// Compute threads of the commands that train or evaluate (train, eval, rerun, trial,
+    /// bench), which also take it after their name [default: every core]. `run` and `worker`
+    /// set each trial's with --threads-per-trial instead.
+    #[arg(long, value_name = "N", env = "SWEEP_THREADS")]
     pub threads: Option<usize>,
 
     #[command(subcommand)]
@@ -97,6 +99,8 @@ fn devices() -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
+    #[command(flatten)]
+    threads: Threads,
     /// Timed training steps.
     #[arg(long, default_value_t = 200, value_name = "N")]
     steps: usize,
@@ -141,13 +145,36 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--threads` of a command that trains or evaluates, after its name (it wins over the one
+/// before the command's name and over `SWEEP_THREADS`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Threads {
+    /// Compute threads for training and evaluation [default: every core, or SWEEP_THREADS].
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl Command {
+    /// The `--threads` given after the command's name, for the commands that take one.
+    fn threads(&self) -> Option<usize> {
+        match self {
+            Command::Train(a) => a.threads.threads,
+            Command::Eval(a) => a.threads.threads,
+            Command::Rerun(a) => a.threads.threads,
+            Command::Trial(a) => a.threads.threads,
+            Command::Bench(a) => a.threads.threads,
+            _ => None,
+        }
+    }
+}
+
 /// Exit code of a command that ran into an error.
 const EXIT_ERROR: u8 = 1;
 
 /// Entry point of the `sweep` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::train::threads::init(cli.threads);
+    crate::train::threads::init(cli.command.threads().or(cli.threads));
     let result = match cli.command {
         Command::Train(args) => train::train(args),
         Command::Eval(args) => train::eval(args),

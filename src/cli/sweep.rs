@@ -100,7 +100,7 @@ pub struct RunArgs {
     /// Trials at a time per device [default: CPU cores / threads per trial on the CPU, 1 per GPU].
     #[arg(long, value_name = "N")]
     per_device: Option<usize>,
-    /// Compute threads per trial.
+    /// Compute threads per trial (its process's --threads).
     #[arg(long, default_value_t = 1, value_name = "N")]
     threads_per_trial: usize,
     /// Run at most N of the unfinished trials, then stop.
@@ -132,7 +132,7 @@ pub struct RunArgs {
     #[arg(long)]
     accept_changes: bool,
     /// Print no progress, only notes, errors and the final leaderboard.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "progress")]
     quiet: bool,
     /// Off a terminal: a line per trial that ends (trials), or also per start and epoch
     /// (epochs). On a terminal a live display is drawn either way.
@@ -536,6 +536,8 @@ pub fn leaderboard(args: LeaderboardArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, Args)]
 pub struct RerunArgs {
+    #[command(flatten)]
+    pub threads: super::Threads,
     /// A sweep directory (results/<name>).
     dir: PathBuf,
     /// Which trial: its rank on the leaderboard.
@@ -736,6 +738,8 @@ pub fn repair(args: RepairArgs) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["dirs", "list"])))]
 pub struct TrialArgs {
+    #[command(flatten)]
+    pub threads: super::Threads,
     /// A trial directory (results/<sweep>/trials/<id>) prepared by `sweep run`; several
     /// trials of one architecture, batch size, epochs and data train together as a pack.
     #[arg(value_name = "DIR")]

@@ -19,6 +19,8 @@ use crate::trial::{Mode, Objective};
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["config", "resume"])))]
 pub struct TrainArgs {
+    #[command(flatten)]
+    pub threads: super::Threads,
     /// The trial configuration (see sweeps/examples/ and the README's TrialConfig reference).
     config: Option<PathBuf>,
     /// Continue an interrupted run in DIR from its last finished epoch (with the configuration
@@ -131,6 +133,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
+    #[command(flatten)]
+    pub threads: super::Threads,
     /// A run directory written by `sweep train` or a sweep's trial (config.toml +
     /// best.safetensors).
     run_dir: PathBuf,

@@ -74,7 +74,10 @@ pub struct WorkerArgs {
     /// Trials this worker runs at a time per device.
     #[arg(long, default_value_t = 1, value_name = "N")]
     per_device: usize,
-    /// Compute threads per trial [default: this machine's cores / trials at a time].
+    /// Compute threads per trial [default: this machine's cores / this worker's trials at a
+    /// time]. Several workers on one machine each take the default: give each a share, so
+    /// that workers x trials x threads stays within the cores (a worker says so when it finds
+    /// others on its machine).
     #[arg(long, value_name = "N")]
     threads_per_trial: Option<usize>,
     /// Extra attempts for a trial that crashes or times out (made by the worker that saw it).
@@ -87,7 +90,7 @@ pub struct WorkerArgs {
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     poll: Duration,
     /// Print no progress, only notes and errors.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "progress")]
     quiet: bool,
     /// Off a terminal: a line per trial that ends (trials), or also per start and epoch.
     #[arg(long, value_enum, default_value = "trials", value_name = "LINES")]
@@ -222,6 +225,9 @@ pub struct SubmitArgs {
     /// Extra attempts for a trial that crashes or times out.
     #[arg(long, default_value_t = 1, value_name = "N")]
     retries: u32,
+    /// Each worker stops an attempt that runs longer than this and records a timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout_per_trial: Option<Duration>,
     /// Print the sbatch script and submit nothing.
     #[arg(long)]
     dry_run: bool,
@@ -257,7 +263,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         requeue_before: Duration::from_secs(120),
         exe: std::env::current_exe().context("cannot find the sweep binary")?,
     };
-    let worker_args = vec![
+    let mut worker_args = vec![
         "--retries".to_string(),
         args.retries.to_string(),
         "--devices".into(),
@@ -268,6 +274,9 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
         .into(),
     ];
+    if let Some(t) = args.timeout_per_trial {
+        worker_args.extend(["--timeout-per-trial".to_string(), format!("{}s", t.as_secs())]);
+    }
     if args.dry_run {
         // Nothing is made: the script as it would be submitted.
         let (_, plan) = crate::sweep::checks::load_plan(&args.spec)?;

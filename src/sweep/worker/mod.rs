@@ -113,6 +113,9 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
     for n in notes {
         progress.println(n);
     }
+    if let Some(warning) = oversubscribed(dir, settings, &opts.local, &name) {
+        progress.println(&warning);
+    }
     let mut worker = Worker {
         dir,
         spec,
@@ -171,6 +174,38 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
         ran: worker.ran,
         failed: worker.failed,
         finished,
+    })
+}
+
+/// A warning when the live workers on this machine, this one included, would run more compute
+/// threads at once than it has cores (each worker's default takes every core).
+fn oversubscribed(
+    dir: &SweepDir,
+    settings: &WorkerSettings,
+    local: &LocalOptions,
+    me: &str,
+) -> Option<String> {
+    let host = crate::store::shared_lock::hostname();
+    let others = workers::leases(dir)
+        .iter()
+        .filter(|l| l.worker != me && l.host == host && l.age() <= settings.lease())
+        .count();
+    let cores = crate::train::threads::available();
+    let cpu_slots = if local.devices.contains(&crate::exec::slots::DeviceSpec::Cpu) {
+        local.per_device
+    } else {
+        1
+    };
+    let threads = (others + 1) * cpu_slots * local.threads_per_trial;
+    (others > 0 && threads > cores).then(|| {
+        format!(
+            "note: {others} other worker{} run on this machine; with this one's {} thread{} per \
+             trial they ask for {threads} threads on {cores} cores. Give each worker a share with \
+             --threads-per-trial",
+            if others == 1 { "" } else { "s" },
+            local.threads_per_trial,
+            if local.threads_per_trial == 1 { "" } else { "s" },
+        )
     })
 }
 

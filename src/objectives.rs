@@ -189,6 +189,16 @@ impl Bound {
             return Err(format!("`{text}`: `{metric}` is not a metric name"));
         }
         let rest = rest.trim();
+        // `150000 >= params`: the number came first.
+        if metric.parse::<f64>().is_ok() && rest.parse::<f64>().is_err() {
+            let flipped = match op {
+                Op::AtMost => ">=",
+                Op::AtLeast => "<=",
+            };
+            return Err(format!(
+                "`{text}`: put the metric first, e.g. `{rest} {flipped} {metric}`"
+            ));
+        }
         let limit = match rest.strip_prefix("best") {
             Some(offset) if relative => {
                 let offset = offset.trim();
@@ -402,6 +412,10 @@ mod tests {
         assert!(Bound::parse("val acc <= 3", false).is_err());
         assert!(Bound::parse("val_acc < 3", false).is_err());
         assert!(Bound::parse("val_acc <= fast", false).is_err());
+        assert_eq!(
+            Bound::parse("150000 >= params", false).unwrap_err(),
+            "`150000 >= params`: put the metric first, e.g. `params <= 150000`"
+        );
     }
 
     #[test]

@@ -340,7 +340,13 @@ fn help_shows_threads_only_where_something_trains_and_refuses_flags_that_contrad
     assert!(help("run").contains("its process's --threads"));
     assert!(help("worker").contains("workers x trials x threads"));
     assert!(help("submit").contains("--timeout-per-trial"));
-    let o = run(sweep(&["run", "sweeps/quick.toml", "--quiet", "--progress", "epochs"]));
+    let o = run(sweep(&[
+        "run",
+        "sweeps/quick.toml",
+        "--quiet",
+        "--progress",
+        "epochs",
+    ]));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("cannot be used with"), "{}", text(&o));
     // Submit hands its timeout to every worker it starts.
@@ -358,5 +364,9 @@ fn help_shows_threads_only_where_something_trains_and_refuses_flags_that_contrad
         dir.to_str().unwrap(),
     ]));
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("--timeout-per-trial 120s"), "{}", text(&o));
+    assert!(
+        text(&o).contains("--timeout-per-trial 120s"),
+        "{}",
+        text(&o)
+    );
 }

@@ -480,6 +480,12 @@ fn the_bad_spec_corpus_reports_file_line_and_key() {
             "{}: expected `{message}` in {err}",
             f.display()
         );
+        // One mistake, one message: no second, misleading piece of advice beside it.
+        assert!(
+            !err.contains("problems:"),
+            "{}: more than the expected problem in {err}",
+            f.display()
+        );
     }
 }
 

@@ -275,7 +275,10 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         .into(),
     ];
     if let Some(t) = args.timeout_per_trial {
-        worker_args.extend(["--timeout-per-trial".to_string(), format!("{}s", t.as_secs())]);
+        worker_args.extend([
+            "--timeout-per-trial".to_string(),
+            format!("{}s", t.as_secs()),
+        ]);
     }
     if args.dry_run {
         // Nothing is made: the script as it would be submitted.

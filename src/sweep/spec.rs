@@ -352,7 +352,7 @@ impl SweepSpec {
             (None, Some(cmd), params) => command_program(
                 cmd,
                 params.unwrap_or_default(),
-                file.metric.is_some() || objectives.is_some(),
+                file.metric.is_some() || file.objectives.is_some(),
                 &searched,
                 &source,
                 &at,

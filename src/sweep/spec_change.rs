@@ -15,8 +15,14 @@ use crate::trial::Objective;
 pub const ACCEPT_FLAG: &str = "--accept-changes";
 
 /// Why the change from `record` to a spec ranked by `objective` whose plan sync produced
-/// `events` must be refused, if it must.
-pub fn refusal(record: &StudyRecord, objective: &Objective, events: &[Event]) -> Option<String> {
+/// `events` must be refused, if it must. `command`: the trials run the spec's command (whose
+/// command line is part of every trial's id).
+pub fn refusal(
+    record: &StudyRecord,
+    objective: &Objective,
+    events: &[Event],
+    command: bool,
+) -> Option<String> {
     let with_results = |id: &str| record.get(id).is_some_and(|t| !t.epochs.is_empty());
     let all_retired: Vec<&String> = events
         .iter()
@@ -37,11 +43,16 @@ pub fn refusal(record: &StudyRecord, objective: &Objective, events: &[Event]) ->
         .filter(|t| t.best(&record.objective).is_some())
         .count();
     if !retired.is_empty() {
-        let how = if all_retired.len() == record.active().count() {
-            " (every trial's id changed: a value all trials share, such as the base \
-             configuration or `epochs`, is not what they ran with)"
-        } else {
-            ""
+        let how = match (all_retired.len() == record.active().count(), command) {
+            (false, _) => "",
+            (true, false) => {
+                " (every trial's id changed: a value all trials share, such as the base \
+                 configuration or `epochs`, is not what they ran with)"
+            }
+            (true, true) => {
+                " (every trial's id changed: the command line, or a value all trials share in \
+                 [params], is not what they ran with)"
+            }
         };
         return Some(format!(
             "the spec changed: {} with results would leave the leaderboard{how} ({}{}). Their \
@@ -98,13 +109,15 @@ mod tests {
     fn retiring_trials_with_results_is_refused_and_names_the_flag() {
         let r = record(&["aa11", "bb22"], &["aa11", "bb22", "cc33"]);
         let objective = Objective::new("val_acc", Some(Mode::Max)).unwrap();
-        let why = refusal(&r, &objective, &retire(&["aa11"])).unwrap();
+        let why = refusal(&r, &objective, &retire(&["aa11"]), false).unwrap();
         assert!(
             why.contains("1 trial with results") && why.contains(ACCEPT_FLAG),
             "{why}"
         );
-        let why = refusal(&r, &objective, &retire(&["aa11", "bb22", "cc33"])).unwrap();
+        let why = refusal(&r, &objective, &retire(&["aa11", "bb22", "cc33"]), false).unwrap();
         assert!(why.contains("every trial's id changed"), "{why}");
+        let why = refusal(&r, &objective, &retire(&["aa11", "bb22", "cc33"]), true).unwrap();
+        assert!(why.contains("the command line"), "{why}");
     }
 
     #[test]
@@ -112,19 +125,19 @@ mod tests {
         let r = record(&["aa11"], &["aa11", "bb22"]);
         let objective = Objective::new("val_acc", Some(Mode::Max)).unwrap();
         assert_eq!(
-            refusal(&r, &objective, &retire(&["bb22"])),
+            refusal(&r, &objective, &retire(&["bb22"]), false),
             None,
             "bb22 never ran"
         );
-        assert_eq!(refusal(&r, &objective, &[]), None, "the spec grew");
+        assert_eq!(refusal(&r, &objective, &[], false), None, "the spec grew");
         let nothing_ran = record(&[], &["aa11"]);
         let other = Objective::new("val_accuracy", Some(Mode::Max)).unwrap();
         assert_eq!(
-            refusal(&nothing_ran, &other, &[]),
+            refusal(&nothing_ran, &other, &[], false),
             None,
             "a corrected metric name"
         );
-        let why = refusal(&r, &other, &[]).unwrap();
+        let why = refusal(&r, &other, &[], false).unwrap();
         assert!(why.contains("ranks by val_accuracy"), "{why}");
     }
 }

@@ -38,7 +38,8 @@ pub(crate) fn catch_up(
         Some(tpe) => rebuild_asked(spec, plan, tpe, record, &mut trials, notes),
         None => sync_plan(record, plan, notes),
     };
-    if let Some(why) = spec_change::refusal(record, &plan.objective, &events) {
+    let command = plan.command.is_some();
+    if let Some(why) = spec_change::refusal(record, &plan.objective, &events, command) {
         if !accept_changes {
             bail!("{}: {why}", dir.root().display());
         }
@@ -94,7 +95,8 @@ fn sync_plan(record: &StudyRecord, plan: &Plan, notes: &mut Vec<String>) -> Vec<
             )
         } else {
             format!(
-                "the spec changed every trial id (the base configuration, or a value every trial shares, changed): {added} new trials; the {} earlier trials leave the leaderboard and stay in the journal",
+                "the spec changed every trial id ({}, or a value every trial shares, changed): {added} new trials; the {} earlier trials leave the leaderboard and stay in the journal",
+                if plan.command.is_some() { "the command line" } else { "the base configuration" },
                 retired.len()
             )
         });

@@ -38,7 +38,7 @@ use crate::sweep::study::retry::{self, Ended, Failures, param_values};
 use crate::sweep::study::{
     LIVE_REPORT_EVERY, LiveReport, RunEnd, prepare_trial, publish, watch_signals,
 };
-use crate::text::display_value;
+use crate::text::{count, display_value};
 use crate::trial::{StopReason, TrialStatus};
 use claim::Chooser;
 use join::Joined;
@@ -158,11 +158,11 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
     if lock.taken > 0 && opts.verbosity != Verbosity::Quiet {
         let mean = |d: Duration| d.as_secs_f64() * 1e3 / lock.taken as f64;
         worker.progress.println(&format!(
-            "worker {}: ran {} attempts; took the sweep's lock {} times, waiting {:.2} ms and \
-             holding it {:.2} ms on average",
+            "worker {}: ran {}; took the sweep's lock {}, waiting {:.2} ms and holding it \
+             {:.2} ms on average",
             worker.name,
-            worker.ran,
-            lock.taken,
+            count(worker.ran, "attempt"),
+            count(lock.taken, "time"),
             mean(lock.waited),
             mean(lock.held)
         ));
@@ -204,7 +204,11 @@ fn oversubscribed(
              --threads-per-trial",
             if others == 1 { "" } else { "s" },
             local.threads_per_trial,
-            if local.threads_per_trial == 1 { "" } else { "s" },
+            if local.threads_per_trial == 1 {
+                ""
+            } else {
+                "s"
+            },
         )
     })
 }

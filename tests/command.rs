@@ -76,6 +76,11 @@ fn a_command_sweep_ranks_on_what_the_program_reports_and_keeps_its_directory() {
     ] {
         assert!(root.join("best").join(f).is_file(), "best/{f}");
     }
+    assert!(trial.join("trial.lock").is_file());
+    assert!(
+        !root.join("best/trial.lock").exists(),
+        "best/ holds results, not the trial's lock"
+    );
     // A rerun runs the program again with the same parameters.
     let o = run(sweep(&["rerun", root.to_str().unwrap()]));
     assert!(o.status.success(), "{}", text(&o));

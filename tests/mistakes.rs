@@ -370,3 +370,33 @@ fn help_shows_threads_only_where_something_trains_and_refuses_flags_that_contrad
         text(&o)
     );
 }
+
+#[test]
+fn status_leaderboard_and_rerun_given_the_spec_find_its_results_or_say_where_they_would_be() {
+    let dir = scratch("mistakes-spec-not-dir");
+    let s = command_spec(
+        &dir,
+        "byspec",
+        r#""--lr", "{lr}", "--epochs", "1""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1]",
+    );
+    // Not run yet: the message says where its results would be.
+    let o = run(sweep(&["status", s.to_str().unwrap()]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .contains("is the spec of sweep `byspec`, whose results would be in results/byspec"),
+        "{}",
+        text(&o)
+    );
+    // Run into results/ (the default) from a scratch directory: found from the spec.
+    let o = run_sweep(&s, &dir.join("results"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    for args in [&["status"][..], &["leaderboard"], &["rerun"]] {
+        let mut c = sweep(args);
+        c.arg(&s).current_dir(&dir);
+        let o = run(c);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
+}

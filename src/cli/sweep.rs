@@ -2,7 +2,7 @@
 //! their arguments, and the calls they make.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -480,7 +480,7 @@ pub struct StatusArgs {
 
 /// `sweep status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let dir = SweepDir::open(&args.dir)?;
+    let dir = open_sweep(&args.dir)?;
     say_raw!("{}", crate::sweep::status::report(&dir)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -512,7 +512,7 @@ pub struct LeaderboardArgs {
 
 /// `sweep leaderboard`.
 pub fn leaderboard(args: LeaderboardArgs) -> anyhow::Result<ExitCode> {
-    let dir = SweepDir::open(&args.dir)?;
+    let dir = open_sweep(&args.dir)?;
     let (_, mut board) = study::leaderboard(&dir)?;
     let holds = match (board.best(), board.why_no_best()) {
         (Some(b), _) => format!("best/ holds {}, by {}", b.trial, board.best_rule()),
@@ -559,7 +559,7 @@ pub struct RerunArgs {
 
 /// `sweep rerun`.
 pub fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
-    let dir = SweepDir::open(&args.dir)?;
+    let dir = open_sweep(&args.dir)?;
     let mut overrides = args.overrides.clone();
     if let Some(seed) = args.seed {
         overrides.push(Override::new("seed", toml::Value::Integer(seed as i64)));
@@ -620,7 +620,7 @@ pub enum ExportFormat {
 /// `sweep export`.
 pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     use crate::report::export;
-    let dir = SweepDir::open(&args.dir)?;
+    let dir = open_sweep(&args.dir)?;
     let record = dir.load_record(dir.is_driven())?;
     let (text, default_name) = match args.format {
         ExportFormat::Optuna => {
@@ -658,7 +658,7 @@ pub struct ReportArgs {
 
 /// `sweep report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let dir = SweepDir::open(&args.dir)?;
+    let dir = open_sweep(&args.dir)?;
     let files = crate::report::write(&dir)?;
     say!("{}\n{}", files.html.display(), files.curves.display());
     Ok(ExitCode::SUCCESS)
@@ -672,7 +672,7 @@ pub struct CollectArgs {
 
 /// `sweep collect`.
 pub fn collect(args: CollectArgs) -> anyhow::Result<ExitCode> {
-    let dir = SweepDir::open(&args.dir)?;
+    let dir = open_sweep(&args.dir)?;
     let (board, learnt) = study::collect(&dir)?;
     note!(
         "collected {learnt} trial result{} into the journal",
@@ -695,7 +695,7 @@ pub struct RepairArgs {
 
 /// `sweep repair`: drops the journal lines that cannot be read, after a backup, and says which.
 pub fn repair(args: RepairArgs) -> anyhow::Result<ExitCode> {
-    let dir = SweepDir::open(&args.dir)?;
+    let dir = open_sweep(&args.dir)?;
     crate::store::workers::refuse_while_live(&dir, "`sweep repair`")?;
     let _lock = dir.lock()?;
     let path = dir.journal_file();
@@ -806,4 +806,31 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("10m5").is_err());
     }
+}
+
+/// The sweep a command names: its folder, or its spec (then `results/<name>`, the default
+/// `--results` of `sweep run`).
+fn open_sweep(path: &Path) -> anyhow::Result<SweepDir> {
+    if !path.is_file() {
+        return SweepDir::open(path);
+    }
+    let name = crate::sweep::spec::SweepSpec::load(path)
+        .with_context(|| {
+            format!(
+                "{} is a file, not a sweep folder; read as a spec (to find its results), it \
+                 has a problem",
+                path.display()
+            )
+        })?
+        .name;
+    let root = Path::new("results").join(&name);
+    SweepDir::open(&root).with_context(|| {
+        format!(
+            "{} is the spec of sweep `{name}`, whose results would be in {} (run it with `sweep \
+             run {}`, or name the folder it ran into)",
+            path.display(),
+            root.display(),
+            path.display()
+        )
+    })
 }

@@ -24,7 +24,8 @@ use super::journal;
 use super::lock::{self, FileLock};
 use super::record::StudyRecord;
 use super::run_dir::{
-    CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, STATE_TENSORS_PREFIX, SUMMARY_FILE,
+    CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir, STATE_TENSORS_PREFIX, STOP_FILE,
+    SUMMARY_FILE, THREADS_FILE, TRIAL_LOCK_FILE,
 };
 use crate::trial::{TrialStatus, TrialSummary, TrialTask};
 
@@ -330,7 +331,7 @@ impl SweepDir {
         let staging = self.root.join(format!(".best.new-{}", std::process::id()));
         let old = self.root.join(format!(".best.old-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
-        copy_tree(&self.trial_dir(id), &staging)?;
+        copy_tree(&self.trial_dir(id), &staging, CONTROL_FILES)?;
         atomic::write(&staging.join("trial.txt"), format!("{id}\n"))?;
         if best.exists() {
             std::fs::rename(&best, &old)
@@ -404,16 +405,24 @@ impl SweepDir {
     }
 }
 
-/// Copies the files under `from` into a new directory `to`.
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// The files a trial directory holds to control a running trial, not results: `best/` leaves
+/// them out.
+const CONTROL_FILES: &[&str] = &[TRIAL_LOCK_FILE, STOP_FILE, THREADS_FILE];
+
+/// Copies the files under `from` into a new directory `to`, but those named in `skip` at its
+/// top.
+fn copy_tree(from: &Path, to: &Path, skip: &[&str]) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     for entry in
         std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
     {
         let entry = entry?;
+        if skip.iter().any(|s| entry.file_name() == *s) {
+            continue;
+        }
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         if entry.file_type()?.is_dir() {
-            copy_tree(&src, &dst)?;
+            copy_tree(&src, &dst, &[])?;
         } else {
             std::fs::copy(&src, &dst)
                 .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small PyTorch MNIST trainer that speaks sweep's protocol for command trials.
 
-    python examples/python/train_mnist.py --lr 0.01 --momentum 0.9 --epochs 5 --out DIR
+    python3 examples/python/train_mnist.py --lr 0.01 --momentum 0.9 --epochs 5 --out DIR
 
 - Reads MNIST from data/mnist (the IDX files this repository carries; no download).
 - Holds out 10000 training images for validation (seeded, the same in every trial).

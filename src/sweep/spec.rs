@@ -713,7 +713,7 @@ fn command_program(
     if cmd.run.is_empty() || cmd.run[0].is_empty() {
         errors.push(at(
             "command.run",
-            "needs the program and its arguments, e.g. [\"python\", \"train.py\", \"--lr\", \"{lr}\"]".into(),
+            "needs the program and its arguments, e.g. [\"python3\", \"train.py\", \"--lr\", \"{lr}\"]".into(),
         ));
     }
     if !(cmd.grace_seconds.is_finite() && cmd.grace_seconds >= 0.0) {

@@ -362,8 +362,11 @@ fn supervise(
         .stdout(Stdio::piped())
         .env("SWEEP_TRIAL_DIR", std::path::absolute(dir)?)
         .env("SWEEP_TRIAL_ID", &task.id)
-        .env("SWEEP_THREADS", threads::get().to_string())
-        .env("OMP_NUM_THREADS", threads::get().to_string());
+        .env("SWEEP_THREADS", threads::get().to_string());
+    // The trial's share of the cores, for OpenMP (PyTorch, NumPy, MKL), unless the user set it.
+    if std::env::var_os("OMP_NUM_THREADS").is_none() {
+        command.env("OMP_NUM_THREADS", threads::get().to_string());
+    }
     if resume {
         command.env("SWEEP_RESUME", "1");
     }

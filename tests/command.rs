@@ -44,6 +44,13 @@ fn a_command_sweep_ranks_on_what_the_program_reports_and_keeps_its_directory() {
     );
     let lrs: Vec<&str> = rows[1..].iter().map(|r| r[5].as_str()).collect();
     assert_eq!(lrs, ["0.1", "0.5", "0.001"], "the score peaks at lr = 0.1");
+    // The other metrics the trials reported at their kept epoch follow the board's columns.
+    assert_eq!(rows[0].last().unwrap(), "train_loss", "{:?}", rows[0]);
+    assert_eq!(
+        rows[1].last().unwrap(),
+        "0.3333",
+        "train_loss at the kept epoch 3"
+    );
     let best = &rows[1][1];
     let trial = root.join("trials").join(best);
     // The parameters as JSON and TOML, the program's own files, and metrics.csv from its reports.

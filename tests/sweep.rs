@@ -77,7 +77,14 @@ fn a_sweep_ranks_its_trials_keeps_the_best_and_marks_divergence() {
             "optimizer.lr",
             "seconds",
             "device",
-            "number"
+            "number",
+            // What the trainer reported at the kept epoch besides the columns before.
+            "lr",
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "params",
+            "train_seconds"
         ]
     );
     assert_eq!(rows.len(), 4);
@@ -392,8 +399,9 @@ fn repeats_add_mean_and_std_columns() {
     let rows = csv_rows(&results.join("rep/leaderboard.csv"));
     assert_eq!(rows.len(), 5, "2 configurations x 2 seeds");
     let h = &rows[0];
+    let number = h.iter().position(|c| c == "number").unwrap();
     assert!(
-        h.ends_with(&[
+        h[..=number].ends_with(&[
             "test_acc_mean".to_string(),
             "test_acc_std".to_string(),
             "n".to_string(),
@@ -403,8 +411,8 @@ fn repeats_add_mean_and_std_columns() {
     );
     assert!(h.contains(&"seed".to_string()));
     // The two rows of the best configuration come first and share its mean.
-    assert_eq!(rows[1][h.len() - 4], rows[2][h.len() - 4]);
-    assert_eq!(rows[1][h.len() - 2], "2");
+    assert_eq!(rows[1][number - 3], rows[2][number - 3]);
+    assert_eq!(rows[1][number - 1], "2");
 }
 
 #[test]

@@ -57,7 +57,6 @@ pub struct Row {
     /// With repeats: the objective over the configuration's finished seeds.
     pub group_stats: Option<GroupStats>,
     /// Everything the trial reported at its kept epoch.
-    #[serde(skip)]
     pub metrics: Option<Metrics>,
     /// With several objectives: each objective's value at the kept epoch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -456,6 +455,21 @@ impl Leaderboard {
         h
     }
 
+    /// The metrics the trials reported at their kept epoch that no column of
+    /// [`Leaderboard::header`] shows (nor shares a name with), in the order first reported.
+    pub fn other_metrics(&self) -> Vec<String> {
+        let header = self.header();
+        let mut names: Vec<String> = Vec::new();
+        for m in self.rows.iter().filter_map(|r| r.metrics.as_ref()) {
+            for name in m.names() {
+                if !header.iter().any(|h| h == name) && !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names
+    }
+
     /// Every row as text cells aligned with [`Leaderboard::header`], values rounded for
     /// reading.
     pub fn cells(&self) -> Vec<Vec<String>> {
@@ -598,11 +612,22 @@ pub struct Markdown;
 pub struct Json;
 
 impl Exporter for Csv {
+    /// The board's columns, then every other metric the trials reported at their kept epoch
+    /// (as Optuna's user attributes), at full precision.
     fn serialize(&self, board: &Leaderboard) -> anyhow::Result<String> {
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(board.header())?;
-        for row in board.cells_exact() {
-            w.write_record(row)?;
+        let extra = board.other_metrics();
+        let mut header = board.header();
+        header.extend(extra.iter().cloned());
+        w.write_record(header)?;
+        for (mut cells, row) in board.cells_exact().into_iter().zip(&board.rows) {
+            cells.extend(extra.iter().map(|m| {
+                row.metrics
+                    .as_ref()
+                    .and_then(|x| x.get(m))
+                    .map_or(String::new(), |v| v.to_string())
+            }));
+            w.write_record(cells)?;
         }
         Ok(String::from_utf8(w.into_inner()?)?)
     }

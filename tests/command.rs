@@ -88,6 +88,13 @@ fn a_command_sweep_ranks_on_what_the_program_reports_and_keeps_its_directory() {
         !root.join("best/trial.lock").exists(),
         "best/ holds results, not the trial's lock"
     );
+    // `status --format json` says the same for scripts.
+    let o = run(sweep(&["status", root.to_str().unwrap(), "--format", "json"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["counts"]["completed"], 3);
+    assert_eq!(status["best"]["trial"], best.as_str());
+    assert_eq!(status["ranked_by"], "val_acc (max)");
     // A rerun runs the program again with the same parameters.
     let o = run(sweep(&["rerun", root.to_str().unwrap()]));
     assert!(o.status.success(), "{}", text(&o));

@@ -474,14 +474,30 @@ pub fn print_results(dir: &SweepDir, board: &Leaderboard) {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// A sweep directory (results/<name>).
+    /// A sweep directory (results/<name>), or its spec.
     dir: PathBuf,
+    /// text, for people; json, for scripts and dashboards.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    format: StatusFormat,
+}
+
+/// Output formats of `sweep status`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object: counts, running and failed trials, workers, disk use, the best.
+    Json,
 }
 
 /// `sweep status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = open_sweep(&args.dir)?;
-    say_raw!("{}", crate::sweep::status::report(&dir)?);
+    let status = crate::sweep::status::gather(&dir)?;
+    match args.format {
+        StatusFormat::Text => say_raw!("{}", status.text()),
+        StatusFormat::Json => say!("{}", serde_json::to_string_pretty(&status)?),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

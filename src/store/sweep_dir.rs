@@ -43,7 +43,7 @@ pub const TRIAL_LOG_FILE: &str = "train.log";
 pub const EVENTS_FILE: &str = "events.jsonl";
 
 /// Bytes a sweep directory holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DiskUsage {
     /// Every file.
     pub total: u64,

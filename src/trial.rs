@@ -454,13 +454,15 @@ pub enum StopReason {
     /// ASHA paused it at a rung (`[prune] pause = true`): it ends as pruned but keeps the
     /// state it resumes from, in case it is promoted later.
     Paused,
+    /// A person asked for it (`sweep stop`): it ends as pruned, keeping its best checkpoint.
+    User,
 }
 
 impl StopReason {
     /// The status a trial stopped for this reason ends with.
     pub fn status(self) -> TrialStatus {
         match self {
-            StopReason::Pruned | StopReason::Paused => TrialStatus::Pruned,
+            StopReason::Pruned | StopReason::Paused | StopReason::User => TrialStatus::Pruned,
             StopReason::Timeout => TrialStatus::Timeout,
             StopReason::Interrupted => TrialStatus::Interrupted,
         }
@@ -473,6 +475,7 @@ impl StopReason {
             StopReason::Paused => "paused at a rung by the sweep",
             StopReason::Timeout => "stopped at its time limit",
             StopReason::Interrupted => "interrupted",
+            StopReason::User => "stopped by `sweep stop`",
         }
     }
 }

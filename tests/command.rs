@@ -89,7 +89,12 @@ fn a_command_sweep_ranks_on_what_the_program_reports_and_keeps_its_directory() {
         "best/ holds results, not the trial's lock"
     );
     // `status --format json` says the same for scripts.
-    let o = run(sweep(&["status", root.to_str().unwrap(), "--format", "json"]));
+    let o = run(sweep(&[
+        "status",
+        root.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
     assert!(o.status.success(), "{}", text(&o));
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(status["counts"]["completed"], 3);
@@ -207,6 +212,81 @@ fn a_command_rerun_counts_the_epochs_it_runs_and_refuses_a_key_the_trial_lacks()
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn a_time_budget_starts_no_trial_after_it_lets_running_ones_finish_and_leaves_the_rest_pending() {
+    let dir = scratch("cmd-budget");
+    let s = command_spec(
+        &dir,
+        "budget",
+        r#""--lr", "{lr}", "--epochs", "2", "--sleep", "0.4""#,
+        "lr = 0.01",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.1, 0.2, 0.3, 0.4]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &["--per-device", "1", "--timeout", "1s"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("the time budget of 1s is spent: no new trial starts"),
+        "{}",
+        text(&o)
+    );
+    let root = results.join("budget");
+    let ends = finished(&root);
+    assert!(!ends.is_empty() && ends.len() < 4, "{ends:?}");
+    assert!(
+        ends.iter().all(|e| e["status"] == "completed"),
+        "running trials finish: {ends:?}"
+    );
+    assert!(text(&o).contains("still pending"), "{}", text(&o));
+    // The next run, without a budget, runs the rest.
+    let o = run_sweep(&s, &results, &["--per-device", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(finished(&root).len(), 4);
+}
+
+#[test]
+fn sweep_stop_ends_one_running_trial_as_pruned_and_the_sweep_goes_on() {
+    let dir = scratch("cmd-stop");
+    // The first trial holds after epoch 1 (until stopped); the second runs through.
+    let s = command_spec(
+        &dir,
+        "stop",
+        r#""--lr", "{lr}", "--epochs", "3", "--hold-after", "{hold}""#,
+        "lr = 0.01\nhold = 0",
+        "[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"stuck\"\nlr = 0.1\nhold = 1\n[[search.trials]]\nlabel = \"fine\"\nlr = 0.2",
+    );
+    let results = dir.join("results");
+    let root = results.join("stop");
+    let child = spawn_sweep(&s, &results, &["--per-device", "1", "--schedule", "plan"]);
+    wait_for(
+        "an epoch of the stuck trial",
+        Duration::from_secs(60),
+        || journal(&root).iter().any(|e| e["event"] == "epoch"),
+    );
+    let o = run(sweep(&["stop", root.to_str().unwrap(), "fine"]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("trial fine is pending, not running"),
+        "{}",
+        text(&o)
+    );
+    let o = run(sweep(&["stop", root.to_str().unwrap(), "stuck"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let ends = finished(&root);
+    assert_eq!(ends.len(), 2);
+    assert_eq!(ends[0]["status"], "pruned");
+    assert!(
+        ends[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by `sweep stop` after epoch 1"),
+        "{ends:?}"
+    );
+    assert_eq!(ends[1]["status"], "completed");
 }
 
 #[test]

@@ -46,6 +46,9 @@ enum Command {
     Status(sweep::StatusArgs),
     /// Print a sweep's ranked leaderboard.
     Leaderboard(sweep::LeaderboardArgs),
+    /// Stop running trials of a sweep (they end as pruned, keeping their best checkpoints);
+    /// the sweep goes on with the others.
+    Stop(sweep::StopArgs),
     /// Retrain a sweep's trial (the winner by default) from its exact configuration.
     Rerun(sweep::RerunArgs),
     /// Rebuild a sweep's journal state, leaderboard and best/ from its trial directories.
@@ -185,6 +188,7 @@ pub fn main() -> ExitCode {
         Command::Submit(args) => workers::submit(args),
         Command::Leaderboard(args) => sweep::leaderboard(args),
         Command::Rerun(args) => sweep::rerun(args),
+        Command::Stop(args) => sweep::stop(args),
         Command::Collect(args) => sweep::collect(args),
         Command::Export(args) => sweep::export(args),
         Command::Repair(args) => sweep::repair(args),

@@ -106,6 +106,10 @@ pub struct RunArgs {
     /// Run at most N of the unfinished trials, then stop.
     #[arg(long, value_name = "N")]
     max_trials: Option<usize>,
+    /// A time budget for this run (e.g. 2h, 90m): no trial starts after it, and those
+    /// running finish; the rest stay pending for the next run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
     /// Stop an attempt that runs longer than this (e.g. 90s, 30m, 2h, 1h30m) and record a
     /// timeout (on Slurm, counted from when the task starts running).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -344,6 +348,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         backend,
         max_trials: args.max_trials,
         timeout: args.timeout_per_trial,
+        budget: args.timeout,
         retries: args.retries,
         terminal: std::io::stderr().is_terminal(),
         accept_changes: args.accept_changes,
@@ -403,6 +408,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// `sweep run` of a sweep made for workers: makes it (`--workers-only`), or joins it as one
 /// more worker with the live display.
 fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
+    if args.timeout.is_some() {
+        bail!(
+            "--timeout (a time budget) is for a sweep `sweep run` drives; a sweep made for \
+             workers ends when its workers do: stop them (Ctrl-C or SIGTERM) when time is up"
+        );
+    }
     let Backend::Local(local) = backend else {
         bail!(
             "a sweep made for workers runs on Slurm through `sweep submit {} --slurm --workers N`",
@@ -497,6 +508,27 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         StatusFormat::Text => say_raw!("{}", status.text()),
         StatusFormat::Json => say!("{}", serde_json::to_string_pretty(&status)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// A sweep directory (results/<name>), or its spec.
+    dir: PathBuf,
+    /// The running trials to stop, by id or label.
+    #[arg(required = true, value_name = "TRIAL")]
+    trials: Vec<String>,
+}
+
+/// `sweep stop`.
+pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
+    let dir = open_sweep(&args.dir)?;
+    for id in crate::sweep::stop::stop(&dir, &args.trials)? {
+        say!(
+            "asked {id} to stop: it ends as pruned at its next step or report, keeping its best \
+             checkpoint"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

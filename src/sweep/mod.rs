@@ -13,5 +13,6 @@ pub mod search;
 pub mod spec;
 pub mod spec_change;
 pub mod status;
+pub mod stop;
 pub mod study;
 pub mod worker;

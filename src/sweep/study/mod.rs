@@ -76,6 +76,8 @@ pub struct RunOptions {
     pub max_trials: Option<usize>,
     /// Stop a trial that runs longer than this (all its attempts' time counts per attempt).
     pub timeout: Option<Duration>,
+    /// The run's time budget: no trial starts after it; those running finish.
+    pub budget: Option<Duration>,
     /// Attempts after a failure, a timeout, or an out-of-memory error at one trial per device.
     pub retries: u32,
     /// Draw live progress bars (stderr is a terminal).
@@ -239,6 +241,8 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         adaptive,
         asked: 0,
         max_trials: opts.max_trials,
+        deadline: opts.budget.map(|b| (Instant::now() + b, b)),
+        budget_spent: false,
         spec: &spec,
         plan: &plan,
         journal,
@@ -378,6 +382,10 @@ struct Study<'a> {
     asked: usize,
     /// Start at most this many trials in this run.
     max_trials: Option<usize>,
+    /// No trial starts after this instant (`--timeout`), and the budget it came from.
+    deadline: Option<(Instant, Duration)>,
+    /// The time budget is spent: nothing new starts, paused trials stay paused.
+    budget_spent: bool,
     journal: Journal,
     record: StudyRecord,
     exec: Box<dyn Executor>,
@@ -417,8 +425,10 @@ impl Study<'_> {
     fn drive(&mut self, interrupted: &AtomicBool) -> anyhow::Result<RunEnd> {
         let mut stopping = false;
         loop {
+            self.spend_budget();
             // ASHA's order: a paused trial that may go on comes before any new one.
-            while !stopping && self.halted.is_none() && self.promote(false)? {}
+            let promoting = !stopping && self.halted.is_none() && !self.budget_spent;
+            while promoting && self.promote(false)? {}
             while !stopping
                 && let Some(cap) = self.queue.front().map(|j| j.cap)
                 && self.exec.room_for(cap)
@@ -434,7 +444,7 @@ impl Study<'_> {
             if self.running.is_empty()
                 && (stopping || (self.queue.is_empty() && self.adaptive.is_none()))
             {
-                if !stopping && self.halted.is_none() && self.promote(true)? {
+                if promoting && self.promote(true)? {
                     continue;
                 }
                 break;
@@ -465,6 +475,30 @@ impl Study<'_> {
         } else {
             RunEnd::Drained
         })
+    }
+
+    /// Once the time budget is spent, nothing new starts: the queue stays pending for a later
+    /// run, the sampler is asked no more, and paused trials stay paused.
+    fn spend_budget(&mut self) {
+        let Some((at, budget)) = self.deadline else {
+            return;
+        };
+        if Instant::now() < at {
+            return;
+        }
+        self.deadline = None;
+        let waiting = self.queue.len();
+        self.queue.clear();
+        self.adaptive = None;
+        let why = format!(
+            "the time budget of {} is spent: no new trial starts ({} pending for a later run); \
+             {} running finish",
+            crate::text::human_duration(budget.as_secs_f64()),
+            waiting,
+            count(self.running.len(), "trial")
+        );
+        self.progress.println(&why);
+        self.budget_spent = true;
     }
 
     /// Handles what the executor has already queued (messages before detaching).

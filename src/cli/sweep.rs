@@ -841,21 +841,6 @@ pub fn trial(args: TrialArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(status.exit_code()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_in_the_usual_units() {
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert!(parse_duration("3x").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("10m5").is_err());
-    }
-}
-
 /// The sweep a command names: its folder, or its spec (then `results/<name>`, the default
 /// `--results` of `sweep run`).
 fn open_sweep(path: &Path) -> anyhow::Result<SweepDir> {
@@ -881,4 +866,19 @@ fn open_sweep(path: &Path) -> anyhow::Result<SweepDir> {
             path.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_the_usual_units() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("10m5").is_err());
+    }
 }

@@ -20,6 +20,9 @@ search's result is the best value among its completed trials. Two parts:
   SuccessiveHalvingPruner.
 - parallelism (--part parallel): sweep's TPE at 40 trials, 1 and 2 (--at-a-time 2 3 4: more)
   at a time, paired by seed (use --seeds 200: the difference is a hundredth of a point).
+- the GP (--part gp): sweep's GP and auto against Optuna 5's GPSampler at 40 trials (Optuna's
+  GPSampler needs scipy and torch in the venv), auto against the better of sweep's TPE and GP at
+  40 and 100 trials, and the GP 2 at a time against 1 at a time.
 - several objectives (--part mo): maximise val_accuracy and minimise time, both at epoch 52,
   100 trials, 10 seeds: sweep's multi-objective TPE and random search against Optuna's TPE
   (multi-objective by its directions) and RandomSampler. Each search's hypervolume against a
@@ -111,13 +114,14 @@ def suggest(trial):
     return out
 
 
-def optuna_full(task, seed, sampler):
+def optuna_full(task, seed, sampler, trials=max(BUDGETS)):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[sampler]
+    make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "gp": optuna.samplers.GPSampler}[sampler]
     study = optuna.create_study(direction="maximize", sampler=make(seed=seed))
-    study.optimize(lambda t: max(accuracies(task, suggest(t), 1, EPOCHS)), n_trials=max(BUDGETS))
+    study.optimize(lambda t: max(accuracies(task, suggest(t), 1, EPOCHS)), n_trials=trials)
     values = [t.value for t in study.trials]
-    return [max(values[:n]) for n in BUDGETS]
+    return [max(values[:n]) for n in BUDGETS if n <= trials]
 
 
 def optuna_mf(task, seed):
@@ -168,6 +172,18 @@ def job(spec):
         slots = method.split()[2]
         t = sweep_search(task, ["--method", "tpe", "--trials", "40", "--parallel", slots, "--seed", str(seed)])
         return [running_best(t, 40)]
+    if method in ("sweep GP", "sweep auto", "sweep TPE@100"):
+        name = {"sweep GP": "gp", "sweep auto": "auto", "sweep TPE@100": "tpe"}[method]
+        out = []
+        for n in (40, 100):
+            t = sweep_search(task, ["--method", name, "--trials", str(n), "--seed", str(seed)])
+            out.append(running_best(t, n))
+        return out
+    if method == "sweep GP, 2 at a time":
+        t = sweep_search(task, ["--method", "gp", "--trials", "40", "--parallel", "2", "--seed", str(seed)])
+        return [running_best(t, 40)]
+    if method == "Optuna GP":
+        return optuna_full(task, seed, "gp", trials=40)
     if method in ("Optuna TPE", "Optuna random"):
         return optuna_full(task, seed, "tpe" if method == "Optuna TPE" else "random")
     if method == "Optuna TPE + SuccessiveHalving":
@@ -364,13 +380,43 @@ def parallel_part(a):
                   f"{'yes' if within else 'no'}")
 
 
+def gp_part(a):
+    """sweep's GP and auto against Optuna's GPSampler at 40 trials, auto against the better of
+    sweep's TPE and GP at 40 and 100, and the GP 2 at a time against 1 at a time."""
+    methods = ["sweep GP", "sweep auto", "sweep TPE@100", "sweep GP, 2 at a time", "Optuna GP"]
+    specs = [(task, m, seed) for task in a.tasks for m in methods for seed in range(a.seeds)]
+    with Pool(a.jobs) as pool:
+        results = dict(zip(specs, pool.map(job, specs, chunksize=1)))
+    print(f"lcbench surrogate, {a.seeds} seeds; best val_accuracy found (mean ± standard error)\n")
+    goals = []
+    for task in a.tasks:
+        def runs(m, k):
+            return [results[(task, m, s)][k] for s in range(a.seeds)]
+        print(f"task {task}{'40 trials':>30}{'100 trials':>16}")
+        for m in methods:
+            cells = [fmt(mean_se(runs(m, k))) for k in range(len(results[(task, m, 0)]))]
+            print(f"  {m:26}" + "".join(f"{c:>16}" for c in cells))
+        gp40, opt40 = mean_se(runs("sweep GP", 0)), mean_se(runs("Optuna GP", 0))
+        par40 = mean_se(runs("sweep GP, 2 at a time", 0))
+        goals.append((task, "sweep GP@40 >= Optuna GP@40 (within 1 SE)", gp40[0] + gp40[1] >= opt40[0]))
+        goals.append((task, "GP 2 at a time not behind 1 at a time by over 1 SE", par40[0] + par40[1] >= gp40[0]))
+        for k, n in ((0, 40), (1, 100)):
+            auto = mean_se(runs("sweep auto", k))
+            better = max(mean_se(runs("sweep GP", k))[0], mean_se(runs("sweep TPE@100", k))[0])
+            goals.append((task, f"auto@{n} >= the better of TPE and GP (within 1 SE)", auto[0] + auto[1] >= better))
+        print()
+    for task, goal, met in goals:
+        print(f"goal {'met    ' if met else 'NOT met'}  task {task}: {goal}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--tasks", nargs="+", default=["3945", "34539", "126025"])
-    p.add_argument("--part", choices=["full", "mf", "all", "mo", "parallel"], default="all",
+    p.add_argument("--part", choices=["full", "mf", "all", "mo", "parallel", "gp"], default="all",
                    help="mo: several objectives; parallel: TPE 1 against P at a time, "
-                        "paired by seed (neither part of all)")
+                        "paired by seed; gp: the GP and auto against Optuna's GPSampler "
+                        "(none of them part of all)")
     p.add_argument("--at-a-time", type=int, nargs="+", default=[2], metavar="P",
                    help="the parallel part's slots to compare with 1 at a time (default 2)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
@@ -387,6 +433,9 @@ def main():
         return
     if a.part == "parallel":
         parallel_part(a)
+        return
+    if a.part == "gp":
+        gp_part(a)
         return
     full = ["sweep random", "sweep TPE", "Optuna random", "Optuna TPE", "sweep TPE, 2 at a time"]
     mf = ["sweep TPE + ASHA", "sweep TPE + ASHA, grace 9", "sweep TPE + paused ASHA",

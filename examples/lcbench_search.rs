@@ -17,7 +17,7 @@
 //! `{"done": true}` at the end.
 //!
 //! ```text
-//! lcbench_search --method tpe|random --trials N [--pruner none|asha|median]
+//! lcbench_search --method tpe|gp|auto|random --trials N [--pruner none|asha|median]
 //!                [--epoch-budget E] [--parallel P] [--seed S] [--startup K]
 //!                [--grace G] [--eta H] [--pause 0|1]   (ASHA's grace_epochs, eta, pause)
 //!                [--objectives val_accuracy,time]
@@ -38,8 +38,8 @@ use sweep::objectives::Objectives;
 use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
 use sweep::sweep::pruner::{Asha, MedianPruner, Promotion, Pruner};
-use sweep::sweep::sampler::{Ask, Tpe};
-use sweep::sweep::search::Point;
+use sweep::sweep::sampler::{Adaptive, Ask};
+use sweep::sweep::search::{Method, Point};
 use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
 
 /// The surrogate's epochs.
@@ -47,6 +47,8 @@ const EPOCHS: usize = 52;
 const METRIC: &str = "val_accuracy";
 
 struct Options {
+    /// The adaptive method (random search: TPE with every trial a start-up trial).
+    method: Method,
     random: bool,
     trials: usize,
     pruner: Option<Choice>,
@@ -63,6 +65,7 @@ struct Options {
 
 fn options() -> Result<Options, String> {
     let mut o = Options {
+        method: Method::Tpe,
         random: false,
         trials: 40,
         pruner: None,
@@ -81,10 +84,12 @@ fn options() -> Result<Options, String> {
         let number = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
             "--method" => {
-                o.random = match value.as_str() {
-                    "tpe" => false,
-                    "random" => true,
-                    m => return Err(format!("--method {m}: tpe or random")),
+                (o.method, o.random) = match value.as_str() {
+                    "tpe" => (Method::Tpe, false),
+                    "gp" => (Method::Gp, false),
+                    "auto" => (Method::Auto, false),
+                    "random" => (Method::Tpe, true),
+                    m => return Err(format!("--method {m}: tpe, gp, auto or random")),
                 }
             }
             "--trials" => o.trials = number(&value)?,
@@ -199,7 +204,8 @@ fn main() -> Result<(), String> {
         constraints: Vec::new(),
         select: None,
     });
-    let tpe = Tpe {
+    let tpe = Adaptive {
+        method: o.method,
         axes,
         objective: objective.clone(),
         objectives: objectives.clone(),
@@ -207,8 +213,10 @@ fn main() -> Result<(), String> {
         startup: if o.random {
             o.trials
         } else {
-            o.startup
-                .unwrap_or_else(|| sweep::sweep::spec::default_startup(o.trials))
+            o.startup.unwrap_or_else(|| match o.method {
+                Method::Tpe => sweep::sweep::spec::default_startup(o.trials),
+                _ => sweep::sweep::spec::default_gp_startup(o.trials),
+            })
         },
         seed: o.seed,
         parallelism: o.parallel,
@@ -321,6 +329,7 @@ fn enter(record: &mut StudyRecord, index: usize, point: &Point) -> (String, serd
             .iter()
             .map(|a| (a.key.clone(), a.value.clone()))
             .collect(),
+        sampler: None,
     }));
     let params = json_params(point.values.iter().map(|a| (&a.key, &a.value)));
     (id, params)
@@ -328,7 +337,7 @@ fn enter(record: &mut StudyRecord, index: usize, point: &Point) -> (String, serd
 
 /// The multi-objective search: each trial is its val_accuracy and time at epoch 52.
 fn two_objectives(
-    tpe: &Tpe,
+    tpe: &Adaptive,
     record: &mut StudyRecord,
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
     trials: usize,

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
-use sweep::sweep::sampler::{Ask, Tpe};
+use sweep::sweep::sampler::{Adaptive, Ask};
 use sweep::sweep::search::{Axis, Method};
 use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
 
@@ -107,7 +107,8 @@ fn run(surrogate: &Surrogate, seed: u64, startup: usize, noise_sd: f64) -> Vec<f
             Axis::parse(key, &value["v"], Method::Tpe).expect("a valid axis")
         })
         .collect();
-    let tpe = Tpe {
+    let tpe = Adaptive {
+        method: sweep::sweep::search::Method::Tpe,
         axes,
         objective: Objective::new("val_acc", Some(Mode::Max)).expect("a metric"),
         objectives: None,
@@ -176,6 +177,7 @@ fn run(surrogate: &Surrogate, seed: u64, startup: usize, noise_sd: f64) -> Vec<f
                 .iter()
                 .map(|a| (a.key.clone(), a.value.clone()))
                 .collect(),
+            sampler: None,
         }));
         running.push_back((id, value));
         best = best.max(value);

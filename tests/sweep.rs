@@ -1072,6 +1072,76 @@ fn a_tpe_sweep_killed_mid_way_resumes_without_losing_or_repeating_a_trial_and_ca
 }
 
 #[test]
+fn a_gp_sweep_asks_the_same_trials_in_parallel_whatever_the_timing_and_after_kill_9() {
+    let dir = scratch("gp-determinism");
+    let s = tpe_spec(&dir, "gp", 10);
+    std::fs::write(
+        &s,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("method = \"tpe\"", "method = \"gp\"")
+            .replace("startup = 3", "startup = 4"),
+    )
+    .unwrap();
+    let straight = dir.join("straight");
+    let mut cmd = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        straight.to_str().unwrap(),
+        "--per-device",
+        "2",
+    ]);
+    cmd.env("FAKE_TRAIN_JITTER", "0.3");
+    let o = run(cmd);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = asked(&straight.join("gp"));
+    assert_eq!(want.len(), 10);
+    // Who proposed each trial is journalled: the quasi-random start-up, then the GP.
+    let by: Vec<String> = journal(&straight.join("gp"))
+        .iter()
+        .filter(|e| e["event"] == "trial")
+        .map(|e| e["sampler"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(by[..4], ["startup"; 4]);
+    assert_eq!(by[4..], ["gp"; 6]);
+    let status = run(sweep(&["status", straight.join("gp").to_str().unwrap()]));
+    assert!(
+        text(&status).contains("sampler gp: 10 trials, the first 4 quasi-random")
+            && text(&status).contains("so far: 6 gp, 4 startup"),
+        "{}",
+        text(&status)
+    );
+    // Killed with SIGKILL after 5 trials ended, then resumed: the same trials.
+    let results = dir.join("killed");
+    let root = results.join("gp");
+    let mut child = sweep(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--per-device",
+        "2",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for("5 finished", std::time::Duration::from_secs(120), || {
+        journal(&root)
+            .iter()
+            .filter(|e| e["event"] == "finished")
+            .count()
+            >= 5
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = run_sweep(&s, &results, &["--per-device", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(asked(&root), want);
+}
+
+#[test]
 fn the_longest_trial_starts_first_and_gets_the_core_a_finished_trial_frees() {
     let dir = scratch("balanced");
     // The long trial (2000 steps, seconds) must still be training when the short one (20

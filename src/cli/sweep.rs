@@ -42,14 +42,13 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &spec.description {
         say!("{d}");
     }
-    if let Some(tpe) = &plan.tpe {
+    if let Some(adaptive) = &plan.adaptive {
         say!(
-            "tpe: {} trials, the first {} at random, asked for one at a time as slots free (seed {}), over",
-            tpe.budget,
-            tpe.startup,
-            tpe.seed
+            "{}; asked for one at a time as slots free (seed {}), over",
+            adaptive.describe(),
+            adaptive.seed
         );
-        for a in &tpe.axes {
+        for a in &adaptive.axes {
             say!("  {}", a.describe());
         }
         say!(
@@ -62,10 +61,11 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         }
         let cores = crate::train::threads::available();
         say!(
-            "parallelism: TPE learns from finished trials only, so with P trials at a time trial \
+            "parallelism: {} learns from finished trials only, so with P trials at a time trial \
              i is drawn knowing trials 0..i-P. On the CPU `run` starts one trial per core ({cores} \
              here); `--per-device 1` lets each trial learn from every one before it: slower, and \
-             on small budgets often better"
+             on small budgets often better",
+            adaptive.method.name()
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -40,6 +40,8 @@ pub struct ReportData {
     pub startup: usize,
     /// The pruner, described.
     pub pruner: Option<String>,
+    /// The adaptive sampler and how it chooses, described.
+    pub sampler: Option<String>,
     /// The spec's search space, one `(key, domain as written)` per parameter.
     pub space: Vec<(String, String)>,
     /// Trials per status.
@@ -158,8 +160,10 @@ pub struct TrialData {
     pub rank: Option<usize>,
     /// The objective at its best epoch.
     pub value: Option<f64>,
-    /// Drawn at random by TPE's start-up.
+    /// Drawn by an adaptive sampler's (quasi-)random start-up.
     pub startup: bool,
+    /// Who proposed it ("startup", "tpe", "gp"), for an adaptive sampler's trial.
+    pub by: Option<String>,
     /// Why it failed or stopped.
     pub message: Option<String>,
     /// Its values, aligned with [`ReportData::columns`]: numbers on numeric axes, text on
@@ -231,10 +235,15 @@ impl SpecFacts {
         let method: Option<Method> = get("method").cloned().and_then(|m| m.try_into().ok());
         let samples = get("samples").and_then(|v| v.as_integer()).unwrap_or(0) as usize;
         let startup = match method {
-            Some(Method::Tpe) => get("startup").and_then(|v| v.as_integer()).map_or_else(
-                || crate::sweep::spec::default_startup(samples),
-                |k| k as usize,
-            ),
+            Some(m @ (Method::Tpe | Method::Gp | Method::Auto)) => {
+                get("startup").and_then(|v| v.as_integer()).map_or_else(
+                    || match m {
+                        Method::Tpe => crate::sweep::spec::default_startup(samples),
+                        _ => crate::sweep::spec::default_gp_startup(samples),
+                    },
+                    |k| k as usize,
+                )
+            }
             _ => 0,
         };
         let space = get("params")
@@ -512,6 +521,7 @@ pub fn build(inputs: Inputs<'_>) -> ReportData {
         method: spec.method.map(|m| m.name().to_string()),
         startup: spec.startup,
         pruner: record.pruner.clone(),
+        sampler: record.sampler.clone(),
         space: spec.space,
         counts,
         trial_seconds: board.rows.iter().filter_map(|r| r.seconds).sum(),
@@ -611,7 +621,11 @@ fn trial_data(
         status: row.status.name(),
         rank: row.rank,
         value: row.value.map(round6),
-        startup: spec.method == Some(Method::Tpe) && row.number < spec.startup,
+        startup: match t.and_then(|t| t.def.sampler.as_deref()) {
+            Some(by) => by == "startup",
+            None => spec.method.is_some_and(Method::adaptive) && row.number < spec.startup,
+        },
+        by: t.and_then(|t| t.def.sampler.clone()),
         message: t.and_then(|t| t.message.clone()),
         values,
         epochs: epochs.iter().map(|e| e.epoch).collect(),

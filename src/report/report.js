@@ -63,10 +63,10 @@
     if (D.pareto) {
       var p = D.pareto.points.find(function (q) { return D.trials[q.trial] === t; });
       lines.push(D.pareto.objectives.map(function (o, j) { return esc(o[0]) + " = " + (p ? fmt(p.values[j]) : "none"); }).join(", ") +
-        (p ? " · front rank " + p.rank + (p.feasible ? "" : " · infeasible") : "") + (t.startup ? " (random start-up)" : ""));
+        (p ? " · front rank " + p.rank + (p.feasible ? "" : " · infeasible") : "") + (t.startup ? " (start-up)" : t.by ? " (proposed by " + t.by + ")" : ""));
     } else {
       lines.push(esc(D.metric) + " = " + (t.value === null ? "none" : fmt(t.value)) +
-        (t.startup ? " (random start-up)" : ""));
+        (t.startup ? " (start-up)" : t.by ? " (proposed by " + t.by + ")" : ""));
     }
     D.columns.forEach(function (c, j) { lines.push(esc(c.name) + " = " + esc(fmt(t.values[j]))); });
     if (t.stop) lines.push("stopped at epoch " + t.stop.epoch);
@@ -162,7 +162,8 @@
       (D.pareto.constraints.length ? " subject to " + D.pareto.constraints.join(" and ") : "") + "; best/ by " + D.pareto.rule
       : "ranked by " + D.metric + " (" + D.mode + ")";
     var bits = [D.trials.length + " trials (" + counts + ")", ranking];
-    if (D.method) bits.push(D.method + " search" + (D.method === "tpe" ? ", " + D.startup + " random start-up trials" : ""));
+    if (D.sampler) bits.push("sampler " + D.sampler);
+    else if (D.method) bits.push(D.method + " search" + (D.method === "tpe" ? ", " + D.startup + " random start-up trials" : ""));
     if (D.pruner) bits.push("pruner: " + D.pruner);
     bits.push("trial time " + duration(D.trial_seconds));
     bits.push("generated " + D.generated);
@@ -280,7 +281,7 @@
   // ---------- optimisation history ----------
   function history() {
     var s = section("Optimisation history", "Every trial's " + esc(D.metric) + " by trial number (the order trials were asked for), " +
-      "and the best so far among completed trials." + (D.method === "tpe" ? " Hollow diamonds are TPE's random start-up trials." : "") +
+      "and the best so far among completed trials." + (D.method === "tpe" ? " Hollow diamonds are TPE's random start-up trials." : D.method === "gp" || D.method === "auto" ? " Hollow diamonds are the quasi-random start-up trials; squares the GP's proposals." : "") +
       " Pruned and failed trials show the best value they reached before they stopped; a failed trial without any sits on the bottom edge.");
     var byNumber = D.trials.map(function (t, i) { return i; }).sort(function (a, b) { return D.trials[a].number - D.trials[b].number; });
     var valued = byNumber.filter(function (i) { return D.trials[i].value !== null; });
@@ -299,11 +300,16 @@
       };
     }
     var traces = [];
-    if (D.method === "tpe") {
-      traces.push(group("random start-up", function (t) { return t.status === "completed" && t.startup && t.value !== null; },
+    if (D.method === "tpe" || D.method === "gp" || D.method === "auto") {
+      traces.push(group(D.method === "tpe" ? "random start-up" : "quasi-random start-up", function (t) { return t.status === "completed" && t.startup && t.value !== null; },
         { symbol: "diamond-open", size: 9, color: "#555" }));
-      traces.push(group("guided by TPE", function (t) { return t.status === "completed" && !t.startup && t.value !== null; },
+      var byGp = function (t) { return t.by === "gp" || (!t.by && D.method === "gp"); };
+      traces.push(group("guided by TPE", function (t) { return t.status === "completed" && !t.startup && !byGp(t) && t.value !== null; },
         { size: 8, color: STATUS_COLOUR.completed }));
+      if (D.method !== "tpe") {
+        traces.push(group("guided by the GP", function (t) { return t.status === "completed" && !t.startup && byGp(t) && t.value !== null; },
+          { symbol: "square", size: 8, color: "#2a7f62" }));
+      }
     } else {
       traces.push(group("completed", function (t) { return t.status === "completed" && t.value !== null; },
         { size: 8, color: STATUS_COLOUR.completed }));

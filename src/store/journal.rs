@@ -52,6 +52,9 @@ pub struct TrialDef {
     /// The value of every column of the plan (searched keys and the seed).
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
+    /// Who proposed it, for a trial an adaptive sampler asked for: "startup", "tpe" or "gp".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<String>,
 }
 
 /// The journal format this build writes. Journals without a `format` first line were written
@@ -93,6 +96,9 @@ pub enum Event {
         /// The pruner and its settings, if the sweep has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pruner: Option<String>,
+        /// The adaptive sampler and how it chooses, in words, if the sweep has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sampler: Option<String>,
         /// Several objectives, with constraints and the selection rule (then `objective` is
         /// the one that picks each trial's kept epoch).
         #[serde(default, skip_serializing_if = "Option::is_none")]

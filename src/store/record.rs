@@ -112,6 +112,8 @@ pub struct StudyRecord {
     pub planned: usize,
     /// The pruner, described, if the sweep has one.
     pub pruner: Option<String>,
+    /// The adaptive sampler and how it chooses, described, if the sweep has one.
+    pub sampler: Option<String>,
     /// Several objectives, when the sweep has them (`objective` is then the one that picks
     /// each trial's kept epoch).
     pub objectives: Option<Objectives>,
@@ -131,6 +133,7 @@ impl Default for StudyRecord {
             columns: Vec::new(),
             planned: 0,
             pruner: None,
+            sampler: None,
             objectives: None,
             trials: Vec::new(),
             stopped: None,
@@ -159,10 +162,12 @@ impl StudyRecord {
                 columns,
                 trials,
                 pruner,
+                sampler,
                 objectives,
                 ..
             } => {
                 self.pruner = pruner.clone();
+                self.sampler = sampler.clone();
                 self.objectives = objectives.clone();
                 self.name = name.clone();
                 self.objective = objective.clone();
@@ -306,6 +311,7 @@ mod tests {
             group: id.into(),
             label: None,
             params: Default::default(),
+            sampler: None,
         })
     }
 
@@ -434,6 +440,7 @@ pub mod fixture {
                 backend: "local".into(),
                 pid: 1,
                 pruner: None,
+                sampler: None,
                 objectives: None,
             });
             s
@@ -468,6 +475,7 @@ pub mod fixture {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect(),
+                sampler: None,
             }));
             self
         }

@@ -294,6 +294,7 @@ mod tests {
             group: format!("g{index}"),
             label: None,
             params: Default::default(),
+            sampler: None,
         })
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::pruner::PrunerSpec;
-use super::sampler::Tpe;
+use super::sampler::Adaptive;
 use super::search::{self, Method, Point};
 use super::spec::{CommandSpec, Program, SweepSpec};
 use crate::objectives::Objectives;
@@ -30,6 +30,8 @@ pub struct PlannedTrial {
     pub input: TrialInput,
     /// Its value in each of the plan's columns (resolved, searched or not).
     pub params: BTreeMap<String, toml::Value>,
+    /// Who proposed it, for a trial an adaptive sampler asked for.
+    pub sampler: Option<String>,
 }
 
 /// A trial's fully resolved input.
@@ -100,8 +102,8 @@ pub struct Plan {
     pub max_failures: usize,
     /// The base values every trial starts from (`[set]` applied).
     pub base: toml::Table,
-    /// The adaptive sampler, for a TPE sweep (whose trials are asked for as slots free).
-    pub tpe: Option<Tpe>,
+    /// The adaptive sampler (tpe, gp, auto), whose trials are asked for as slots free.
+    pub adaptive: Option<Adaptive>,
     /// Trials of a TPE space resolved at random to validate it (none for other methods).
     pub space_sample: Vec<PlannedTrial>,
 }
@@ -125,7 +127,9 @@ impl SweepSpec {
         let points = match self.method {
             Method::Grid => search::grid(&self.axes),
             Method::Random => search::random(&self.axes, self.samples, self.search_seed),
-            Method::Tpe => search::random(&self.axes, 16, self.search_seed),
+            Method::Tpe | Method::Gp | Method::Auto => {
+                search::random(&self.axes, 16, self.search_seed)
+            }
             Method::List => {
                 search::list(&self.trials).map_err(|(p, m)| self.source.error_at(&p, m))?
             }
@@ -209,7 +213,8 @@ impl SweepSpec {
                 )
                 .into());
         }
-        let tpe = (self.method == Method::Tpe).then(|| Tpe {
+        let adaptive = self.method.adaptive().then(|| Adaptive {
+            method: self.method,
             axes: self.axes.clone(),
             objective: objective.clone(),
             objectives: self.objectives.clone(),
@@ -224,12 +229,16 @@ impl SweepSpec {
             objectives: self.objectives.clone(),
             repeats: self.repeats,
             columns,
-            space_sample: if tpe.is_some() {
+            space_sample: if adaptive.is_some() {
                 trials.clone()
             } else {
                 Vec::new()
             },
-            trials: if tpe.is_some() { Vec::new() } else { trials },
+            trials: if adaptive.is_some() {
+                Vec::new()
+            } else {
+                trials
+            },
             duplicates,
             command: match &self.program {
                 Program::Command(c) => Some(c.clone()),
@@ -239,7 +248,7 @@ impl SweepSpec {
             keep_checkpoints: self.keep_checkpoints,
             max_failures: self.max_failures,
             base,
-            tpe,
+            adaptive,
         })
     }
 
@@ -268,6 +277,7 @@ impl SweepSpec {
             label: point.label.clone(),
             input,
             params,
+            sampler: None,
         })
     }
 
@@ -398,6 +408,7 @@ impl PlannedTrial {
             group: self.group.clone(),
             label: self.label.clone(),
             params: self.params.clone(),
+            sampler: self.sampler.clone(),
         }
     }
 }

@@ -19,12 +19,21 @@ pub enum Method {
     List,
     /// Multivariate TPE: `samples` trials, asked one at a time, learning from the finished ones.
     Tpe,
+    /// A Gaussian process with log expected improvement: `samples` trials, asked one at a time.
+    Gp,
+    /// GP while the space and the trials so far suit it, TPE otherwise.
+    Auto,
 }
 
 impl Method {
-    /// True for methods that draw from distributions (random search and TPE).
+    /// True for methods that draw from distributions (random search and the adaptive ones).
     pub fn draws(self) -> bool {
-        matches!(self, Method::Random | Method::Tpe)
+        matches!(self, Method::Random) || self.adaptive()
+    }
+
+    /// True for the methods that learn from finished trials (tpe, gp, auto).
+    pub fn adaptive(self) -> bool {
+        matches!(self, Method::Tpe | Method::Gp | Method::Auto)
     }
 
     /// The name the spec writes.
@@ -34,6 +43,8 @@ impl Method {
             Method::Random => "random",
             Method::List => "list",
             Method::Tpe => "tpe",
+            Method::Gp => "gp",
+            Method::Auto => "auto",
         }
     }
 }

@@ -318,6 +318,15 @@ impl SweepSpec {
         let mut errors = Vec::new();
         let mut objective = header(&file, &at, &mut errors);
         let objectives = several_objectives(&file, &at, &mut errors);
+        if file.search.method == Method::Gp && file.objectives.is_some() {
+            errors.push(at(
+                "search.method",
+                "gp models one objective (multi-objective GP, log EHVI, is not built yet); with \
+                 several objectives use method = \"tpe\" (multi-objective TPE), or \"auto\", \
+                 which takes TPE for them"
+                    .into(),
+            ));
+        }
         if let Some(o) = &objectives {
             objective = Some(o.objectives[0].clone());
             if file.repeats > 1 {
@@ -777,8 +786,14 @@ pub fn default_startup(samples: usize) -> usize {
     samples.div_ceil(8).clamp(1, 10)
 }
 
-/// `samples` and `startup`: how many trials a random or TPE search draws, and how many of
-/// TPE's are random.
+/// The GP's quasi-random start-up trials when the spec does not say: 10 (Optuna's
+/// GPSampler default), at most the budget.
+pub fn default_gp_startup(samples: usize) -> usize {
+    samples.clamp(1, 10)
+}
+
+/// `samples` and `startup`: how many trials a random or adaptive search draws, and how many of
+/// an adaptive search's are random.
 fn budget(
     s: &SearchFile,
     repeats: usize,
@@ -790,45 +805,46 @@ fn budget(
         (m, _) if m.draws() => {
             errors.push(at(
                 "search.samples",
-                format!(
-                    "{} search needs samples = N (at least 1)",
-                    if m == Method::Tpe { "tpe" } else { "random" }
-                ),
+                format!("{} search needs samples = N (at least 1)", m.name()),
             ));
             0
         }
         (_, Some(_)) => {
             errors.push(at(
                 "search.samples",
-                "only random and tpe search draw samples; remove it".into(),
+                "only random, tpe, gp and auto search draw samples; remove it".into(),
             ));
             0
         }
         (_, None) => 0,
     };
     let startup = match (s.method, s.startup) {
-        (Method::Tpe, Some(k)) if k > samples && samples > 0 => {
+        (m, Some(k)) if m.adaptive() && k > samples && samples > 0 => {
             errors.push(at(
                 "search.startup",
                 format!("{k} random start-up trials are more than the {samples} samples"),
             ));
             k
         }
-        (Method::Tpe, Some(k)) => k,
+        (m, Some(k)) if m.adaptive() => k,
         (Method::Tpe, None) => default_startup(samples),
+        (Method::Gp | Method::Auto, None) => default_gp_startup(samples),
         (_, Some(_)) => {
             errors.push(at(
                 "search.startup",
-                "belongs to method = \"tpe\" (its random trials before it learns)".into(),
+                "belongs to method = \"tpe\", \"gp\" or \"auto\" (its random trials before it learns)".into(),
             ));
             0
         }
         (_, None) => 0,
     };
-    if s.method == Method::Tpe && repeats > 1 {
+    if s.method.adaptive() && repeats > 1 {
         errors.push(at(
             "repeats",
-            "tpe asks for one trial at a time and does not repeat seeds; use repeats with grid, random or list".into(),
+            format!(
+                "{} asks for one trial at a time and does not repeat seeds; use repeats with grid, random or list",
+                s.method.name()
+            ),
         ));
     }
     (samples, startup)
@@ -861,13 +877,13 @@ fn search_axes(
                 "list search needs at least one [[search.trials]] table".into(),
             ));
         }
-        Method::Grid | Method::Random | Method::Tpe if !s.trials.is_empty() => {
+        m if m != Method::List && !s.trials.is_empty() => {
             errors.push(at(
                 "search.trials",
                 "[[search.trials]] belongs to method = \"list\"".into(),
             ));
         }
-        Method::Grid | Method::Random | Method::Tpe if s.params.is_empty() => {
+        m if m != Method::List && s.params.is_empty() => {
             errors.push(at(
                 "search.params",
                 "needs at least one key to search, e.g. \"optimizer.lr\" = [0.01, 0.1]".into(),

@@ -29,6 +29,12 @@ pub struct Status {
     pub ranked_by: String,
     /// The metric that picks each trial's kept epoch (and that running trials show).
     pub metric: String,
+    /// The adaptive sampler and how it chooses, in words, for a sweep that has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<String>,
+    /// Trials by who proposed them ("startup", "tpe", "gp"), for an adaptive sampler.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub proposed: BTreeMap<String, usize>,
     /// "running", "not running", or "none (pull workers)".
     pub orchestrator: String,
     /// Trials in the plan by status.
@@ -156,7 +162,15 @@ pub fn gather(dir: &SweepDir) -> anyhow::Result<Status> {
             rule: board.best_rule(),
         }
     });
+    let mut proposed = BTreeMap::new();
+    for t in record.active() {
+        if let Some(by) = &t.def.sampler {
+            *proposed.entry(by.clone()).or_default() += 1;
+        }
+    }
     Ok(Status {
+        sampler: record.sampler.clone(),
+        proposed,
         name: record.name.clone(),
         dir: dir.root().display().to_string(),
         trials: record.active().count(),
@@ -232,6 +246,22 @@ impl Status {
             self.ranked_by,
             self.orchestrator
         )?;
+        if let Some(sampler) = &self.sampler {
+            let so_far: Vec<String> = self
+                .proposed
+                .iter()
+                .map(|(by, n)| format!("{n} {by}"))
+                .collect();
+            writeln!(
+                out,
+                "  sampler {sampler}{}",
+                if so_far.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (so far: {})", so_far.join(", "))
+                }
+            )?;
+        }
         if let Some(w) = &self.workers {
             let live = w.leases.iter().filter(|l| !l.gone).count();
             writeln!(

@@ -27,7 +27,7 @@ use anyhow::Context;
 
 use super::plan::{Plan, PlannedTrial, TrialInput};
 use super::pruner::{Pruner, PrunerSpec};
-use super::sampler::Tpe;
+use super::sampler::Adaptive;
 use super::schedule::{self, Schedule};
 use super::spec::SweepSpec;
 use crate::events::TrialEvent;
@@ -198,6 +198,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         backend: opts.backend.name().into(),
         pid: std::process::id(),
         pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
+        sampler: plan.adaptive.as_ref().map(|a| a.describe()),
         objectives: plan.objectives.clone(),
     };
     record.apply(&sweep);
@@ -205,7 +206,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     journal.append(&events)?;
     // Progress counts the whole sweep: finished trials of earlier runs are already done, and
     // an adaptive sweep runs up to its budget.
-    let total = match &plan.tpe {
+    let total = match &plan.adaptive {
         Some(tpe) => tpe.budget.max(record.active().count()),
         None => kept + unfinished + running.len(),
     };
@@ -230,7 +231,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             count(unfinished - queue.len(), "trial")
         ));
     }
-    let adaptive = plan.tpe.clone().map(|mut tpe| {
+    let adaptive = plan.adaptive.clone().map(|mut tpe| {
         tpe.parallelism = exec.parallelism().unwrap_or(4);
         tpe
     });
@@ -377,7 +378,7 @@ struct Study<'a> {
     trials: HashMap<String, PlannedTrial>,
     /// The adaptive sampler (TPE), asked for a new trial whenever a slot is free; None once it
     /// is done, and for grid, random and list sweeps, whose trials are all known up front.
-    adaptive: Option<Tpe>,
+    adaptive: Option<Adaptive>,
     /// New trials asked for in this run (for `--max-trials`).
     asked: usize,
     /// Start at most this many trials in this run.

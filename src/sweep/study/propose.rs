@@ -2,7 +2,7 @@
 //! the journal holds: what `sweep run`'s study and pull workers share.
 
 use super::super::plan::{Plan, PlannedTrial};
-use super::super::sampler::{Ask, Tpe};
+use super::super::sampler::{Adaptive, Ask};
 use super::super::spec::SweepSpec;
 use crate::store::journal::TrialDef;
 use crate::store::record::StudyRecord;
@@ -26,7 +26,7 @@ const DRAWS: u32 = 20;
 /// Asks TPE for the next trial number ([`StudyRecord::next_index`]), resolved into a planned trial; a point the
 /// sweep already tried is drawn again, up to [`DRAWS`] times.
 pub(crate) fn propose(
-    tpe: &Tpe,
+    tpe: &Adaptive,
     spec: &SweepSpec,
     plan: &Plan,
     record: &StudyRecord,
@@ -38,9 +38,10 @@ pub(crate) fn propose(
             Ask::Wait => return Ok(Proposal::Wait),
             Ask::Done => return Ok(Proposal::Done),
         };
-        let planned = spec
+        let mut planned = spec
             .planned_trial(&plan.base, &plan.columns, &point, 0, index)
             .map_err(KeyErrors)?;
+        planned.sampler = Some(tpe.learner(index).name().to_string());
         if record.get(&planned.id).is_none() {
             return Ok(Proposal::Trial(Box::new(planned)));
         }
@@ -56,7 +57,7 @@ pub(crate) fn propose(
 pub(crate) fn rebuild_asked(
     spec: &SweepSpec,
     plan: &Plan,
-    tpe: &Tpe,
+    tpe: &Adaptive,
     def: &TrialDef,
 ) -> Option<PlannedTrial> {
     let point = tpe.point_of(&def.params)?;

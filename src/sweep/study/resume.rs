@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::super::plan::{Plan, PlannedTrial};
-use super::super::sampler::Tpe;
+use super::super::sampler::Adaptive;
 use super::super::spec::SweepSpec;
 use crate::exec::TrialJob;
 use crate::store::journal::{self, Event};
@@ -34,7 +34,7 @@ pub(crate) fn catch_up(
         .iter()
         .map(|t| (t.id.clone(), t.clone()))
         .collect();
-    let mut events = match &plan.tpe {
+    let mut events = match &plan.adaptive {
         Some(tpe) => rebuild_asked(spec, plan, tpe, record, &mut trials, notes),
         None => sync_plan(record, plan, notes),
     };
@@ -184,7 +184,7 @@ pub(crate) fn restore_missing(dir: &SweepDir, plan: &Plan, record: &StudyRecord)
 fn rebuild_asked(
     spec: &SweepSpec,
     plan: &Plan,
-    tpe: &Tpe,
+    tpe: &Adaptive,
     record: &StudyRecord,
     trials: &mut HashMap<String, PlannedTrial>,
     notes: &mut Vec<String>,

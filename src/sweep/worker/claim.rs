@@ -13,7 +13,7 @@ use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::Lease;
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::pruner::Pruner;
-use crate::sweep::sampler::Tpe;
+use crate::sweep::sampler::Adaptive;
 use crate::sweep::schedule::pruning_key;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::study::{Proposal, propose};
@@ -40,7 +40,7 @@ pub(super) struct Chooser<'a> {
     pub spec: &'a SweepSpec,
     pub plan: &'a Plan,
     pub pruner: Option<&'a dyn Pruner>,
-    pub tpe: Option<&'a Tpe>,
+    pub adaptive: Option<&'a Adaptive>,
     pub dir: &'a SweepDir,
     /// This worker's name.
     pub worker: &'a str,
@@ -59,7 +59,7 @@ impl Chooser<'_> {
             return self.claim(t, Vec::new());
         }
         let running = record.count(TrialStatus::Running);
-        if let Some(tpe) = self.tpe {
+        if let Some(tpe) = self.adaptive {
             if running >= tpe.parallelism {
                 return Wait;
             }
@@ -140,7 +140,7 @@ impl Chooser<'_> {
     }
 
     /// Asks TPE for the next trial number, as the orchestrator does.
-    fn ask(&self, tpe: &Tpe, record: &StudyRecord) -> Asked {
+    fn ask(&self, tpe: &Adaptive, record: &StudyRecord) -> Asked {
         let planned = match propose(tpe, self.spec, self.plan, record) {
             Ok(Proposal::Trial(planned)) => planned,
             Ok(Proposal::Wait) => return Asked::Wait,

@@ -185,6 +185,7 @@ fn sweep_event(plan: &Plan, record: &crate::store::record::StudyRecord) -> Event
         backend: "workers".into(),
         pid: std::process::id(),
         pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
+        sampler: plan.adaptive.as_ref().map(|a| a.describe()),
         objectives: plan.objectives.clone(),
     }
 }

@@ -15,7 +15,7 @@ use crate::store::shared_journal::{AttemptEnd, Locked, SharedJournal};
 use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{self, Lease, WorkerSettings};
 use crate::sweep::plan::{Plan, PlannedTrial};
-use crate::sweep::sampler::Tpe;
+use crate::sweep::sampler::Adaptive;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::study::retry::{Ended, Failures, param_values};
 use crate::sweep::study::{rebuild_asked, unjournalled_epochs};
@@ -152,7 +152,7 @@ pub(super) fn decide(
             resolve(
                 chooser.spec,
                 chooser.plan,
-                chooser.tpe,
+                chooser.adaptive,
                 held.record(),
                 &job.id,
             )
@@ -202,12 +202,12 @@ pub(super) fn holds(record: &StudyRecord, trial: &str, worker: &str) -> bool {
 fn resolve(
     spec: &SweepSpec,
     plan: &Plan,
-    tpe: Option<&Tpe>,
+    adaptive: Option<&Adaptive>,
     record: &StudyRecord,
     id: &str,
 ) -> Option<PlannedTrial> {
     if let Some(p) = plan.trials.iter().find(|t| t.id == id) {
         return Some(p.clone());
     }
-    rebuild_asked(spec, plan, tpe?, &record.get(id)?.def)
+    rebuild_asked(spec, plan, adaptive?, &record.get(id)?.def)
 }

@@ -32,7 +32,7 @@ use crate::store::workers::{self, Lease, WorkerSettings};
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::progress::{SweepProgress, Verbosity};
 use crate::sweep::pruner::{Pruner, PrunerSpec};
-use crate::sweep::sampler::Tpe;
+use crate::sweep::sampler::Adaptive;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::study::retry::{self, Ended, Failures, param_values};
 use crate::sweep::study::{
@@ -97,7 +97,7 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
     let mut lease = Lease::mine(&name);
     lease.renew(dir, Vec::new())?;
     let record = journal.record();
-    let total = match &plan.tpe {
+    let total = match &plan.adaptive {
         Some(tpe) => tpe.budget.max(record.active().count()),
         None => record.active().count(),
     };
@@ -126,7 +126,7 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
         lease,
         renewed: Instant::now(),
         pruner: plan.pruner.as_ref().map(PrunerSpec::build),
-        tpe: plan.tpe.clone().map(|mut t| {
+        adaptive: plan.adaptive.clone().map(|mut t| {
             t.parallelism = settings.parallelism;
             t
         }),
@@ -240,7 +240,7 @@ struct Worker<'a> {
     lease: Lease,
     renewed: Instant,
     pruner: Option<Box<dyn Pruner>>,
-    tpe: Option<Tpe>,
+    adaptive: Option<Adaptive>,
     /// Trials TPE asked for (by any worker), resolved again from their values.
     asked: HashMap<String, PlannedTrial>,
     exec: LocalExecutor,
@@ -325,7 +325,7 @@ impl Worker<'_> {
             spec: self.spec,
             plan: self.plan,
             pruner: self.pruner.as_deref(),
-            tpe: self.tpe.as_ref(),
+            adaptive: self.adaptive.as_ref(),
             dir: self.dir,
             worker: &self.name,
         };
@@ -628,7 +628,7 @@ impl Worker<'_> {
                 spec: self.spec,
                 plan: self.plan,
                 pruner: self.pruner.as_deref(),
-                tpe: self.tpe.as_ref(),
+                adaptive: self.adaptive.as_ref(),
                 dir: self.dir,
                 worker: &self.name,
             };
@@ -677,7 +677,7 @@ impl Worker<'_> {
         let record = self.journal.record();
         let finished = record.active().filter(|t| t.status.is_final()).count();
         let total = self
-            .tpe
+            .adaptive
             .as_ref()
             .map_or(0, |t| t.budget)
             .max(record.active().count());

@@ -1,36 +1,32 @@
-//! The adaptive sampler: multivariate TPE (the tree-structured Parzen estimator, Bergstra et
-//! al. 2011, multivariate as Optuna's default since 3.x), asked for one trial at a time.
+//! The adaptive samplers, asked for one trial at a time: multivariate TPE ([`tpe`]), a
+//! Gaussian process with log expected improvement ([`gp`]), and `auto`, which picks between
+//! them ([`Adaptive::learner`]).
 //!
-//! After `startup` random trials, the trials with results are split into the best sixth
-//! (`gamma`) and the rest; a Parzen estimator (a mixture with one product kernel per trial, over every
-//! searched parameter jointly, plus a wide prior) is fitted to each, 24 candidates are drawn
-//! from the good one, and the candidate with the largest ratio good/bad is proposed.
+//! The start-up trials come first: random draws for TPE, a scrambled Sobol sequence (even
+//! coverage of the space) for gp and auto. Then each proposal learns from the trials with
+//! results.
 //!
 //! **Reproducible in parallel.** Trial `i` is sampled from exactly the trials `0..=i-P` (P =
 //! the slots running trials at once), which must have ended: the sampler waits for them.
-//! Trials `i-P+1..i` are counted as "liars" with the worst value (their parameters are known,
-//! their results are not, whatever they are by now): they join the bad estimator, so that
-//! parallel slots do not all sample the same point, but not the count the good sixth is taken
-//! of. Every draw for trial `i` comes from a generator seeded by the spec's seed
-//! and `i`. Two runs of one spec with the same parallelism therefore ask for the same trials
-//! however long each trial takes; the cost is a slot left idle while trial `i-P` still runs.
+//! Trials `i-P+1..i` are running as far as it knows (their parameters are known, their results
+//! are not, whatever they are by now): TPE counts them as "liars" with the worst value, the
+//! GP as pending points at its own mean, so that parallel slots do not all sample the same
+//! point. Every draw for trial `i` comes from a generator seeded by the spec's seed and `i`.
+//! Two runs of one spec with the same parallelism therefore ask for the same trials however
+//! long each trial takes; the cost is a slot left idle while trial `i-P` still runs.
+
+mod gp;
+mod sobol;
+mod tpe;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::search::{Axis, Domain, Point, round_sig};
+use super::search::{Axis, Domain, Method, Point, round_sig};
 use crate::objectives::Objectives;
 use crate::pareto;
 use crate::store::record::{StudyRecord, TrialRecord};
 use crate::trial::{Objective, TrialStatus};
-
-/// Candidates drawn from the good estimator per proposal (Optuna's default).
-const CANDIDATES: usize = 24;
-/// The width of a kernel relative to its parameter's range, scaled by n^(-1/(d+4)) as in
-/// Optuna's multivariate rule, with Optuna's 0.2. Half of it did better on the noisy MNIST
-/// surrogate (examples/tpe_surrogate.rs) but left a seed in eight stuck in a poor region on
-/// the noise-free lcbench surrogate (bench/lcbench.py): narrow kernels exploit too early.
-const SIGMA0: f64 = 0.2;
 
 /// What the sampler says when asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +39,11 @@ pub enum Ask {
     Done,
 }
 
-/// Multivariate TPE over a search space.
+/// An adaptive sampler over a search space.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tpe {
+pub struct Adaptive {
+    /// Which: `Tpe`, `Gp` or `Auto` (never a method that plans its trials up front).
+    pub method: Method,
     /// The searched axes (the same distributions as random search).
     pub axes: Vec<Axis>,
     /// What is optimised (with several objectives: the one that picks each trial's kept
@@ -56,7 +54,7 @@ pub struct Tpe {
     pub objectives: Option<Objectives>,
     /// Trials in all.
     pub budget: usize,
-    /// Random trials before TPE starts learning.
+    /// Random (TPE) or quasi-random (gp, auto) trials before it starts learning.
     pub startup: usize,
     /// Seed of every draw.
     pub seed: u64,
@@ -66,7 +64,7 @@ pub struct Tpe {
 
 /// One parameter's place in the sampler's continuous or categorical space.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Dim {
+pub(super) enum Dim {
     /// A number in [lo, hi] (in log space for log-uniform; widened by half a step for ints).
     Numeric { lo: f64, hi: f64 },
     /// One of `n` choices.
@@ -92,23 +90,110 @@ impl Dim {
 
 /// A trial as the estimators see it: one coordinate per axis (a number in the axis's space,
 /// or a choice index).
-type Coords = Vec<f64>;
+pub(super) type Coords = Vec<f64>;
 
-impl Tpe {
-    /// The point of trial `index` in the plan: random during the start-up, then TPE's proposal
-    /// from what the trials before it taught. `attempt` > 0 asks again with fresh draws (the
-    /// point proposed before was a trial that already exists).
+/// Who proposes a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learner {
+    /// A start-up draw: random for TPE, quasi-random for the GP.
+    Startup,
+    Tpe,
+    Gp,
+}
+
+impl Learner {
+    /// The name the journal and the displays give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Learner::Startup => "startup",
+            Learner::Tpe => "tpe",
+            Learner::Gp => "gp",
+        }
+    }
+}
+
+/// `auto` models with a GP up to this many trials, then switches to TPE: past it a GP's ask,
+/// O(n³), would slow every trial down (docs/benchmarks.md, "Search that learns (GP)").
+pub const AUTO_GP_TRIALS: usize = 200;
+
+/// `auto` takes TPE for a space with more categorical parameters than this.
+pub const AUTO_MAX_CATEGORICAL: usize = 2;
+
+impl Adaptive {
+    /// Who proposes trial `index`: the start-up, then TPE or the GP as the method says; `auto`
+    /// takes the GP for one objective over a space of at most [`AUTO_MAX_CATEGORICAL`]
+    /// categorical parameters and more numeric ones, up to [`AUTO_GP_TRIALS`] trials, and TPE
+    /// otherwise.
+    pub fn learner(&self, index: usize) -> Learner {
+        if index < self.startup {
+            return Learner::Startup;
+        }
+        match self.method {
+            Method::Gp => Learner::Gp,
+            Method::Auto if self.suits_gp().is_ok() && index < AUTO_GP_TRIALS => Learner::Gp,
+            _ => Learner::Tpe,
+        }
+    }
+
+    /// Whether `auto` may use the GP on this space and these objectives, and why not.
+    pub fn suits_gp(&self) -> Result<(), String> {
+        if self.objectives.is_some() {
+            return Err("several objectives".into());
+        }
+        let categorical = self
+            .axes
+            .iter()
+            .filter(|a| matches!(Dim::of(a), Dim::Categorical { .. }))
+            .count();
+        let numeric = self.axes.len() - categorical;
+        if categorical > AUTO_MAX_CATEGORICAL || categorical >= numeric {
+            return Err(format!(
+                "{categorical} of its {} parameters are categorical",
+                self.axes.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// How the method chooses, in words (for `plan`, `status` and the report).
+    pub fn describe(&self) -> String {
+        let startup = match self.method {
+            Method::Tpe => format!("the first {} at random", self.startup),
+            _ => format!("the first {} quasi-random (scrambled Sobol)", self.startup),
+        };
+        let rest = match self.method {
+            Method::Gp => "then a Gaussian process (log expected improvement)".to_string(),
+            Method::Auto => match self.suits_gp() {
+                Ok(()) if self.budget > AUTO_GP_TRIALS => format!(
+                    "then a Gaussian process up to trial {AUTO_GP_TRIALS}, and TPE after it (a \
+                     GP's ask grows as n³)"
+                ),
+                Ok(()) => "then a Gaussian process (log expected improvement)".into(),
+                Err(why) => format!("then TPE: {why}"),
+            },
+            _ => "then TPE".into(),
+        };
+        format!(
+            "{}: {} trials, {startup}, {rest}",
+            self.method.name(),
+            self.budget
+        )
+    }
+
+    /// The point of trial `index` in the plan: the start-up's, then the proposal of TPE or the
+    /// GP from what the trials before it taught. `attempt` > 0 asks again with fresh draws
+    /// (the point proposed before was a trial that already exists).
     pub fn ask(&self, record: &StudyRecord, index: usize, attempt: u32) -> Ask {
         if index >= self.budget {
             return Ask::Done;
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            crate::train::rng::splitmix(
-                crate::train::rng::splitmix(self.seed ^ 0x7470_6500) ^ index as u64,
-            ) ^ u64::from(attempt),
-        );
-        if index < self.startup {
-            return Ask::Point(self.point(&self.random(&mut rng)));
+        let mut rng = ChaCha8Rng::seed_from_u64(self.draw_seed(index, attempt));
+        let learner = self.learner(index);
+        if learner == Learner::Startup {
+            return Ask::Point(match (self.method, attempt) {
+                (Method::Tpe, _) | (_, 1..) => self.point(&self.random(&mut rng)),
+                _ => self.point(&self.quasi_random(index)),
+            });
         }
         let p = self.parallelism.max(1);
         let learnt = index.saturating_sub(p - 1);
@@ -143,20 +228,38 @@ impl Tpe {
         if scored.is_empty() {
             return Ask::Point(self.point(&self.random(&mut rng)));
         }
-        let (good, bad) = split(scored, liars);
         let dims: Vec<Dim> = self.axes.iter().map(Dim::of).collect();
-        let l = Parzen::fit(&dims, &good);
-        let g = Parzen::fit(&dims, &bad);
-        let best = (0..CANDIDATES)
-            .map(|_| l.sample(&mut rng))
-            .map(|x| {
-                let score = l.log_pdf(&x) - g.log_pdf(&x);
-                (x, score)
+        let coords = match learner {
+            // A repeated ask of a deterministic model would propose the same point again.
+            Learner::Gp if attempt == 0 => {
+                gp::propose(&dims, &gp_values(&scored), &liars, rng.random())
+            }
+            Learner::Gp => self.random(&mut rng),
+            _ => tpe::propose(&dims, scored, liars, &mut rng),
+        };
+        Ask::Point(self.point(&coords))
+    }
+
+    /// The seed of trial `index`'s draws at `attempt`.
+    fn draw_seed(&self, index: usize, attempt: u32) -> u64 {
+        crate::train::rng::splitmix(
+            crate::train::rng::splitmix(self.seed ^ 0x7470_6500) ^ index as u64,
+        ) ^ u64::from(attempt)
+    }
+
+    /// Start-up trial `index`'s coordinates: point `index` of the spec seed's scrambled Sobol
+    /// sequence, scaled to each axis.
+    fn quasi_random(&self, index: usize) -> Coords {
+        let u =
+            sobol::Sobol::new(self.axes.len(), Some(self.seed ^ 0x4a17_0000)).point(index as u64);
+        self.axes
+            .iter()
+            .zip(u)
+            .map(|(a, u)| match Dim::of(a) {
+                Dim::Numeric { lo, hi } => lo + u * (hi - lo),
+                Dim::Categorical { n } => (u * n as f64).floor(),
             })
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(x, _)| x)
-            .expect("at least one candidate");
-        Ask::Point(self.point(&best))
+            .collect()
     }
 
     /// The point a journalled trial ran with, from the values the journal holds for it.
@@ -290,24 +393,9 @@ impl Tpe {
     }
 }
 
-/// TPE's two groups: the best sixth of the trials with results (completed trials by value,
-/// then pruned ones, longest first, then diverged ones) and the rest, with the running trials
-/// (the liars) as worse than all. A liar has no result, so it does not count in the number the
-/// sixth is taken of. Counted, as Optuna's constant liar counts it, it let one worse trial into
-/// the good group: over 200 seeds on lcbench task 3945, 2 at a time then trailed 1 at a time by
-/// 0.018 points, against 0.012 now (docs/benchmarks.md).
-fn split(mut scored: Vec<(Coords, Standing)>, liars: Vec<Coords>) -> (Vec<Coords>, Vec<Coords>) {
-    scored.sort_by_key(|s| s.1);
-    let n_good = gamma(scored.len()).max(1);
-    let mut ranked = scored.into_iter().map(|s| s.0);
-    let good: Vec<Coords> = ranked.by_ref().take(n_good).collect();
-    let bad: Vec<Coords> = ranked.chain(liars).collect();
-    (good, bad)
-}
-
 /// A finished trial's rank key, smaller is better: (tier, epochs short of the longest, cost).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Standing(u8, usize, f64);
+pub(super) struct Standing(pub(super) u8, pub(super) usize, pub(super) f64);
 
 impl Eq for Standing {}
 
@@ -325,168 +413,28 @@ impl Ord for Standing {
     }
 }
 
+/// The values the GP models, larger is better: a trial's cost negated; a diverged trial
+/// (infinite cost) at the worst value seen.
+fn gp_values(scored: &[(Coords, Standing)]) -> Vec<(Coords, f64)> {
+    let worst = scored
+        .iter()
+        .map(|s| s.1.2)
+        .filter(|c| c.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let worst = if worst.is_finite() { worst } else { 0.0 };
+    scored
+        .iter()
+        .map(|(x, s)| {
+            let cost = if s.2.is_finite() { s.2 } else { worst };
+            (x.clone(), -cost)
+        })
+        .collect()
+}
+
 /// A trial that has ended for good (or for this run), or left the plan: what it taught is
 /// fixed.
 fn settled(t: &TrialRecord) -> bool {
     !t.active || t.status.is_final() || t.status.is_failure()
-}
-
-/// How many of `n` observations form the good group: a sixth, at most 25. Optuna takes a
-/// tenth, which did best on the noise-free lcbench surrogate (bench/lcbench.py) but, with
-/// noisy results and budgets of tens of trials, makes a good group of one or two trials that
-/// follows the noise (examples/tpe_surrogate.rs); a quarter did the reverse. A sixth meets the
-/// goals of both (docs/benchmarks.md).
-fn gamma(n: usize) -> usize {
-    n.div_ceil(6).min(25)
-}
-
-/// A Parzen estimator: a weighted mixture of product kernels, one per observation plus a
-/// prior spanning the space.
-struct Parzen<'a> {
-    dims: &'a [Dim],
-    /// Per component: its weight and its centre (a coordinate per dimension).
-    components: Vec<(f64, Coords)>,
-    /// Per numeric dimension: the kernels' width.
-    sigmas: Vec<f64>,
-}
-
-impl<'a> Parzen<'a> {
-    fn fit(dims: &'a [Dim], observations: &[Coords]) -> Self {
-        let n = observations.len();
-        let mut components: Vec<(f64, Coords)> =
-            observations.iter().map(|x| (1.0, x.clone())).collect();
-        // The prior: the middle of every range (a uniform choice for categories).
-        let prior: Coords = dims
-            .iter()
-            .map(|d| match d {
-                Dim::Numeric { lo, hi } => (lo + hi) / 2.0,
-                Dim::Categorical { .. } => f64::NAN,
-            })
-            .collect();
-        components.push((1.0, prior));
-        let d = dims.len() as f64;
-        let sigmas = dims
-            .iter()
-            .map(|dim| match dim {
-                Dim::Numeric { lo, hi } => {
-                    let range = hi - lo;
-                    let sigma = SIGMA0 * (n.max(1) as f64).powf(-1.0 / (d + 4.0)) * range;
-                    // The magic clip: never narrower than range / min(100, n + 1).
-                    sigma.max(range / (n as f64 + 1.0).min(100.0))
-                }
-                Dim::Categorical { .. } => 0.0,
-            })
-            .collect();
-        let total: f64 = components.iter().map(|c| c.0).sum();
-        for c in &mut components {
-            c.0 /= total;
-        }
-        Self {
-            dims,
-            components,
-            sigmas,
-        }
-    }
-
-    /// The prior component is the last one; its numeric kernels span the whole range.
-    fn sigma(&self, component: usize, dim: usize) -> f64 {
-        match self.dims[dim] {
-            Dim::Numeric { lo, hi } if component + 1 == self.components.len() => hi - lo,
-            _ => self.sigmas[dim],
-        }
-    }
-
-    /// A categorical kernel's probability of choice `k`, centred on `c` (NaN: the prior).
-    fn choice_probability(&self, c: f64, k: usize, n: usize) -> f64 {
-        let spread = 1.0 / self.components.len() as f64;
-        if c.is_nan() {
-            return 1.0 / n as f64;
-        }
-        let hit = if (c as usize) == k { 1.0 } else { 0.0 };
-        (hit + spread) / (1.0 + n as f64 * spread)
-    }
-
-    fn sample(&self, rng: &mut ChaCha8Rng) -> Coords {
-        let mut u: f64 = rng.random();
-        let mut chosen = self.components.len() - 1;
-        for (i, (w, _)) in self.components.iter().enumerate() {
-            if u < *w {
-                chosen = i;
-                break;
-            }
-            u -= w;
-        }
-        let centre = &self.components[chosen].1;
-        self.dims
-            .iter()
-            .enumerate()
-            .map(|(d, dim)| match *dim {
-                Dim::Numeric { lo, hi } => {
-                    truncated_normal(rng, centre[d], self.sigma(chosen, d), lo, hi)
-                }
-                Dim::Categorical { n } => {
-                    let mut u: f64 = rng.random();
-                    for k in 0..n {
-                        let p = self.choice_probability(centre[d], k, n);
-                        if u < p {
-                            return k as f64;
-                        }
-                        u -= p;
-                    }
-                    (n - 1) as f64
-                }
-            })
-            .collect()
-    }
-
-    fn log_pdf(&self, x: &[f64]) -> f64 {
-        let terms: Vec<f64> = self
-            .components
-            .iter()
-            .enumerate()
-            .map(|(c, (w, centre))| {
-                let mut log = w.ln();
-                for (d, dim) in self.dims.iter().enumerate() {
-                    log += match *dim {
-                        Dim::Numeric { lo, hi } => {
-                            truncated_normal_log_pdf(x[d], centre[d], self.sigma(c, d), lo, hi)
-                        }
-                        Dim::Categorical { n } => {
-                            self.choice_probability(centre[d], x[d] as usize, n).ln()
-                        }
-                    };
-                }
-                log
-            })
-            .collect();
-        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
-    }
-}
-
-fn normal_cdf(z: f64) -> f64 {
-    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
-}
-
-/// log of N(mu, sigma) truncated to [lo, hi], at x.
-fn truncated_normal_log_pdf(x: f64, mu: f64, sigma: f64, lo: f64, hi: f64) -> f64 {
-    let z = (x - mu) / sigma;
-    let mass = (normal_cdf((hi - mu) / sigma) - normal_cdf((lo - mu) / sigma)).max(1e-300);
-    -0.5 * z * z - (sigma * (2.0 * std::f64::consts::PI).sqrt()).ln() - mass.ln()
-}
-
-/// A draw from N(mu, sigma) truncated to [lo, hi] (rejection, then the clamped mean).
-fn truncated_normal(rng: &mut ChaCha8Rng, mu: f64, sigma: f64, lo: f64, hi: f64) -> f64 {
-    for _ in 0..64 {
-        // Box-Muller.
-        let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
-        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-        let x = mu + sigma * z;
-        if (lo..=hi).contains(&x) {
-            return x;
-        }
-    }
-    mu.clamp(lo, hi)
 }
 
 #[cfg(test)]
@@ -506,36 +454,11 @@ mod tests {
         100.0 - 3.0 * x * x - 2.0 * (momentum - 0.9).abs() + noise.random_range(-0.2..0.2)
     }
 
-    #[test]
-    fn running_trials_join_the_bad_group_without_enlarging_the_good_one() {
-        let scored: Vec<(Coords, Standing)> = (0..6)
-            .map(|i| (vec![i as f64], Standing(0, 0, -(i as f64))))
-            .collect();
-        // Six results make a good group of one, the best (cost -5); the running trial goes
-        // with the other five. Counted in the six, it would have made the good group two.
-        let (good, bad) = split(scored.clone(), vec![vec![9.0]]);
-        assert_eq!(good, vec![vec![5.0]]);
-        assert_eq!(
-            bad,
-            vec![
-                vec![4.0],
-                vec![3.0],
-                vec![2.0],
-                vec![1.0],
-                vec![0.0],
-                vec![9.0]
-            ]
-        );
-        let mut seven = scored;
-        seven.push((vec![6.0], Standing(1, 3, -100.0))); // pruned: after every completed one
-        let (good, _) = split(seven, Vec::new());
-        assert_eq!(good, vec![vec![5.0], vec![4.0]]);
-    }
-
     /// Runs `trials` trials one at a time (P = 1), TPE or (startup = all) random, and returns
     /// the best value after each.
     fn run(seed: u64, trials: usize, startup: usize) -> Vec<f64> {
-        let tpe = Tpe {
+        let tpe = Adaptive {
+            method: Method::Tpe,
             axes: vec![
                 axis("optimizer.lr", "{ log_uniform = [0.00001, 1.0] }"),
                 axis("optimizer.momentum", "{ uniform = [0.0, 0.99] }"),
@@ -598,7 +521,8 @@ mod tests {
 
     #[test]
     fn asking_is_deterministic_and_waits_for_the_trials_it_learns_from() {
-        let tpe = Tpe {
+        let tpe = Adaptive {
+            method: Method::Tpe,
             axes: vec![axis("optimizer.lr", "{ log_uniform = [0.001, 0.1] }")],
             objective: Objective::test_acc(),
             objectives: None,
@@ -625,24 +549,158 @@ mod tests {
         assert_eq!(tpe.ask(&record, 5, 0), Ask::Done);
     }
 
+    fn adaptive(
+        method: Method,
+        axes: Vec<Axis>,
+        budget: usize,
+        startup: usize,
+        p: usize,
+    ) -> Adaptive {
+        Adaptive {
+            method,
+            axes,
+            objective: Objective::test_acc(),
+            objectives: None,
+            budget,
+            startup,
+            seed: 5,
+            parallelism: p,
+        }
+    }
+
+    /// Asks `sampler.budget` trials of `sampler` for `f` (maximised), `sampler.parallelism` at
+    /// a time; a running trial ends when the sampler waits, the oldest first (the newest with
+    /// `reverse`); returns the asked points' values.
+    fn drive(sampler: &Adaptive, f: impl Fn(&[f64]) -> f64, reverse: bool) -> Vec<Vec<f64>> {
+        let mut study = Study::new();
+        let mut running: Vec<(String, f64)> = Vec::new();
+        let mut asked = Vec::new();
+        for i in 0..sampler.budget {
+            let p = loop {
+                match sampler.ask(&study.0, i, 0) {
+                    Ask::Point(p) => break p,
+                    Ask::Wait => {
+                        let (id, v) = if reverse {
+                            running.pop().unwrap()
+                        } else {
+                            running.remove(0)
+                        };
+                        study
+                            .curve(&id, "test_acc", &[v])
+                            .ended(&id, TrialStatus::Completed);
+                    }
+                    Ask::Done => panic!("done early"),
+                }
+            };
+            // Numbers as they are; a choice by its name's length.
+            let x: Vec<f64> = p
+                .values
+                .iter()
+                .map(|a| match &a.value {
+                    toml::Value::Float(f) => *f,
+                    toml::Value::Integer(i) => *i as f64,
+                    other => other.to_string().len() as f64,
+                })
+                .collect();
+            let id = format!("t{i}");
+            let params: Vec<(&str, toml::Value)> = p
+                .values
+                .iter()
+                .map(|a| (a.key.as_str(), a.value.clone()))
+                .collect();
+            study.trial(&id, &params);
+            running.push((id, f(&x)));
+            asked.push(x);
+        }
+        asked
+    }
+
     #[test]
-    fn densities_integrate_to_one_and_kernels_stay_in_range() {
-        let dims = [Dim::Numeric { lo: 0.0, hi: 1.0 }];
-        let p = Parzen::fit(&dims, &[vec![0.2], vec![0.9]]);
-        let steps = 2000;
-        let integral: f64 = (0..steps)
-            .map(|i| (p.log_pdf(&[(i as f64 + 0.5) / steps as f64])).exp() / steps as f64)
-            .sum();
-        assert!((integral - 1.0).abs() < 1e-3, "{integral}");
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        assert!((0..200).all(|_| (0.0..=1.0).contains(&p.sample(&mut rng)[0])));
-        let cats = [Dim::Categorical { n: 3 }];
-        let q = Parzen::fit(&cats, &[vec![1.0]]);
-        let total: f64 = (0..3).map(|k| q.log_pdf(&[k as f64]).exp()).sum();
-        assert!((total - 1.0).abs() < 1e-9);
+    fn gp_finds_the_maximum_of_a_two_dimensional_quadratic_within_20_trials() {
+        let axes = vec![
+            axis("a", "{ uniform = [-2.0, 2.0] }"),
+            axis("b", "{ uniform = [0.0, 5.0] }"),
+        ];
+        let gp = adaptive(Method::Gp, axes, 20, 10, 1);
+        let f = |x: &[f64]| 100.0 - (x[0] - 0.7).powi(2) - 2.0 * (x[1] - 3.1).powi(2);
+        let asked = drive(&gp, f, false);
+        let best = asked.iter().map(|x| f(x)).fold(f64::MIN, f64::max);
+        assert!(best > 100.0 - 1e-3, "best {best} of {asked:?}");
+        // The start-up alone (quasi-random) is far from it.
+        let startup = asked[..10].iter().map(|x| f(x)).fold(f64::MIN, f64::max);
+        assert!(startup < 99.9, "{startup}");
+    }
+
+    #[test]
+    fn gp_asks_the_same_trials_in_parallel_whatever_order_the_running_ones_end_in() {
+        let axes = vec![
+            axis("lr", "{ log_uniform = [0.0001, 1.0] }"),
+            axis("width", "{ int = [16, 512] }"),
+            axis("act", "[\"relu\", \"sigmoid\"]"),
+        ];
+        let gp = adaptive(Method::Gp, axes, 16, 6, 3);
+        let f = |x: &[f64]| -(x[0].log10() + 2.0).powi(2) - (x[1] - 100.0).abs() / 100.0;
+        let a = drive(&gp, f, false);
+        let b = drive(&gp, f, true);
+        assert_eq!(a, b);
+        // Integers stay whole and within their range.
         assert!(
-            q.log_pdf(&[1.0]) > q.log_pdf(&[0.0]),
-            "the observed choice is likelier"
+            a.iter()
+                .all(|x| x[1].fract() == 0.0 && (16.0..=512.0).contains(&x[1]))
+        );
+    }
+
+    #[test]
+    fn auto_takes_the_gp_for_numeric_spaces_and_tpe_for_the_rest() {
+        let numeric = vec![
+            axis("lr", "{ log_uniform = [0.0001, 1.0] }"),
+            axis("momentum", "{ uniform = [0.0, 0.99] }"),
+            axis("opt", "[\"sgd\", \"adam\"]"),
+        ];
+        let auto = adaptive(Method::Auto, numeric.clone(), 400, 10, 1);
+        assert_eq!(auto.learner(3), Learner::Startup);
+        assert_eq!(auto.learner(10), Learner::Gp);
+        assert_eq!(auto.learner(AUTO_GP_TRIALS - 1), Learner::Gp);
+        assert_eq!(
+            auto.learner(AUTO_GP_TRIALS),
+            Learner::Tpe,
+            "a GP's ask grows as n³"
+        );
+        assert!(
+            auto.describe()
+                .contains("up to trial 200, and TPE after it")
+        );
+        // Mostly categorical: TPE, and the reason says why.
+        let categorical = vec![
+            axis("lr", "{ log_uniform = [0.0001, 1.0] }"),
+            axis("a", "[1, 2]"),
+            axis("b", "[\"x\", \"y\"]"),
+        ];
+        let auto = adaptive(Method::Auto, categorical, 40, 10, 1);
+        assert_eq!(auto.learner(10), Learner::Tpe);
+        assert!(
+            auto.describe()
+                .contains("then TPE: 2 of its 3 parameters are categorical")
+        );
+        // Several objectives: TPE (multi-objective).
+        let mut several = adaptive(Method::Auto, numeric.clone(), 40, 10, 1);
+        several.objectives = Some(crate::objectives::Objectives {
+            objectives: vec![
+                Objective::test_acc(),
+                Objective::new("secs", Some(crate::trial::Mode::Min)).unwrap(),
+            ],
+            constraints: Vec::new(),
+            select: None,
+        });
+        assert_eq!(several.learner(10), Learner::Tpe);
+        // gp and tpe are what they say.
+        assert_eq!(
+            adaptive(Method::Gp, numeric.clone(), 400, 10, 1).learner(300),
+            Learner::Gp
+        );
+        assert_eq!(
+            adaptive(Method::Tpe, numeric, 40, 10, 1).learner(10),
+            Learner::Tpe
         );
     }
 }

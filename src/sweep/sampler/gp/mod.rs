@@ -1,0 +1,96 @@
+//! Gaussian-process Bayesian optimisation (`method = "gp"`), as Optuna's GPSampler: the
+//! trials' values, standardised, are modelled by a GP over the unit cube ([`model`]: Matérn
+//! 5/2, a length scale per dimension, kernel scale, length scales and noise fitted by
+//! maximum a posteriori), and the next point is the one of largest log expected improvement
+//! over the best value so far ([`acquisition`]).
+//!
+//! - **The space.** A uniform parameter maps linearly to [0, 1], a log-uniform one in log
+//!   space, an integer one relaxed to [a − ½, b + ½] and rounded afterwards; a categorical one
+//!   (a choice) keeps its index and its own kernel (Hamming distance).
+//! - **Running trials** (the P − 1 before trial `i` that it does not learn from) are pending
+//!   points, by the kriging believer: the model is conditioned on them at its own mean, with
+//!   the kernel fitted on the finished trials alone. The mean stays, the uncertainty near them
+//!   collapses, so parallel slots do not ask for the same point.
+//! - **Pruned trials** enter at the value they reached; failed ones teach nothing; a diverged
+//!   one counts as the worst value seen.
+
+mod acquisition;
+mod lbfgsb;
+mod model;
+
+use super::{Coords, Dim};
+use acquisition::Axis;
+use model::Gp;
+
+/// The GP's next point in the space of `dims`: from `observed` (each trial's coordinates and
+/// its value, larger is better) and the `pending` points of running trials; its candidates are
+/// drawn from `seed`. Observations must not be empty.
+pub(super) fn propose(
+    dims: &[Dim],
+    observed: &[(Coords, f64)],
+    pending: &[Coords],
+    seed: u64,
+) -> Coords {
+    let axes: Vec<Axis> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Numeric { .. } => Axis::Continuous,
+            Dim::Categorical { n } => Axis::Categorical(*n),
+        })
+        .collect();
+    let categorical: Vec<bool> = axes
+        .iter()
+        .map(|a| matches!(a, Axis::Categorical(_)))
+        .collect();
+    let x: Vec<Vec<f64>> = observed.iter().map(|(c, _)| to_unit(dims, c)).collect();
+    let y = standardise(&observed.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+    let best_at = (0..y.len())
+        .max_by(|&a, &b| y[a].total_cmp(&y[b]))
+        .expect("observations");
+    let best = y[best_at];
+    let warm = vec![x[best_at].clone()];
+    let mut gp = Gp::fit(x.clone(), &y, categorical.clone());
+    if !pending.is_empty() {
+        let kernel = gp.kernel().clone();
+        let (mut xs, mut ys) = (x, y);
+        for p in pending {
+            let u = to_unit(dims, p);
+            ys.push(gp.posterior(&u, &[]).mean);
+            xs.push(u);
+        }
+        gp = Gp::condition(xs, &ys, categorical, kernel);
+    }
+    let u = acquisition::maximise(&gp, best, &axes, &warm, seed);
+    from_unit(dims, &u)
+}
+
+/// Values as z-scores (a spread of 0 leaves them all 0).
+fn standardise(values: &[f64]) -> Vec<f64> {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    values.iter().map(|v| (v - mean) / sd.max(1e-10)).collect()
+}
+
+/// A point of the sampler's space (numbers in each axis's range, log for log-uniform;
+/// choices as indices) in the unit cube.
+fn to_unit(dims: &[Dim], c: &[f64]) -> Vec<f64> {
+    dims.iter()
+        .zip(c)
+        .map(|(d, &v)| match d {
+            Dim::Numeric { lo, hi } => ((v - lo) / (hi - lo)).clamp(0.0, 1.0),
+            Dim::Categorical { .. } => v,
+        })
+        .collect()
+}
+
+/// The unit cube's point `u` back in the sampler's space.
+fn from_unit(dims: &[Dim], u: &[f64]) -> Coords {
+    dims.iter()
+        .zip(u)
+        .map(|(d, &v)| match d {
+            Dim::Numeric { lo, hi } => lo + v.clamp(0.0, 1.0) * (hi - lo),
+            Dim::Categorical { n } => v.round().clamp(0.0, (*n - 1) as f64),
+        })
+        .collect()
+}

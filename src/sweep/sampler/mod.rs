@@ -703,4 +703,58 @@ mod tests {
             Learner::Tpe
         );
     }
+
+    #[test]
+    fn tpe_asks_what_it_asked_before_the_gp_came() {
+        // tests/recorded/tpe-asks.txt: the 30 trials TPE asked 2 at a time on this space at
+        // commit 8c38ea9, before the sampler became a folder and learnt the GP.
+        let tpe = Adaptive {
+            method: Method::Tpe,
+            axes: vec![
+                axis("lr", "{ log_uniform = [0.0001, 1.0] }"),
+                axis("momentum", "{ uniform = [0.0, 0.99] }"),
+                axis("width", "{ int = [16, 512] }"),
+                axis("act", "[\"relu\", \"gelu\", \"tanh\"]"),
+            ],
+            objective: Objective::new("val_acc", Some(crate::trial::Mode::Max)).unwrap(),
+            objectives: None,
+            budget: 30,
+            startup: 5,
+            seed: 11,
+            parallelism: 2,
+        };
+        let mut study = Study::new();
+        let mut running: Vec<(String, f64)> = Vec::new();
+        let mut asked = Vec::new();
+        for index in 0..30 {
+            let p = loop {
+                match tpe.ask(&study.0, index, 0) {
+                    Ask::Point(p) => break p,
+                    _ => {
+                        let (id, v) = running.remove(0);
+                        study
+                            .curve(&id, "val_acc", &[v])
+                            .ended(&id, TrialStatus::Completed);
+                    }
+                }
+            };
+            let lr = p.values[0].value.as_float().unwrap();
+            let m = p.values[1].value.as_float().unwrap();
+            let id = format!("t{index}");
+            let params: Vec<(&str, toml::Value)> = p
+                .values
+                .iter()
+                .map(|a| (a.key.as_str(), a.value.clone()))
+                .collect();
+            study.trial(&id, &params);
+            running.push((
+                id,
+                100.0 - 3.0 * (lr.log10() + 2.0).powi(2) - 2.0 * (m - 0.9).abs(),
+            ));
+            let values: Vec<String> = p.values.iter().map(|a| a.value.to_string()).collect();
+            asked.push(values.join(" "));
+        }
+        let recorded = include_str!("../../../tests/recorded/tpe-asks.txt");
+        assert_eq!(asked, recorded.lines().collect::<Vec<_>>());
+    }
 }

@@ -77,8 +77,11 @@ class Surrogate:
     def config(self, params):
         """A YAHPO configuration from parameters (whole numbers rounded, values clipped)."""
         c = {"OpenML_task_id": self.task}
-        for name, low, high, _, whole in SPACE:
-            v = min(max(float(params[name]), low), high)
+        for name, low, high, log, whole in SPACE:
+            # YAHPO's log-scale bounds are exp(log(bound)), a hair inside the bound itself
+            # (1e-4 becomes 1.0000000000000009e-4): a value at the bound is moved onto it.
+            lo = low * (1 + 1e-12) if log and not whole else low
+            v = min(max(float(params[name]), lo), high)
             c[name] = int(round(v)) if whole else v
         return c
 

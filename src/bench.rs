@@ -296,25 +296,18 @@ fn strong_augment() -> EffectiveAugment {
     }
 }
 
-/// Runs every measurement.
-pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let device = Device::Cpu;
-    let model_config = ModelConfig {
-        hidden: HIDDEN.to_vec(),
-        batch_norm: true,
-        activation: Default::default(),
-    };
-    let optimizer = OptimizerConfig {
-        name: Default::default(),
-        lr: 0.01,
-        momentum: 0.9,
-        weight_decay: 1e-6,
-    };
-    let batch = random_batch(&mut rng);
-
-    // The training backend is loaded first: MKL's strict CNR mode must be set before MKL
-    // computes anything, and the products line of that library then times the same mode.
+/// The vendor libraries a bench times: the one training uses (`--blas`), and beside it every
+/// one this machine has, by name; and why OpenBLAS is missing, if it is. The training backend
+/// is loaded first: MKL's strict CNR mode must be set before MKL computes anything, and the
+/// products line of that library then times the same mode.
+#[allow(clippy::type_complexity)]
+fn load_libraries(
+    opts: &BenchOptions,
+) -> anyhow::Result<(
+    Option<&'static Cblas>,
+    Vec<(&'static str, &'static Cblas)>,
+    Option<String>,
+)> {
     let leak = |lib: Cblas| -> &'static Cblas { Box::leak(Box::new(lib)) };
     let training = match opts.blas {
         Blas::Sweep => None,
@@ -343,6 +336,27 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         (_, _, Some(path)) => libraries.push(("MKL", leak(Cblas::mkl(path)?))),
         _ => {}
     }
+    Ok((training, libraries, openblas_missing))
+}
+
+/// Runs every measurement.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let device = Device::Cpu;
+    let model_config = ModelConfig {
+        hidden: HIDDEN.to_vec(),
+        batch_norm: true,
+        activation: Default::default(),
+    };
+    let optimizer = OptimizerConfig {
+        name: Default::default(),
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 1e-6,
+    };
+    let batch = random_batch(&mut rng);
+
+    let (training, libraries, openblas_missing) = load_libraries(opts)?;
     let products = training.map_or(Products::Sweep, Products::Vendor);
     // Each library BLAS_ROUNDS times, alternating with sweep's kernels, keeping each one's
     // fastest run: on a shared machine a single run of either moves by 10-20 %.

@@ -106,7 +106,7 @@ pub fn maximise(gp: &Gp, best: f64, axes: &[Axis], warm: &[Vec<f64>], seed: u64)
     let extra = STARTS.saturating_sub(1 + warm.len());
     for _ in 0..extra {
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             break;
         }
         let mut u = rng.random::<f64>() * total;

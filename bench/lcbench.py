@@ -183,7 +183,7 @@ def job(spec):
         t = sweep_search(task, ["--method", "gp", "--trials", "40", "--parallel", "2", "--seed", str(seed)])
         return [running_best(t, 40)]
     if method == "Optuna GP":
-        return optuna_full(task, seed, "gp", trials=40)
+        return optuna_full(task, seed, "gp", trials=40)[-1:]
     if method in ("Optuna TPE", "Optuna random"):
         return optuna_full(task, seed, "tpe" if method == "Optuna TPE" else "random")
     if method == "Optuna TPE + SuccessiveHalving":

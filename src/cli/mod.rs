@@ -218,6 +218,101 @@ fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicB
     Ok(stop)
 }
 
+// The vocabulary `sweep run`, `sweep worker` and `sweep submit` share.
+
+/// Exit code of a sweep in which some trials failed (after retries).
+pub const EXIT_TRIALS_FAILED: u8 = 2;
+
+/// What `sweep run` prints off a terminal.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProgressName {
+    /// A line per trial that ends, with its parameters and result.
+    Trials,
+    /// Also a line per trial that starts and per epoch.
+    Epochs,
+}
+
+impl ProgressName {
+    /// How much a run prints, with `--quiet` or not.
+    pub fn verbosity(self, quiet: bool) -> crate::sweep::progress::Verbosity {
+        use crate::sweep::progress::Verbosity;
+        match (quiet, self) {
+            (true, _) => Verbosity::Quiet,
+            (false, ProgressName::Epochs) => Verbosity::Epochs,
+            (false, ProgressName::Trials) => Verbosity::Trials,
+        }
+    }
+}
+
+/// Parses "90", "90s", "30m", "2h", "1h30m", "500ms".
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{s}` is not a duration like 90s, 30m, 2h or 1h30m");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    if let Some(ms) = s.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(std::time::Duration::from_millis(ms));
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+/// Prints the top of the leaderboard and where the results are, and writes the HTML report.
+pub fn print_results(dir: &crate::store::sweep_dir::SweepDir, board: &crate::store::leaderboard::Leaderboard) {
+    let mut top = board.clone();
+    top.truncate(10);
+    say!("{}", crate::text::text_table(&top.header(), &top.cells()));
+    if board.rows.len() > 10 {
+        say!("... {} more rows", board.rows.len() - 10);
+    }
+    say!("\nleaderboard: {}", dir.leaderboard_file().display());
+    match crate::report::write(dir) {
+        Ok(files) => say!("report: {}", files.html.display()),
+        Err(e) => note!("warning: no report: {e:#}"),
+    }
+    if board.objectives.is_some() {
+        say!(
+            "pareto front: {} ({})",
+            dir.pareto_file().display(),
+            crate::text::count(board.front().rows.len(), "trial")
+        );
+    }
+    match board.best() {
+        Some(best) => say!(
+            "best: {} ({}) by {} -> {}/  (rerun it: sweep rerun {}; any trial: --trial ID)",
+            best.trial,
+            board.describe_values(best),
+            board.best_rule(),
+            dir.best_dir().display(),
+            dir.root().display()
+        ),
+        None => {
+            if let Some(why) = board.why_no_best() {
+                say!("best: none ({why})");
+            }
+        }
+    }
+}
+
 /// Parses `--set key=value`.
 fn parse_override(s: &str) -> Result<Override, String> {
     s.parse()

@@ -10,14 +10,13 @@ use crate::text::count;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use super::parse_override;
+use super::{EXIT_TRIALS_FAILED, ProgressName, parse_duration, parse_override, print_results};
 use super::workers::{self, WorkerSweepArgs};
 use crate::exec::local::LocalOptions;
 use crate::exec::slots::{DeviceSpec, resolve_devices};
 use crate::exec::slurm::SlurmOptions;
-use crate::store::leaderboard::{Csv, Exporter, Json, Leaderboard, Markdown};
+use crate::store::leaderboard::{Csv, Exporter, Json, Markdown};
 use crate::store::sweep_dir::SweepDir;
-use crate::sweep::progress::Verbosity;
 use crate::sweep::rerun::{self, Rerun, Which};
 use crate::sweep::schedule::Schedule;
 use crate::sweep::study::{self, Backend, RunEnd, RunOptions};
@@ -27,8 +26,6 @@ use crate::train::progress;
 use crate::trial::EXIT_INTERRUPTED;
 use crate::trial_process::{self, EventsTo};
 
-/// Exit code of a sweep in which some trials failed (after retries).
-pub const EXIT_TRIALS_FAILED: u8 = 2;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -152,14 +149,6 @@ pub struct RunArgs {
     slurm: SlurmArgs,
 }
 
-/// What `sweep run` prints off a terminal.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ProgressName {
-    /// A line per trial that ends, with its parameters and result.
-    Trials,
-    /// Also a line per trial that starts and per epoch.
-    Epochs,
-}
 
 /// Schedules of `sweep run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -220,37 +209,6 @@ struct SlurmArgs {
     poll: Duration,
 }
 
-/// Parses "90", "90s", "30m", "2h", "1h30m", "500ms".
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("`{s}` is not a duration like 90s, 30m, 2h or 1h30m");
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    if let Some(ms) = s.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
-        return Ok(Duration::from_millis(ms));
-    }
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(bad()),
-        };
-    }
-    if !number.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
 
 /// `sweep run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -355,11 +313,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         live_report: Some(|dir, finished, total| {
             crate::report::write_live(dir, finished, total).map(|_| ())
         }),
-        verbosity: match (args.quiet, args.progress) {
-            (true, _) => Verbosity::Quiet,
-            (false, ProgressName::Epochs) => Verbosity::Epochs,
-            (false, ProgressName::Trials) => Verbosity::Trials,
-        },
+        verbosity: args.progress.verbosity(args.quiet),
         banner,
         schedule: match args.schedule {
             ScheduleName::Balanced => Schedule::Balanced,
@@ -433,11 +387,7 @@ fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
         retries: args.retries,
         timeout: args.timeout_per_trial,
         terminal: std::io::stderr().is_terminal(),
-        verbosity: match (args.quiet, args.progress) {
-            (true, _) => Verbosity::Quiet,
-            (false, ProgressName::Epochs) => Verbosity::Epochs,
-            (false, ProgressName::Trials) => Verbosity::Trials,
-        },
+        verbosity: args.progress.verbosity(args.quiet),
         live_report: Some(|dir, finished, total| {
             crate::report::write_live(dir, finished, total).map(|_| ())
         }),
@@ -446,42 +396,6 @@ fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
     workers::run_worker(&joined, &opts)
 }
 
-/// Prints the top of the leaderboard and where the results are, and writes the HTML report.
-pub fn print_results(dir: &SweepDir, board: &Leaderboard) {
-    let mut top = board.clone();
-    top.truncate(10);
-    say!("{}", crate::text::text_table(&top.header(), &top.cells()));
-    if board.rows.len() > 10 {
-        say!("... {} more rows", board.rows.len() - 10);
-    }
-    say!("\nleaderboard: {}", dir.leaderboard_file().display());
-    match crate::report::write(dir) {
-        Ok(files) => say!("report: {}", files.html.display()),
-        Err(e) => note!("warning: no report: {e:#}"),
-    }
-    if board.objectives.is_some() {
-        say!(
-            "pareto front: {} ({})",
-            dir.pareto_file().display(),
-            count(board.front().rows.len(), "trial")
-        );
-    }
-    match board.best() {
-        Some(best) => say!(
-            "best: {} ({}) by {} -> {}/  (rerun it: sweep rerun {}; any trial: --trial ID)",
-            best.trial,
-            board.describe_values(best),
-            board.best_rule(),
-            dir.best_dir().display(),
-            dir.root().display()
-        ),
-        None => {
-            if let Some(why) = board.why_no_best() {
-                say!("best: none ({why})");
-            }
-        }
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

@@ -9,11 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::sweep::{EXIT_TRIALS_FAILED, ProgressName, parse_duration, print_results};
+use super::{EXIT_TRIALS_FAILED, ProgressName, parse_duration, print_results};
 use crate::exec::local::LocalOptions;
 use crate::exec::slots::{DeviceSpec, resolve_devices};
 use crate::exec::slurm::{self, SlurmOptions};
-use crate::sweep::progress::Verbosity;
 use crate::sweep::study::RunEnd;
 use crate::sweep::worker::join::{self, Joined, NewSweep};
 use crate::sweep::worker::{self, WorkerOptions};
@@ -110,11 +109,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     } else {
         join::join(&args.target)?
     };
-    let verbosity = match (args.quiet, args.progress) {
-        (true, _) => Verbosity::Quiet,
-        (false, ProgressName::Epochs) => Verbosity::Epochs,
-        (false, ProgressName::Trials) => Verbosity::Trials,
-    };
+    let verbosity = args.progress.verbosity(args.quiet);
     let opts = WorkerOptions {
         local,
         retries: args.retries,

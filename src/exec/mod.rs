@@ -37,6 +37,21 @@ pub struct TrialJob {
     pub pack: Option<usize>,
 }
 
+impl TrialJob {
+    /// A fresh attempt `attempt` of trial `id` in `dir`: no failure counted yet, no cap on its
+    /// neighbours or its pack.
+    pub fn new(id: &str, dir: PathBuf, attempt: u32) -> Self {
+        Self {
+            id: id.to_string(),
+            dir,
+            attempt,
+            failures: 0,
+            cap: None,
+            pack: None,
+        }
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialOutcome {

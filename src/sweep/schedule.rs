@@ -200,14 +200,7 @@ mod tests {
     }
 
     fn job(id: &str) -> TrialJob {
-        TrialJob {
-            id: id.into(),
-            dir: "/nonexistent".into(),
-            attempt: 1,
-            failures: 0,
-            cap: None,
-            pack: None,
-        }
+        TrialJob::new(id, "/nonexistent".into(), 1)
     }
 
     #[test]

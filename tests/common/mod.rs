@@ -197,14 +197,7 @@ pub fn prepared_trial(dir: &Path, id: &str, epochs: usize) -> sweep::exec::Trial
         serde_json::to_string(&task).unwrap(),
     )
     .unwrap();
-    sweep::exec::TrialJob {
-        id: id.to_string(),
-        dir: trial_dir,
-        attempt: 1,
-        failures: 0,
-        cap: None,
-        pack: None,
-    }
+    sweep::exec::TrialJob::new(id, trial_dir, 1)
 }
 
 /// Drives `exec` until every started trial ended, calling `on_event` for each event (it may

@@ -164,14 +164,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     let mut queue: VecDeque<TrialJob> = record
         .active()
         .filter(|t| !t.status.is_final() && !running.contains_key(t.id()))
-        .map(|t| TrialJob {
-            id: t.id().to_string(),
-            dir: dir.trial_dir(t.id()),
-            attempt: t.attempts + 1,
-            failures: 0,
-            cap: None,
-            pack: None,
-        })
+        .map(|t| TrialJob::new(t.id(), dir.trial_dir(t.id()), t.attempts + 1))
         .collect();
     // With a pruner, trials start in a seeded random order (`--schedule plan` keeps the plan's).
     if plan.pruner.is_some() && opts.schedule == Schedule::Balanced {
@@ -547,14 +540,7 @@ impl Study<'_> {
             }
         };
         self.log(Event::Trial(planned.def()))?;
-        let job = TrialJob {
-            id: planned.id.clone(),
-            dir: self.dir.trial_dir(&planned.id),
-            attempt: 1,
-            failures: 0,
-            cap: None,
-            pack: None,
-        };
+        let job = TrialJob::new(&planned.id, self.dir.trial_dir(&planned.id), 1);
         self.trials.insert(planned.id.clone(), planned);
         self.asked += 1;
         self.start(vec![job])?;
@@ -683,14 +669,7 @@ impl Study<'_> {
         let Some(t) = self.record.get(&p.trial) else {
             return Ok(false);
         };
-        let job = TrialJob {
-            id: p.trial.clone(),
-            dir: self.dir.trial_dir(&p.trial),
-            attempt: t.attempts + 1,
-            failures: 0,
-            cap: None,
-            pack: None,
-        };
+        let job = TrialJob::new(&p.trial, self.dir.trial_dir(&p.trial), t.attempts + 1);
         self.progress.println(&format!(
             "promoting {} from rung {}: {}",
             p.trial, p.rung, p.reason

@@ -293,14 +293,7 @@ pub(super) fn unfinished_submissions(
                 .iter()
                 .map(|id| {
                     let t = record.get(id).filter(|t| !t.status.is_final())?;
-                    Some(TrialJob {
-                        id: id.clone(),
-                        dir: dir.trial_dir(id),
-                        attempt: t.attempts.max(1),
-                        failures: 0,
-                        cap: None,
-                        pack: None,
-                    })
+                    Some(TrialJob::new(id, dir.trial_dir(id), t.attempts.max(1)))
                 })
                 .collect();
             (array, jobs)

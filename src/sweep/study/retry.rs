@@ -153,12 +153,9 @@ mod tests {
 
     fn job(cap: Option<usize>, failures: u32) -> TrialJob {
         TrialJob {
-            id: "t".into(),
-            dir: PathBuf::from("/nonexistent"),
-            attempt: 1,
             failures,
             cap,
-            pack: None,
+            ..TrialJob::new("t", PathBuf::from("/nonexistent"), 1)
         }
     }
 

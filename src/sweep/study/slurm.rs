@@ -28,13 +28,13 @@ pub fn slurm_scripts(
         .trials
         .iter()
         .filter(|t| record.get(&t.id).is_none_or(|r| !r.status.is_final()))
-        .map(|t| TrialJob {
-            id: t.id.clone(),
-            dir: std::path::absolute(dir.trial_dir(&t.id)).unwrap_or_else(|_| dir.trial_dir(&t.id)),
-            attempt: 1,
-            failures: 0,
-            cap: None,
-            pack: None,
+        .map(|t| {
+            let trial_dir = dir.trial_dir(&t.id);
+            TrialJob::new(
+                &t.id,
+                std::path::absolute(&trial_dir).unwrap_or(trial_dir),
+                1,
+            )
         })
         .collect();
     if jobs.is_empty() {

@@ -129,14 +129,7 @@ impl Chooser<'_> {
     }
 
     fn job(&self, id: &str, attempt: u32) -> TrialJob {
-        TrialJob {
-            id: id.to_string(),
-            dir: self.dir.trial_dir(id),
-            attempt,
-            failures: 0,
-            cap: None,
-            pack: None,
-        }
+        TrialJob::new(id, self.dir.trial_dir(id), attempt)
     }
 
     /// Asks TPE for the next trial number, as the orchestrator does.

@@ -20,9 +20,11 @@ search's result is the best value among its completed trials. Two parts:
   SuccessiveHalvingPruner.
 - parallelism (--part parallel): sweep's TPE at 40 trials, 1 and 2 (--at-a-time 2 3 4: more)
   at a time, paired by seed (use --seeds 200: the difference is a hundredth of a point).
-- the GP (--part gp): sweep's GP and auto against Optuna 5's GPSampler at 40 trials (Optuna's
-  GPSampler needs scipy and torch in the venv), auto against the better of sweep's TPE and GP at
-  40 and 100 trials, and the GP 2 at a time against 1 at a time.
+- the GP (--part gp): sweep's GP and auto against Optuna 5's GPSampler at 40 trials in the same
+  space (and, for information, in Optuna's own, where batch_size and max_units are log-scale
+  integers it searches along their grid; the GPSampler needs scipy and torch in the venv), auto
+  against the better of sweep's TPE and GP at 40 and 100 trials, and the GP 2 at a time against
+  1 at a time.
 - several objectives (--part mo): maximise val_accuracy and minimise time, both at epoch 52,
   100 trials, 10 seeds: sweep's multi-objective TPE and random search against Optuna's TPE
   (multi-objective by its directions) and RandomSampler. Each search's hypervolume against a
@@ -114,12 +116,27 @@ def suggest(trial):
     return out
 
 
-def optuna_full(task, seed, sampler, trials=max(BUDGETS)):
+def suggest_as_sweep(trial):
+    """lcbench's space as examples/lcbench/sweep.toml writes it: batch_size and max_units as
+    log-uniform numbers (the surrogate rounds them), num_layers as an integer. The GP
+    comparison uses it, so that both GPs search the same space: Optuna's GP treats log-scale
+    integers as discrete and searches them along their grid, which sweep's spec cannot ask
+    for."""
+    out = {}
+    for name, low, high, log, whole in lcbench.SPACE:
+        if whole and not log:
+            out[name] = trial.suggest_int(name, low, high)
+        else:
+            out[name] = trial.suggest_float(name, low, high, log=log)
+    return out
+
+
+def optuna_full(task, seed, sampler, trials=max(BUDGETS), space=suggest):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
             "gp": optuna.samplers.GPSampler}[sampler]
     study = optuna.create_study(direction="maximize", sampler=make(seed=seed))
-    study.optimize(lambda t: max(accuracies(task, suggest(t), 1, EPOCHS)), n_trials=trials)
+    study.optimize(lambda t: max(accuracies(task, space(t), 1, EPOCHS)), n_trials=trials)
     values = [t.value for t in study.trials]
     return [max(values[:n]) for n in BUDGETS if n <= trials]
 
@@ -183,6 +200,8 @@ def job(spec):
         t = sweep_search(task, ["--method", "gp", "--trials", "40", "--parallel", "2", "--seed", str(seed)])
         return [running_best(t, 40)]
     if method == "Optuna GP":
+        return optuna_full(task, seed, "gp", trials=40, space=suggest_as_sweep)[-1:]
+    if method == "Optuna GP, log-int space":
         return optuna_full(task, seed, "gp", trials=40)[-1:]
     if method in ("Optuna TPE", "Optuna random"):
         return optuna_full(task, seed, "tpe" if method == "Optuna TPE" else "random")
@@ -383,7 +402,8 @@ def parallel_part(a):
 def gp_part(a):
     """sweep's GP and auto against Optuna's GPSampler at 40 trials, auto against the better of
     sweep's TPE and GP at 40 and 100, and the GP 2 at a time against 1 at a time."""
-    methods = ["sweep GP", "sweep auto", "sweep TPE@100", "sweep GP, 2 at a time", "Optuna GP"]
+    methods = ["sweep GP", "sweep auto", "sweep TPE@100", "sweep GP, 2 at a time", "Optuna GP",
+               "Optuna GP, log-int space"]
     specs = [(task, m, seed) for task in a.tasks for m in methods for seed in range(a.seeds)]
     with Pool(a.jobs) as pool:
         results = dict(zip(specs, pool.map(job, specs, chunksize=1)))
@@ -395,7 +415,7 @@ def gp_part(a):
         print(f"task {task}{'40 trials':>30}{'100 trials':>16}")
         for m in methods:
             cells = [fmt(mean_se(runs(m, k))) for k in range(len(results[(task, m, 0)]))]
-            print(f"  {m:26}" + "".join(f"{c:>16}" for c in cells))
+            print(f"  {m:28}" + "".join(f"{c:>16}" for c in cells))
         gp40, opt40 = mean_se(runs("sweep GP", 0)), mean_se(runs("Optuna GP", 0))
         par40 = mean_se(runs("sweep GP, 2 at a time", 0))
         goals.append((task, "sweep GP@40 >= Optuna GP@40 (within 1 SE)", gp40[0] + gp40[1] >= opt40[0]))

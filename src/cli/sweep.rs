@@ -10,8 +10,8 @@ use crate::text::count;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use super::{EXIT_TRIALS_FAILED, ProgressName, parse_duration, parse_override, print_results};
 use super::workers::{self, WorkerSweepArgs};
+use super::{EXIT_TRIALS_FAILED, ProgressName, parse_duration, parse_override, print_results};
 use crate::exec::local::LocalOptions;
 use crate::exec::slots::{DeviceSpec, resolve_devices};
 use crate::exec::slurm::SlurmOptions;
@@ -25,7 +25,6 @@ use crate::train::config::Override;
 use crate::train::progress;
 use crate::trial::EXIT_INTERRUPTED;
 use crate::trial_process::{self, EventsTo};
-
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -149,7 +148,6 @@ pub struct RunArgs {
     slurm: SlurmArgs,
 }
 
-
 /// Schedules of `sweep run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleName {
@@ -208,7 +206,6 @@ struct SlurmArgs {
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
     poll: Duration,
 }
-
 
 /// `sweep run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -395,7 +392,6 @@ fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
     };
     workers::run_worker(&joined, &opts)
 }
-
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

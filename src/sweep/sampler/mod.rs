@@ -232,7 +232,15 @@ impl Adaptive {
         let coords = match learner {
             // A repeated ask of a deterministic model would propose the same point again.
             Learner::Gp if attempt == 0 => {
-                gp::propose(&dims, &gp_values(&scored), &liars, rng.random())
+                let integers: Vec<Option<usize>> = self
+                    .axes
+                    .iter()
+                    .map(|a| match a.domain {
+                        Domain::Int(lo, hi) => usize::try_from(hi - lo + 1).ok(),
+                        _ => None,
+                    })
+                    .collect();
+                gp::propose(&dims, &integers, &gp_values(&scored), &liars, rng.random())
             }
             Learner::Gp => self.random(&mut rng),
             _ => tpe::propose(&dims, scored, liars, &mut rng),

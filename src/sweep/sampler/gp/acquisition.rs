@@ -14,10 +14,25 @@ use crate::sweep::sampler::sobol::Sobol;
 /// A dimension of the unit cube the acquisition is maximised over.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Axis {
-    /// A coordinate in [0, 1] (an integer's too: it is rounded afterwards).
+    /// A coordinate in [0, 1] (an integer of many values too: it is rounded afterwards).
     Continuous,
+    /// An integer of few values: one of `n` evenly spaced points of [0, 1] (the centres of
+    /// its n cells), searched point by point rather than relaxed and rounded, since EI is
+    /// often highest between two grid points, where no trial can go.
+    Discrete(usize),
     /// One of `n` choices, as the index 0..n.
     Categorical(usize),
+}
+
+impl Axis {
+    /// The values this axis may take, when they are few (discrete and categorical axes).
+    fn choices(&self) -> Option<Vec<f64>> {
+        match *self {
+            Axis::Continuous => None,
+            Axis::Discrete(n) => Some((0..n).map(|k| (k as f64 + 0.5) / n as f64).collect()),
+            Axis::Categorical(n) => Some((0..n).map(|k| k as f64).collect()),
+        }
+    }
 }
 
 /// Candidates the acquisition is first evaluated at (Optuna's default).
@@ -82,6 +97,7 @@ pub fn maximise(gp: &Gp, best: f64, axes: &[Axis], warm: &[Vec<f64>], seed: u64)
                 .zip(u)
                 .map(|(a, u)| match a {
                     Axis::Continuous => u,
+                    Axis::Discrete(n) => ((u * *n as f64).floor() + 0.5) / *n as f64,
                     Axis::Categorical(n) => (u * *n as f64).floor(),
                 })
                 .collect()
@@ -139,8 +155,8 @@ pub fn maximise(gp: &Gp, best: f64, axes: &[Axis], warm: &[Vec<f64>], seed: u64)
 }
 
 /// From `x`: quasi-Newton steps on the continuous coordinates (each scaled by its length
-/// scale, so that the problem is equally curved in every direction), then each categorical
-/// dimension set to its best choice, until a round changes no choice.
+/// scale, so that the problem is equally curved in every direction), then each discrete and
+/// categorical dimension set to its best value, until a round changes none.
 fn local_search(
     gp: &Gp,
     best: f64,
@@ -180,12 +196,12 @@ fn local_search(
         }
         let mut changed = false;
         for (i, axis) in axes.iter().enumerate() {
-            let Axis::Categorical(n) = *axis else {
+            let Some(choices) = axis.choices() else {
                 continue;
             };
-            for choice in 0..n {
+            for choice in choices {
                 let mut y = x.clone();
-                y[i] = choice as f64;
+                y[i] = choice;
                 let v = log_ei(gp, best, &y, &[]).0;
                 if v > value {
                     value = v;
@@ -269,5 +285,17 @@ mod tests {
                 g[i]
             );
         }
+    }
+
+    #[test]
+    fn a_discrete_axis_is_searched_on_its_grid_where_relaxing_it_would_ask_between_points() {
+        // Observed at 1, 2, 4 and 5 of five values (cells centred at 0.1 .. 0.9), best at 2 and
+        // 4: EI is highest between them, at 3 (0.5), which a discrete search asks for.
+        let grid = |k: usize| (k as f64 - 0.5) / 5.0;
+        let x: Vec<Vec<f64>> = [1, 2, 4, 5].iter().map(|&k| vec![grid(k)]).collect();
+        let y = [-1.0, 1.0, 1.0, -1.0];
+        let gp = Gp::fit(x, &y, vec![false]);
+        let p = maximise(&gp, 1.0, &[Axis::Discrete(5)], &[vec![grid(2)]], 1);
+        assert_eq!(p, vec![grid(3)]);
     }
 }

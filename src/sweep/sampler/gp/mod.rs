@@ -5,8 +5,9 @@
 //! over the best value so far ([`acquisition`]).
 //!
 //! - **The space.** A uniform parameter maps linearly to [0, 1], a log-uniform one in log
-//!   space, an integer one relaxed to [a − ½, b + ½] and rounded afterwards; a categorical one
-//!   (a choice) keeps its index and its own kernel (Hamming distance).
+//!   space, an integer one from [a − ½, b + ½]: one of at most 16 values is searched value by
+//!   value (as Optuna's), a wider one relaxed and rounded afterwards; a categorical one (a
+//!   choice) keeps its index and its own kernel (Hamming distance).
 //! - **Running trials** (the P − 1 before trial `i` that it does not learn from) are pending
 //!   points, by the kriging believer: the model is conditioned on them at its own mean, with
 //!   the kernel fitted on the finished trials alone. The mean stays, the uncertainty near them
@@ -22,20 +23,28 @@ use super::{Coords, Dim};
 use acquisition::Axis;
 use model::Gp;
 
-/// The GP's next point in the space of `dims`: from `observed` (each trial's coordinates and
-/// its value, larger is better) and the `pending` points of running trials; its candidates are
-/// drawn from `seed`. Observations must not be empty.
+/// Integers of at most this many values are searched value by value (Optuna's limit for its
+/// exhaustive search); wider ones are relaxed to a continuous range and rounded.
+const MAX_DISCRETE: usize = 16;
+
+/// The GP's next point in the space of `dims` (`integers`: for an integer axis, how many
+/// values it has): from `observed` (each trial's coordinates and its value, larger is better)
+/// and the `pending` points of running trials; its candidates are drawn from `seed`.
+/// Observations must not be empty.
 pub(super) fn propose(
     dims: &[Dim],
+    integers: &[Option<usize>],
     observed: &[(Coords, f64)],
     pending: &[Coords],
     seed: u64,
 ) -> Coords {
     let axes: Vec<Axis> = dims
         .iter()
-        .map(|d| match d {
-            Dim::Numeric { .. } => Axis::Continuous,
-            Dim::Categorical { n } => Axis::Categorical(*n),
+        .zip(integers)
+        .map(|(d, int)| match (d, int) {
+            (Dim::Categorical { n }, _) => Axis::Categorical(*n),
+            (Dim::Numeric { .. }, Some(n)) if *n <= MAX_DISCRETE => Axis::Discrete(*n),
+            (Dim::Numeric { .. }, _) => Axis::Continuous,
         })
         .collect();
     let categorical: Vec<bool> = axes

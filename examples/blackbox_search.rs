@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
-use sweep::sweep::sampler::{Adaptive, Ask};
+use sweep::sweep::next::Next;
+use sweep::sweep::sampler::Adaptive;
 use sweep::sweep::search::{Axis, Method};
 use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
 
@@ -99,12 +100,12 @@ fn run() -> Result<(), String> {
         let started = Instant::now();
         let point = loop {
             match sampler.ask(&record, index, 0) {
-                Ask::Point(p) => break p,
-                Ask::Wait => {
+                Next::Run(p) => break p,
+                Next::Wait => {
                     let (id, v) = running.pop_front().ok_or("waits with nothing running")?;
                     end(&mut record, &id, v);
                 }
-                Ask::Done => return Err("done early".into()),
+                Next::Done(_) => return Err("done early".into()),
             }
         };
         seconds.push(started.elapsed().as_secs_f64());

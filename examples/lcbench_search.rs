@@ -37,8 +37,9 @@ use std::io::{BufRead, Write};
 use sweep::objectives::Objectives;
 use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
+use sweep::sweep::next::Next;
 use sweep::sweep::pruner::{Asha, MedianPruner, Promotion, Pruner};
-use sweep::sweep::sampler::{Adaptive, Ask};
+use sweep::sweep::sampler::Adaptive;
 use sweep::sweep::search::{Method, Point};
 use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
 
@@ -248,12 +249,12 @@ fn main() -> Result<(), String> {
         }
         let point = loop {
             match tpe.ask(&record, index, 0) {
-                Ask::Point(p) => break p,
-                Ask::Wait => {
+                Next::Run(p) => break p,
+                Next::Wait => {
                     let oldest = running.pop_front().ok_or("TPE waits for no trial")?;
                     end(&mut record, oldest)?;
                 }
-                Ask::Done => return Err("the budget ended early".into()),
+                Next::Done(_) => return Err("the budget ended early".into()),
             }
         };
         let (id, params) = enter(&mut record, index, &point);
@@ -344,8 +345,8 @@ fn two_objectives(
 ) -> Result<(), String> {
     for index in 0..trials {
         let point = match tpe.ask(record, index, 0) {
-            Ask::Point(p) => p,
-            Ask::Wait | Ask::Done => return Err("one trial at a time never waits".into()),
+            Next::Run(p) => p,
+            Next::Wait | Next::Done(_) => return Err("one trial at a time never waits".into()),
         };
         let (id, params) = enter(record, index, &point);
         let ask = serde_json::json!({ "params": params, "epoch": EPOCHS });

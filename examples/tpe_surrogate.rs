@@ -22,7 +22,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sweep::store::journal::{Event, TrialDef};
 use sweep::store::record::StudyRecord;
-use sweep::sweep::sampler::{Adaptive, Ask};
+use sweep::sweep::next::Next;
+use sweep::sweep::sampler::Adaptive;
 use sweep::sweep::search::{Axis, Method};
 use sweep::trial::{EpochMetrics, Metrics, Mode, Objective, TrialStatus};
 
@@ -142,12 +143,12 @@ fn run(surrogate: &Surrogate, seed: u64, startup: usize, noise_sd: f64) -> Vec<f
     for index in 0..SAMPLES {
         let point = loop {
             match tpe.ask(&record, index, 0) {
-                Ask::Point(p) => break p,
-                Ask::Wait => {
+                Next::Run(p) => break p,
+                Next::Wait => {
                     let oldest = running.pop_front().expect("a running trial to wait for");
                     finish(&mut record, oldest);
                 }
-                Ask::Done => unreachable!("the budget is {SAMPLES}"),
+                Next::Done(_) => unreachable!("the budget is {SAMPLES}"),
             }
         };
         if running.len() == PARALLEL {

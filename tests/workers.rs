@@ -630,3 +630,160 @@ fn epochs_a_killed_worker_had_not_journalled_are_collected_and_journalled_before
         "a row per epoch"
     );
 }
+
+#[test]
+fn a_worker_retries_times_out_halves_neighbours_after_oom_and_takes_at_most_max_trials() {
+    let dir = scratch("workers-rules");
+    let s = command_spec(
+        &dir,
+        "rules",
+        r#""--lr", "{lr}", "--epochs", "{epochs}", "--sleep", "{sleep}", "--fail-at", "{fail_at}", "--oom", "{oom}""#,
+        "lr = 0.1\nepochs = 2\nsleep = 0.0\nfail_at = 0\noom = 0",
+        "[search]\nmethod = \"list\"\n[[search.trials]]\nlabel = \"crash\"\nfail_at = 2\n[[search.trials]]\nlabel = \"slow\"\nepochs = 100\nsleep = 1.0\n[[search.trials]]\nlabel = \"oom\"\noom = 1\n[[search.trials]]\nlabel = \"fine\"\n",
+    );
+    // max_failures = 0: three failures of three kinds must not stop this sweep.
+    let text_of = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(
+        &s,
+        text_of.replace("[command]", "max_failures = 0\n[command]"),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let root = results.join("rules");
+    make_for_workers(&s, &results, &[]);
+    // First a worker that takes two trials and leaves.
+    let w = spawn_worker(
+        &root,
+        &[
+            "--devices",
+            "cpu",
+            "--per-device",
+            "2",
+            "--max-trials",
+            "2",
+            "--retries",
+            "1",
+            "--timeout-per-trial",
+            "3s",
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        text(&w).contains("--max-trials 2: this worker took its trials and leaves"),
+        "{}",
+        text(&w)
+    );
+    let j = journal(&root);
+    let claimed: std::collections::HashSet<&str> = j
+        .iter()
+        .filter(|e| e["event"] == "claimed")
+        .map(|e| e["trial"].as_str().unwrap())
+        .collect();
+    assert_eq!(claimed.len(), 2, "two trials taken: {claimed:?}");
+    // Then one that runs the rest.
+    let w = spawn_worker(
+        &root,
+        &[
+            "--devices",
+            "cpu",
+            "--per-device",
+            "2",
+            "--retries",
+            "1",
+            "--timeout-per-trial",
+            "3s",
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(w.status.code(), Some(2), "trials failed: {}", text(&w));
+    let j = journal(&root);
+    let id_of = |label: &str| {
+        j.iter()
+            .find(|e| e["event"] == "trial" && e["label"] == label)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let ends = |label: &str| -> Vec<serde_json::Value> {
+        let id = id_of(label);
+        j.iter()
+            .filter(|e| e["event"] == "finished" && e["trial"] == id.as_str())
+            .cloned()
+            .collect()
+    };
+    // A crash is retried once.
+    let crash = ends("crash");
+    assert_eq!(crash.len(), 2, "{crash:?}");
+    assert!(crash.iter().all(|e| e["status"] == "failed"));
+    // A trial past its time is stopped and recorded as a timeout (and retried once).
+    let slow = ends("slow");
+    assert!(
+        !slow.is_empty() && slow.iter().all(|e| e["status"] == "timeout"),
+        "{slow:?}"
+    );
+    // Out of memory: first with half the neighbours (2 per device -> 1), then against the
+    // retries.
+    let oom = ends("oom");
+    assert_eq!(oom.len(), 3, "{oom:?}");
+    assert!(oom.iter().all(|e| e["status"] == "oom"));
+    let oom_id = id_of("oom");
+    let caps: Vec<serde_json::Value> = j
+        .iter()
+        .filter(|e| e["event"] == "started" && e["trial"] == oom_id.as_str())
+        .map(|e| e["cap"].clone())
+        .collect();
+    assert_eq!(caps[1..], [1, 1], "retried alone on its device: {caps:?}");
+    assert_eq!(ends("fine")[0]["status"], "completed");
+}
+
+#[test]
+fn a_worker_prunes_and_pauses_as_sweep_run_does_without_slurm() {
+    let dir = scratch("workers-prune");
+    // As tests/command.rs's pruned trial: the best runs its 6 epochs first; the two worse ones
+    // reach rung 1 below it and wait there (--hold-after 1) until stopped.
+    let s = command_spec(
+        &dir,
+        "prune",
+        r#""--lr", "{lr}", "--epochs", "6", "--hold-after", "{hold}""#,
+        "lr = 0.01\nhold = 0",
+        "[prune]\nmethod = \"asha\"\ngrace_epochs = 1\neta = 2\npause = true\n[search]\nmethod = \"list\"\n[[search.trials]]\nlr = 0.1\n[[search.trials]]\nlr = 0.0001\nhold = 1\n[[search.trials]]\nlr = 0.00001\nhold = 1",
+    );
+    let results = dir.join("results");
+    let root = results.join("prune");
+    make_for_workers(&s, &results, &[]);
+    let w = spawn_worker(&root, &["--devices", "cpu", "--per-device", "1"])
+        .wait_with_output()
+        .unwrap();
+    assert!(w.status.success(), "{}", text(&w));
+    let j = journal(&root);
+    // The worker takes the trials in the pruner's seeded order: the worse two pause at rung 1
+    // (journalled decisions), and the best completes (promoted if it was paused too).
+    let stops = |id: &str| {
+        j.iter()
+            .filter(|e| e["event"] == "decision" && e["stop"] == true && e["trial"] == id)
+            .count()
+    };
+    let ids: Vec<(String, f64)> = j
+        .iter()
+        .filter(|e| e["event"] == "trial")
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["params"]["lr"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    for (id, lr) in &ids {
+        if *lr < 0.01 {
+            assert_eq!(stops(id), 1, "{id} paused at rung 1");
+        }
+    }
+    assert!(text(&w).contains("pausing "), "{}", text(&w));
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    assert_eq!(rows[1][col("status")], "completed");
+    assert_eq!(rows[1][col("lr")], "0.1");
+}

@@ -375,6 +375,12 @@ fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
         .workers
         .new_sweep(&args.results, None, true, args.accept_changes);
     let joined = crate::sweep::worker::join::create(&args.spec, &new)?;
+    if args.pack > 1 {
+        note!(
+            "note: --pack {} is ignored: a sweep made for workers trains one trial per process",
+            args.pack
+        );
+    }
     if args.workers_only {
         workers::made_for_workers(&joined);
         return Ok(ExitCode::SUCCESS);
@@ -389,6 +395,7 @@ fn run_as_worker(args: RunArgs, backend: Backend) -> anyhow::Result<ExitCode> {
             crate::report::write_live(dir, finished, total).map(|_| ())
         }),
         poll: Duration::from_secs(1),
+        max_trials: args.max_trials,
     };
     workers::run_worker(&joined, &opts)
 }

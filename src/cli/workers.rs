@@ -85,6 +85,9 @@ pub struct WorkerArgs {
     /// Stop an attempt that runs longer than this and record a timeout.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout_per_trial: Option<Duration>,
+    /// Take at most N trials (new, retried or taken up), then leave when they end.
+    #[arg(long, value_name = "N")]
+    max_trials: Option<usize>,
     /// How often to look again when no trial is free (others run the rest).
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     poll: Duration,
@@ -120,6 +123,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             crate::report::write_live(dir, finished, total).map(|_| ())
         }),
         poll: args.poll,
+        max_trials: args.max_trials,
     };
     run_worker(&joined, &opts)
 }

@@ -2,7 +2,9 @@
 //! and the study that runs them on an executor.
 
 pub mod checks;
+pub mod engine;
 pub mod importance;
+pub mod next;
 pub mod plan;
 pub mod progress;
 pub mod pruner;

@@ -22,22 +22,16 @@ mod tpe;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::next::Next;
 use super::search::{Axis, Domain, Method, Point, round_sig};
 use crate::objectives::Objectives;
 use crate::pareto;
 use crate::store::record::{StudyRecord, TrialRecord};
 use crate::trial::{Objective, TrialStatus};
 
-/// What the sampler says when asked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ask {
-    /// Try this point next.
-    Point(Point),
-    /// A trial it must learn from is still running: ask again when one ends.
-    Wait,
-    /// The budget is spent.
-    Done,
-}
+/// What the sampler says when asked: a point to try next, wait for a trial it must learn
+/// from, or done (its budget is spent).
+pub type Ask = Next<Point>;
 
 /// An adaptive sampler over a search space.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,12 +179,12 @@ impl Adaptive {
     /// (the point proposed before was a trial that already exists).
     pub fn ask(&self, record: &StudyRecord, index: usize, attempt: u32) -> Ask {
         if index >= self.budget {
-            return Ask::Done;
+            return Next::Done(None);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.draw_seed(index, attempt));
         let learner = self.learner(index);
         if learner == Learner::Startup {
-            return Ask::Point(match (self.method, attempt) {
+            return Next::Run(match (self.method, attempt) {
                 (Method::Tpe, _) | (_, 1..) => self.point(&self.random(&mut rng)),
                 _ => self.point(&self.quasi_random(index)),
             });
@@ -206,7 +200,7 @@ impl Adaptive {
             .collect();
         // Trials 0..learnt must have ended; the rest are liars.
         if history.iter().any(|t| t.def.index < learnt && !settled(t)) {
-            return Ask::Wait;
+            return Next::Wait;
         }
         let mut scored: Vec<(Coords, Standing)> = Vec::new();
         let mut liars: Vec<Coords> = Vec::new();
@@ -226,7 +220,7 @@ impl Adaptive {
             self.rank_by_pareto_order(objectives, &mut scored, &learnt_from);
         }
         if scored.is_empty() {
-            return Ask::Point(self.point(&self.random(&mut rng)));
+            return Next::Run(self.point(&self.random(&mut rng)));
         }
         let dims: Vec<Dim> = self.axes.iter().map(Dim::of).collect();
         let coords = match learner {
@@ -245,7 +239,7 @@ impl Adaptive {
             Learner::Gp => self.random(&mut rng),
             _ => tpe::propose(&dims, scored, liars, &mut rng),
         };
-        Ask::Point(self.point(&coords))
+        Next::Run(self.point(&coords))
     }
 
     /// The seed of trial `index`'s draws at `attempt`.
@@ -483,7 +477,7 @@ mod tests {
         let mut best = f64::MIN;
         let mut bests = Vec::new();
         for i in 0..trials {
-            let Ask::Point(p) = tpe.ask(&study.0, i, 0) else {
+            let Next::Run(p) = tpe.ask(&study.0, i, 0) else {
                 panic!("trial {i}: no point")
             };
             let lr = p.values[0].value.as_float().unwrap();
@@ -542,19 +536,19 @@ mod tests {
         let mut s = Study::new();
         assert_eq!(tpe.ask(&s.0, 0, 0), tpe.ask(&s.0, 0, 0));
         assert_ne!(tpe.ask(&s.0, 0, 0), tpe.ask(&s.0, 0, 1), "a fresh attempt");
-        let Ask::Point(p0) = tpe.ask(&s.0, 0, 0) else {
+        let Next::Run(p0) = tpe.ask(&s.0, 0, 0) else {
             panic!()
         };
         s.trial("a", &[("optimizer.lr", p0.values[0].value.clone())]);
         // Trial 1 learns from trials 0..=-1 (none) with P = 2: it may start while 0 runs.
-        assert!(matches!(tpe.ask(&s.0, 1, 0), Ask::Point(_)));
+        assert!(matches!(tpe.ask(&s.0, 1, 0), Next::Run(_)));
         s.trial("b", &[("optimizer.lr", toml::Value::Float(0.01))]);
         // Trial 2 learns from trial 0, which has not ended.
-        assert_eq!(tpe.ask(&s.0, 2, 0), Ask::Wait);
+        assert_eq!(tpe.ask(&s.0, 2, 0), Next::Wait);
         s.ended("a", TrialStatus::Completed);
         let record = s.build();
-        assert!(matches!(tpe.ask(&record, 2, 0), Ask::Point(_)));
-        assert_eq!(tpe.ask(&record, 5, 0), Ask::Done);
+        assert!(matches!(tpe.ask(&record, 2, 0), Next::Run(_)));
+        assert_eq!(tpe.ask(&record, 5, 0), Next::Done(None));
     }
 
     fn adaptive(
@@ -586,8 +580,8 @@ mod tests {
         for i in 0..sampler.budget {
             let p = loop {
                 match sampler.ask(&study.0, i, 0) {
-                    Ask::Point(p) => break p,
-                    Ask::Wait => {
+                    Next::Run(p) => break p,
+                    Next::Wait => {
                         let (id, v) = if reverse {
                             running.pop().unwrap()
                         } else {
@@ -597,7 +591,7 @@ mod tests {
                             .curve(&id, "test_acc", &[v])
                             .ended(&id, TrialStatus::Completed);
                     }
-                    Ask::Done => panic!("done early"),
+                    Next::Done(_) => panic!("done early"),
                 }
             };
             // Numbers as they are; a choice by its name's length.
@@ -737,7 +731,7 @@ mod tests {
         for index in 0..30 {
             let p = loop {
                 match tpe.ask(&study.0, index, 0) {
-                    Ask::Point(p) => break p,
+                    Next::Run(p) => break p,
                     _ => {
                         let (id, v) = running.remove(0);
                         study

@@ -11,8 +11,7 @@ mod resume;
 pub mod retry;
 mod slurm;
 
-pub(crate) use propose::{Proposal, propose, rebuild_asked};
-pub(crate) use publish::publish;
+pub(crate) use propose::{propose, rebuild_asked};
 pub use publish::{collect, leaderboard};
 pub(crate) use resume::{catch_up, restore_missing, unjournalled_epochs};
 pub use slurm::slurm_scripts;
@@ -40,12 +39,13 @@ use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir, TRIAL_INPUT_FILE};
 use crate::sweep::checks::load_plan;
+use crate::sweep::engine::{self, EndRules, LiveReport, Next, Publisher, Running};
 use crate::sweep::progress::{SweepProgress, Verbosity};
 use crate::text::count;
 use crate::text::display_value;
 use crate::trial::{CommandTask, StopReason, TrialStatus, TrialTask};
 use resume::unfinished_submissions;
-use retry::{Ended, Failures};
+use retry::Failures;
 
 /// Where trials run.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ pub struct RunOptions {
     /// Accept a spec change that takes finished trials off the leaderboard.
     pub accept_changes: bool,
     /// Republishes the report while the sweep runs (`finished`, `total`), at most every
-    /// [`LIVE_REPORT_EVERY`]; None: no live report.
+    /// [`engine::LIVE_REPORT_EVERY`]; None: no live report.
     pub live_report: Option<LiveReport>,
     /// A line describing where the trials run, shown once the spec is valid.
     pub banner: Option<String>,
@@ -96,13 +96,6 @@ pub struct RunOptions {
     /// Train up to this many compatible built-in trials together in one process (1: alone).
     pub pack: usize,
 }
-
-/// Writes a sweep's live report: the sweep directory, trials finished, trials in all.
-pub type LiveReport = fn(&SweepDir, usize, usize) -> anyhow::Result<()>;
-
-/// The live report is rewritten at most this often (it reads the journal and draws every
-/// chart).
-pub const LIVE_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// How a study run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +141,7 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         record.apply(e);
     }
     let interrupted = watch_signals()?;
-    let mut running: HashMap<String, Attempt> = HashMap::new();
+    let mut running = Running::default();
     let exec: Box<dyn Executor> = match &opts.backend {
         Backend::Local(o) => Box::new(LocalExecutor::new(o.clone())?),
         Backend::Slurm(o) => {
@@ -156,14 +149,14 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
             // Trials of an earlier job that Slurm still has queued or running are followed,
             // not submitted again.
             for job in slurm.reattach(unfinished_submissions(&dir, &record)?) {
-                running.insert(job.id.clone(), Attempt::new(job));
+                running.start(job);
             }
             Box::new(slurm)
         }
     };
     let mut queue: VecDeque<TrialJob> = record
         .active()
-        .filter(|t| !t.status.is_final() && !running.contains_key(t.id()))
+        .filter(|t| !t.status.is_final() && !running.contains(t.id()))
         .map(|t| TrialJob::new(t.id(), dir.trial_dir(t.id()), t.attempts + 1))
         .collect();
     // With a pruner, trials start in a seeded random order (`--schedule plan` keeps the plan's).
@@ -176,31 +169,20 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     }
     let slots = exec.parallelism();
     if opts.schedule == Schedule::Balanced {
-        let busy: Vec<&str> = running.keys().map(String::as_str).collect();
+        let ids = running.ids();
+        let busy: Vec<&str> = ids.iter().map(String::as_str).collect();
         schedule::order(queue.make_contiguous(), &busy, &trials, &record, slots);
     }
     let kept = record.active().filter(|t| t.status.is_final()).count();
     let ran = queue.len() + running.len();
-    let sweep = Event::Sweep {
-        name: plan.name.clone(),
-        objective: plan.objective.clone(),
-        repeats: plan.repeats,
-        columns: plan.columns.clone(),
-        trials: plan.trials.len(),
-        pending: ran,
-        backend: opts.backend.name().into(),
-        pid: std::process::id(),
-        pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
-        sampler: plan.adaptive.as_ref().map(|a| a.describe()),
-        objectives: plan.objectives.clone(),
-    };
+    let sweep = engine::sweep_event(&plan, ran, opts.backend.name());
     record.apply(&sweep);
     events.insert(0, sweep);
     journal.append(&events)?;
     // Progress counts the whole sweep: finished trials of earlier runs are already done, and
     // an adaptive sweep runs up to its budget.
     let total = match &plan.adaptive {
-        Some(tpe) => tpe.budget.max(record.active().count()),
+        Some(_) => engine::total_trials(&plan, &record),
         None => kept + unfinished + running.len(),
     };
     let progress = SweepProgress::new(total, kept, opts.terminal, opts.verbosity, &plan.objective);
@@ -250,10 +232,9 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
         schedule: opts.schedule,
         pack: opts.pack,
         failed: 0,
-        unpublished: 0,
+        publisher: Publisher::new(plan.keep_checkpoints, opts.live_report),
         failures: Failures::default(),
         halted: None,
-        live_report: opts.live_report.map(|w| (w, None)),
     };
     study.publish(true)?;
     let end = match study.drive(&interrupted)? {
@@ -267,7 +248,8 @@ pub fn run(spec_path: &Path, opts: &RunOptions) -> anyhow::Result<RunReport> {
     }
     let pending = study.record.count(TrialStatus::Pending);
     if end == RunEnd::Drained && pending == 0 {
-        study.discard_paused_states();
+        let pauses = study.pruner.as_ref().is_some_and(|p| p.pauses());
+        engine::discard_paused_states(&study.dir, &study.record, pauses);
     }
     let leaderboard = study.publish(true)?.expect("a forced publication happens");
     study.progress.finish();
@@ -342,25 +324,6 @@ pub(crate) fn watch_signals() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// An attempt the study has started and not yet seen end.
-struct Attempt {
-    job: TrialJob,
-    /// When it started running (for `--timeout-per-trial`).
-    since: Instant,
-    /// The orchestrator has asked it to stop.
-    stopping: bool,
-}
-
-impl Attempt {
-    fn new(job: TrialJob) -> Self {
-        Self {
-            job,
-            since: Instant::now(),
-            stopping: false,
-        }
-    }
-}
-
 /// The state of one `sweep run` while it drives its executor.
 struct Study<'a> {
     dir: SweepDir,
@@ -387,21 +350,19 @@ struct Study<'a> {
     retries: u32,
     timeout: Option<Duration>,
     /// Attempts running now.
-    running: HashMap<String, Attempt>,
+    running: Running,
     queue: VecDeque<TrialJob>,
     schedule: Schedule,
     /// Most trials per pack.
     pack: usize,
     /// Trials that ended without a result after their last attempt.
     failed: usize,
-    /// Trials that ended since the leaderboard was last written.
-    unpublished: usize,
+    /// When the leaderboard, `best/` and the live report are written again.
+    publisher: Publisher,
     /// How trials ended in this run, to tell a failure that will recur.
     failures: Failures,
     /// Why the sweep stopped early, once it has.
     halted: Option<String>,
-    /// The live report's writer, and when it last wrote.
-    live_report: Option<(LiveReport, Option<Instant>)>,
 }
 
 /// How often the study looks at signals and deadlines while waiting for its executor.
@@ -410,8 +371,13 @@ const TICK: Duration = Duration::from_millis(100);
 impl Study<'_> {
     /// Journals an event and applies it to the in-memory record.
     fn log(&mut self, event: Event) -> anyhow::Result<()> {
-        self.journal.append(std::slice::from_ref(&event))?;
-        self.record.apply(&event);
+        self.log_only(&event)
+    }
+
+    /// Journals `event` (borrowed) and applies it to the in-memory record.
+    fn log_only(&mut self, event: &Event) -> anyhow::Result<()> {
+        self.journal.append(std::slice::from_ref(event))?;
+        self.record.apply(event);
         Ok(())
     }
 
@@ -451,13 +417,7 @@ impl Study<'_> {
                 }
             }
             if let Some(limit) = self.timeout {
-                let overdue: Vec<String> = self
-                    .running
-                    .iter()
-                    .filter(|(_, a)| !a.stopping && a.since.elapsed() > limit)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in overdue {
+                for id in self.running.overdue(limit) {
                     self.stop(&id, StopReason::Timeout)?;
                 }
             }
@@ -520,21 +480,20 @@ impl Study<'_> {
             return Ok(false);
         }
         let planned = match propose(tpe, self.spec, self.plan, &self.record)? {
-            Proposal::Trial(planned) => *planned,
-            Proposal::Wait if self.running.is_empty() => {
-                self.progress.println(
-                    "tpe: the trials it learns from did not end; run the sweep again to go on",
-                );
+            Next::Run(planned) => *planned,
+            Next::Wait if self.running.is_empty() => {
+                self.progress.println(&format!(
+                    "{}: the trials it learns from did not end; run the sweep again to go on",
+                    tpe.method.name()
+                ));
                 self.adaptive = None;
                 return Ok(false);
             }
-            Proposal::Wait => return Ok(false),
-            Proposal::Done => {
-                self.adaptive = None;
-                return Ok(false);
-            }
-            Proposal::Exhausted(why) => {
-                self.progress.println(&why);
+            Next::Wait => return Ok(false),
+            Next::Done(why) => {
+                if let Some(why) = why {
+                    self.progress.println(&why);
+                }
                 self.adaptive = None;
                 return Ok(false);
             }
@@ -594,64 +553,28 @@ impl Study<'_> {
             .get(job.id.as_str())
             .with_context(|| format!("trial {} is in the journal but not in the plan", job.id))?;
         prepare_trial(&self.dir, self.plan, planned, job)?;
-        self.running
-            .insert(job.id.clone(), Attempt::new(job.clone()));
+        self.running.start(job.clone());
         Ok(())
     }
 
-    /// Asks the pruner about a trial that reported `epoch`; journals its decision and stops
-    /// the trial when it says so. A decision the journal already holds (made before a resume)
-    /// stands.
+    /// Asks the pruner about a trial that reported `epoch` (see [`engine::judge`]); journals
+    /// its decision and stops the trial when it says so.
     fn judge(&mut self, trial: &str, epoch: usize, epochs: Option<usize>) -> anyhow::Result<()> {
         let Some(pruner) = &self.pruner else {
             return Ok(());
         };
-        let Some(t) = self.record.get(trial) else {
-            return Ok(());
-        };
-        // A trial promoted from this rung has already been judged here.
-        if let Some(d) = t.decisions.iter().find(|d| d.epoch == epoch) {
-            if d.stop && !t.promotions.contains(&epoch) {
-                self.stop(trial, self.prune_reason())?;
-            }
-            return Ok(());
-        }
         let epochs = epochs.or_else(|| self.trials.get(trial).and_then(|t| t.input.epochs()));
-        let Some(decision) = pruner.decide(&self.record, trial, epoch, epochs) else {
-            return Ok(());
-        };
-        let stop = decision.stop;
-        if stop {
-            self.progress.println(&pruner.stop_line(&decision));
+        let judgement = engine::judge(pruner.as_ref(), &self.record, trial, epoch, epochs);
+        if let Some(line) = &judgement.say {
+            self.progress.println(line);
         }
-        self.log(Event::Decision(decision))?;
-        if stop {
-            self.stop(trial, self.prune_reason())?;
+        if let Some(d) = judgement.decision {
+            self.log(Event::Decision(d))?;
+        }
+        if let Some(how) = judgement.stop {
+            self.stop(trial, how)?;
         }
         Ok(())
-    }
-
-    /// How the pruner stops a trial: for good, or paused (ASHA with `pause`).
-    fn prune_reason(&self) -> StopReason {
-        match &self.pruner {
-            Some(p) if p.pauses() => StopReason::Paused,
-            _ => StopReason::Pruned,
-        }
-    }
-
-    /// Removes the resumable state paused trials kept, once the sweep has ended and none will
-    /// be promoted (a later run that promotes one trains it again from the start).
-    fn discard_paused_states(&self) {
-        if !self.pruner.as_ref().is_some_and(|p| p.pauses()) {
-            return;
-        }
-        for t in self.record.active() {
-            if t.status == TrialStatus::Pruned
-                && let Ok(run) = RunDir::open(&self.dir.trial_dir(t.id()))
-            {
-                crate::train::state::remove(&run);
-            }
-        }
     }
 
     /// Starts a paused trial the pruner promotes, if there is one and room for it; false
@@ -684,14 +607,16 @@ impl Study<'_> {
     }
 
     /// Asks the executor to stop a running trial (once).
+    /// A stop that cannot be asked is said, as a worker says it: the trial runs on, and its
+    /// end is journalled when it comes.
     fn stop(&mut self, trial: &str, reason: StopReason) -> anyhow::Result<()> {
-        match self.running.get_mut(trial) {
-            Some(a) if !a.stopping => {
-                a.stopping = true;
-                self.exec.stop(trial, reason)
-            }
-            _ => Ok(()),
+        if self.running.ask_stop(trial)
+            && let Err(e) = self.exec.stop(trial, reason)
+        {
+            self.progress
+                .println(&format!("warning: cannot stop {trial}: {e:#}"));
         }
+        Ok(())
     }
 
     fn handle(&mut self, event: ExecEvent, stopping: bool) -> anyhow::Result<()> {
@@ -700,10 +625,9 @@ impl Study<'_> {
             ExecEvent::Message(m) => self.progress.println(&m),
             ExecEvent::Submitted { job, trials } => self.log(Event::Submitted { job, trials })?,
             ExecEvent::Started { trial, device } => {
-                let Some(a) = self.running.get_mut(&trial) else {
+                let Some(a) = self.running.began(&trial) else {
                     return Ok(());
                 };
-                a.since = Instant::now();
                 let (attempt, cap) = (a.job.attempt, a.job.cap);
                 self.log(Event::Started {
                     trial: trial.clone(),
@@ -727,13 +651,13 @@ impl Study<'_> {
                 if let TrialEvent::Epoch {
                     trial, row, epochs, ..
                 } = &e
-                    && self.running.contains_key(trial)
+                    && self.running.contains(trial)
                 {
                     self.log(Event::Epoch {
                         trial: trial.clone(),
                         row: row.clone(),
                     })?;
-                    if !self.running[trial].stopping {
+                    if self.running.get(trial).is_some_and(|a| !a.stopping) {
                         self.judge(trial, row.epoch, *epochs)?;
                     }
                 }
@@ -749,40 +673,37 @@ impl Study<'_> {
         outcome: TrialOutcome,
         stopping: bool,
     ) -> anyhow::Result<()> {
-        let Some(Attempt { job, .. }) = self.running.remove(&trial) else {
+        let Some(engine::Attempt { job, .. }) = self.running.end(&trial) else {
             return Ok(());
         };
-        self.log(Event::Finished {
-            trial: trial.clone(),
-            attempt: job.attempt,
-            status: outcome.status,
-            message: outcome.message.clone(),
-            seconds: crate::train::round_ms(outcome.seconds),
-            best: outcome.best.clone(),
-        })?;
-        let values = retry::param_values(&self.record, &trial);
-        let ended = Ended {
-            id: &trial,
-            values: &values,
+        let rules = EndRules {
+            retries: self.retries,
+            per_device: self.exec.per_device(),
+            max_failures: self.plan.max_failures,
         };
-        self.failures.record(ended, &outcome);
-        // A failure another trial already had will recur: no retry.
-        let retry = if stopping || self.failures.seen_elsewhere(ended, &outcome) {
-            None
-        } else {
-            retry::next_attempt(&job, &outcome, self.retries, self.exec.per_device())
-        };
-        let will_retry = retry.is_some();
-        if let Some(next) = retry {
+        let end = engine::conclude(
+            &job,
+            &outcome,
+            &mut self.failures,
+            &self.record,
+            rules,
+            stopping || self.halted.is_some(),
+        );
+        for e in &end.events {
+            self.log_only(e)?;
+        }
+        let will_retry = end.retry.is_some();
+        if let Some(next) = end.retry {
             self.queue.push_back(next);
-        } else if outcome.status.is_failure() && outcome.status != TrialStatus::Interrupted {
+        } else if end.failed {
             self.failed += 1;
         }
         let board = self.publish(false)?;
         // What the trial measured refines the expected costs of those still waiting (as often
         // as the leaderboard is written, so that the cost stays linear in the trials).
         if board.is_some() && self.schedule == Schedule::Balanced {
-            let busy: Vec<&str> = self.running.keys().map(String::as_str).collect();
+            let ids = self.running.ids();
+            let busy: Vec<&str> = ids.iter().map(String::as_str).collect();
             schedule::order(
                 self.queue.make_contiguous(),
                 &busy,
@@ -796,47 +717,30 @@ impl Study<'_> {
         }
         let best = board.and_then(|b| b.best().and_then(|r| r.value.map(|v| (r.trial.clone(), v))));
         self.progress.finished(&trial, &outcome, will_retry, best);
-        if self.halted.is_none()
-            && let Some(reason) = self.failures.halt(self.plan.max_failures)
-        {
+        if let Some(reason) = end.halt {
             self.halt(reason)?;
         }
         Ok(())
     }
 
-    /// Rewrites the live report when [`LIVE_REPORT_EVERY`] has passed since it last did. A
-    /// report that cannot be written is said once per attempt and never stops the sweep.
+    /// Rewrites the live report when it is due (see [`Publisher::live_report`]).
     fn republish_report(&mut self) {
-        let Some((write, last)) = self.live_report else {
-            return;
-        };
-        if last.is_some_and(|t| t.elapsed() < LIVE_REPORT_EVERY) {
-            return;
-        }
         let finished = self.record.active().filter(|t| t.status.is_final()).count();
-        let total = self
-            .adaptive
-            .as_ref()
-            .map_or(0, |t| t.budget)
-            .max(self.record.active().count());
-        if let Err(e) = write(&self.dir, finished, total) {
-            self.progress
-                .println(&format!("warning: the live report was not written: {e:#}"));
+        let total = engine::total_trials(self.plan, &self.record);
+        if let Some(warning) = self.publisher.live_report(&self.dir, finished, total) {
+            self.progress.println(&warning);
         }
-        self.live_report = Some((write, Some(Instant::now())));
     }
 
     /// Stops the sweep for `reason`: nothing new starts, running trials are stopped (to be
     /// resumed by the next run), and the reason is journalled and shown.
+    /// The `Stopped` line is journalled with the end that decided it (see
+    /// [`engine::conclude`]).
     fn halt(&mut self, reason: String) -> anyhow::Result<()> {
         self.progress.println(&reason);
-        self.log(Event::Stopped {
-            reason: reason.clone(),
-        })?;
         self.queue.clear();
         self.adaptive = None;
-        let running: Vec<String> = self.running.keys().cloned().collect();
-        for id in running {
+        for id in self.running.ids() {
             self.stop(&id, StopReason::Interrupted)?;
         }
         self.halted = Some(reason);

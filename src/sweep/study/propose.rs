@@ -1,55 +1,47 @@
-//! Asking TPE for a new trial, and rebuilding the trials it asked for earlier from the values
-//! the journal holds: what `sweep run`'s study and pull workers share.
+//! Asking the adaptive sampler for a new trial, and rebuilding the trials it asked for earlier
+//! from the values the journal holds: what `sweep run`'s study and pull workers share.
 
+use super::super::next::Next;
 use super::super::plan::{Plan, PlannedTrial};
-use super::super::sampler::{Adaptive, Ask};
+use super::super::sampler::Adaptive;
 use super::super::spec::SweepSpec;
 use crate::store::journal::TrialDef;
 use crate::store::record::StudyRecord;
 use crate::train::config::KeyErrors;
 
-/// What asking TPE for the plan's next trial gave.
-pub(crate) enum Proposal {
-    /// A new trial, not journalled yet.
-    Trial(Box<PlannedTrial>),
-    /// It waits for trials it learns from to end.
-    Wait,
-    /// Its budget is spent.
-    Done,
-    /// Every draw was a trial the sweep already ran; why, in words.
-    Exhausted(String),
-}
-
 /// Draws for one trial before the space counts as exhausted.
 const DRAWS: u32 = 20;
 
-/// Asks TPE for the next trial number ([`StudyRecord::next_index`]), resolved into a planned trial; a point the
-/// sweep already tried is drawn again, up to [`DRAWS`] times.
+/// Asks the adaptive sampler for the next trial number ([`StudyRecord::next_index`]),
+/// resolved into a planned trial (not journalled yet); a point the sweep already tried is drawn
+/// again, up to [`DRAWS`] times, and then the space counts as exhausted (done, saying why).
 pub(crate) fn propose(
-    tpe: &Adaptive,
+    sampler: &Adaptive,
     spec: &SweepSpec,
     plan: &Plan,
     record: &StudyRecord,
-) -> anyhow::Result<Proposal> {
+) -> anyhow::Result<Next<Box<PlannedTrial>>> {
     let index = record.next_index();
     for attempt in 0..DRAWS {
-        let point = match tpe.ask(record, index, attempt) {
-            Ask::Point(p) => p,
-            Ask::Wait => return Ok(Proposal::Wait),
-            Ask::Done => return Ok(Proposal::Done),
+        let point = match sampler.ask(record, index, attempt) {
+            Next::Run(p) => p,
+            Next::Wait => return Ok(Next::Wait),
+            Next::Done(why) => return Ok(Next::Done(why)),
         };
         let mut planned = spec
             .planned_trial(&plan.base, &plan.columns, &point, 0, index)
             .map_err(KeyErrors)?;
-        planned.sampler = Some(tpe.learner(index).name().to_string());
+        planned.sampler = Some(sampler.learner(index).name().to_string());
         if record.get(&planned.id).is_none() {
-            return Ok(Proposal::Trial(Box::new(planned)));
+            return Ok(Next::Run(Box::new(planned)));
         }
     }
-    Ok(Proposal::Exhausted(format!(
-        "tpe: {DRAWS} draws for trial {} were all trials the sweep already ran; the space seems exhausted",
+    Ok(Next::Done(Some(format!(
+        "{}: {DRAWS} draws for trial {} were all trials the sweep already ran; the space seems \
+         exhausted",
+        sampler.method.name(),
         index + 1
-    )))
+    ))))
 }
 
 /// A trial TPE asked for earlier, resolved again from the values the journal holds; None when

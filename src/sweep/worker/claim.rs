@@ -11,28 +11,23 @@ use crate::store::journal::Event;
 use crate::store::record::{StudyRecord, TrialRecord};
 use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::Lease;
+use crate::sweep::engine::Next;
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::pruner::Pruner;
 use crate::sweep::sampler::Adaptive;
 use crate::sweep::schedule::pruning_key;
 use crate::sweep::spec::SweepSpec;
-use crate::sweep::study::{Proposal, propose};
+use crate::sweep::study::propose;
 use crate::text::human_duration;
 use crate::trial::TrialStatus;
 
-/// What a worker does next.
-pub(super) enum Next {
-    /// Run this attempt, once `events` (its claim, and what led to it) are journalled.
-    Run {
-        job: TrialJob,
-        events: Vec<Event>,
-        /// A trial TPE just asked for (the others are in the plan or the journal).
-        asked: Option<Box<PlannedTrial>>,
-    },
-    /// Nothing to take now; trials running elsewhere may still make some.
-    Wait,
-    /// Nothing is left to run; why, when it is worth saying.
-    Done(Option<String>),
+/// An attempt a worker takes: it runs once `events` (its claim, and what led to it) are
+/// journalled.
+pub(super) struct Claim {
+    pub job: TrialJob,
+    pub events: Vec<Event>,
+    /// A trial the sampler just asked for (the others are in the plan or the journal).
+    pub asked: Option<Box<PlannedTrial>>,
 }
 
 /// The rules a worker picks its next trial by.
@@ -48,7 +43,7 @@ pub(super) struct Chooser<'a> {
 
 impl Chooser<'_> {
     /// The next attempt to run, given the journal as it stands (with stale trials marked).
-    pub fn next(&self, record: &StudyRecord) -> Next {
+    pub fn next(&self, record: &StudyRecord) -> Next<Claim> {
         if let Some(why) = &record.stopped {
             return Done(Some(format!("the sweep was stopped: {why}")));
         }
@@ -59,21 +54,22 @@ impl Chooser<'_> {
             return self.claim(t, Vec::new());
         }
         let running = record.count(TrialStatus::Running);
-        if let Some(tpe) = self.adaptive {
-            if running >= tpe.parallelism {
+        if let Some(sampler) = self.adaptive {
+            if running >= sampler.parallelism {
                 return Wait;
             }
-            match self.ask(tpe, record) {
-                Asked::Trial(next) => return next,
-                Asked::Wait if running > 0 => return Wait,
-                Asked::Wait => {
-                    return Done(Some(
-                        "tpe: the trials it learns from did not end; start a worker again to go on"
-                            .into(),
-                    ));
+            match self.ask(sampler, record) {
+                Run(claim) => return Run(claim),
+                Wait if running > 0 => return Wait,
+                Wait => {
+                    return Done(Some(format!(
+                        "{}: the trials it learns from did not end; start a worker again to go on",
+                        sampler.method.name()
+                    )));
                 }
-                Asked::Exhausted(why) => return Done(Some(why)),
-                Asked::Done => {}
+                Done(Some(why)) => return Done(Some(why)),
+                // Its budget is spent: a paused trial may still go on.
+                Done(None) => {}
             }
         }
         if running > 0 {
@@ -102,7 +98,7 @@ impl Chooser<'_> {
     }
 
     /// A paused trial ASHA promotes, claimed (see [`Pruner::promotion`]).
-    fn promotion(&self, record: &StudyRecord, last: bool) -> Option<Next> {
+    fn promotion(&self, record: &StudyRecord, last: bool) -> Option<Next<Claim>> {
         let p = self.pruner?.promotion(record, last)?;
         let t = record.get(&p.trial)?;
         let promoted = Event::Promoted {
@@ -114,32 +110,31 @@ impl Chooser<'_> {
     }
 
     /// Claims the next attempt of `t`, after `before`.
-    fn claim(&self, t: &TrialRecord, mut before: Vec<Event>) -> Next {
+    fn claim(&self, t: &TrialRecord, mut before: Vec<Event>) -> Next<Claim> {
         let job = self.job(t.id(), t.attempts + 1);
         before.push(Event::Claimed {
             trial: job.id.clone(),
             attempt: job.attempt,
             worker: self.worker.to_string(),
         });
-        Run {
+        Run(Claim {
             job,
             events: before,
             asked: None,
-        }
+        })
     }
 
     fn job(&self, id: &str, attempt: u32) -> TrialJob {
         TrialJob::new(id, self.dir.trial_dir(id), attempt)
     }
 
-    /// Asks TPE for the next trial number, as the orchestrator does.
-    fn ask(&self, tpe: &Adaptive, record: &StudyRecord) -> Asked {
-        let planned = match propose(tpe, self.spec, self.plan, record) {
-            Ok(Proposal::Trial(planned)) => planned,
-            Ok(Proposal::Wait) => return Asked::Wait,
-            Ok(Proposal::Done) => return Asked::Done,
-            Ok(Proposal::Exhausted(why)) => return Asked::Exhausted(why),
-            Err(e) => return Asked::Exhausted(format!("tpe: {e:#}")),
+    /// Asks the adaptive sampler for the next trial number, as the orchestrator does.
+    fn ask(&self, sampler: &Adaptive, record: &StudyRecord) -> Next<Claim> {
+        let planned = match propose(sampler, self.spec, self.plan, record) {
+            Ok(Run(planned)) => planned,
+            Ok(Wait) => return Wait,
+            Ok(Done(why)) => return Done(why),
+            Err(e) => return Done(Some(format!("{}: {e:#}", sampler.method.name()))),
         };
         let job = self.job(&planned.id, 1);
         let events = vec![
@@ -150,20 +145,12 @@ impl Chooser<'_> {
                 worker: self.worker.to_string(),
             },
         ];
-        Asked::Trial(Run {
+        Run(Claim {
             job,
             events,
             asked: Some(planned),
         })
     }
-}
-
-/// What asking TPE gave.
-enum Asked {
-    Trial(Next),
-    Wait,
-    Done,
-    Exhausted(String),
 }
 
 use Next::{Done, Run, Wait};

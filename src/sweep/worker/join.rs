@@ -13,7 +13,6 @@ use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{WorkerSettings, spec_hash};
 use crate::sweep::checks::load_plan;
 use crate::sweep::plan::Plan;
-use crate::sweep::pruner::PrunerSpec;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::study::{catch_up, restore_missing};
 use crate::text::count;
@@ -175,19 +174,8 @@ fn restore(
 
 /// The line that (re)starts a sweep for workers.
 fn sweep_event(plan: &Plan, record: &crate::store::record::StudyRecord) -> Event {
-    Event::Sweep {
-        name: plan.name.clone(),
-        objective: plan.objective.clone(),
-        repeats: plan.repeats,
-        columns: plan.columns.clone(),
-        trials: plan.trials.len(),
-        pending: record.active().filter(|t| !t.status.is_final()).count(),
-        backend: "workers".into(),
-        pid: std::process::id(),
-        pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
-        sampler: plan.adaptive.as_ref().map(|a| a.describe()),
-        objectives: plan.objectives.clone(),
-    }
+    let pending = record.active().filter(|t| !t.status.is_final()).count();
+    crate::sweep::engine::sweep_event(plan, pending, "workers")
 }
 
 /// Joins the sweep in `root`, made for workers: checks the version, takes the spec's relative

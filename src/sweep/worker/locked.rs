@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::claim::{Chooser, Next, expired};
+use super::claim::{Chooser, Claim, expired};
 use crate::exec::{TrialJob, TrialOutcome};
 use crate::store::journal::Event;
 use crate::store::record::StudyRecord;
@@ -14,6 +14,7 @@ use crate::store::run_dir::RunDir;
 use crate::store::shared_journal::{AttemptEnd, Locked, SharedJournal};
 use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{self, Lease, WorkerSettings};
+use crate::sweep::engine::Next;
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::sampler::Adaptive;
 use crate::sweep::spec::SweepSpec;
@@ -44,16 +45,8 @@ pub(super) fn lock_and_flush<'j>(
     Ok(held)
 }
 
-/// What [`decide`] took.
-pub(super) enum Decided {
-    /// This attempt, claimed in the journal.
-    Run {
-        job: TrialJob,
-        planned: Box<PlannedTrial>,
-    },
-    Wait,
-    Done(Option<String>),
-}
+/// What [`decide`] took: an attempt, claimed in the journal, and the trial it runs.
+pub(super) type Decided = Next<(TrialJob, Box<PlannedTrial>)>;
 
 /// What a worker reads of the folder besides the journal: the leases and the sweep's spec hash.
 /// Read again at most every heartbeat, and always before a trial is called stale.
@@ -95,7 +88,7 @@ pub(super) fn decide(
     if looked.spec_sha256.as_deref() != Some(settings.spec_sha256.as_str()) {
         let why = "the sweep's spec changed (sweep run --workers-only); start the worker again to \
                    run the new one";
-        return Ok((Decided::Done(Some(why.into())), notes));
+        return Ok((Next::Done(Some(why.into())), notes));
     }
     // A trial under no worker is the orphan of a killed `sweep run`, unless one runs now.
     let orphans = held
@@ -125,10 +118,14 @@ pub(super) fn decide(
         }
     }
     held.append(&stale)?;
-    let (job, mut events, asked) = match chooser.next(held.record()) {
-        Next::Run { job, events, asked } => (job, events, asked),
-        Next::Wait => return Ok((Decided::Wait, notes)),
-        Next::Done(why) => return Ok((Decided::Done(why), notes)),
+    let Claim {
+        job,
+        mut events,
+        asked,
+    } = match chooser.next(held.record()) {
+        Next::Run(claim) => claim,
+        Next::Wait => return Ok((Next::Wait, notes)),
+        Next::Done(why) => return Ok((Next::Done(why), notes)),
     };
     // A trial taken up from a killed worker may have finished epochs that worker had not
     // journalled yet (it buffers them): they are journalled from its metrics.csv first.
@@ -167,7 +164,7 @@ pub(super) fn decide(
             job.id, job.attempt
         ));
     }
-    Ok((Decided::Run { job, planned }, notes))
+    Ok((Next::Run((job, planned)), notes))
 }
 
 /// Feeds attempt ends read from the journal (every worker's) to `failures`.

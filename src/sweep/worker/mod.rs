@@ -25,19 +25,17 @@ use crate::exec::local::{LocalExecutor, LocalOptions};
 use crate::exec::{ExecEvent, Executor, TrialJob, TrialOutcome};
 use crate::store::journal::Event;
 use crate::store::leaderboard::Leaderboard;
-use crate::store::run_dir::RunDir;
 use crate::store::shared_journal::SharedJournal;
 use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{self, Lease, WorkerSettings};
+use crate::sweep::engine::{self, EndRules, LiveReport, Next, Publisher, Running};
 use crate::sweep::plan::{Plan, PlannedTrial};
 use crate::sweep::progress::{SweepProgress, Verbosity};
 use crate::sweep::pruner::{Pruner, PrunerSpec};
 use crate::sweep::sampler::Adaptive;
 use crate::sweep::spec::SweepSpec;
-use crate::sweep::study::retry::{self, Ended, Failures, param_values};
-use crate::sweep::study::{
-    LIVE_REPORT_EVERY, LiveReport, RunEnd, prepare_trial, publish, watch_signals,
-};
+use crate::sweep::study::retry::Failures;
+use crate::sweep::study::{RunEnd, prepare_trial, watch_signals};
 use crate::text::{count, display_value};
 use crate::trial::{StopReason, TrialStatus};
 use claim::Chooser;
@@ -61,6 +59,8 @@ pub struct WorkerOptions {
     pub live_report: Option<LiveReport>,
     /// How often to look again when no trial is free to take.
     pub poll: Duration,
+    /// Take at most this many trials, then leave.
+    pub max_trials: Option<usize>,
 }
 
 /// What a worker did.
@@ -132,15 +132,17 @@ pub fn work(joined: &Joined, opts: &WorkerOptions) -> anyhow::Result<WorkerRepor
         }),
         asked: HashMap::new(),
         exec: LocalExecutor::new(opts.local.clone())?,
-        running: HashMap::new(),
+        running: Running::default(),
+        waiting: Default::default(),
+        taken: 0,
+        lost: Default::default(),
         progress,
         failures: Failures::default(),
         opts,
         buffered: Vec::new(),
         ran: 0,
         failed: 0,
-        unpublished: 0,
-        reported: None,
+        publisher: Publisher::new(plan.keep_checkpoints, opts.live_report),
         stopping: false,
         seen: None,
     };
@@ -213,16 +215,6 @@ fn oversubscribed(
     })
 }
 
-/// An attempt this worker runs.
-struct Attempt {
-    job: TrialJob,
-    since: Instant,
-    /// Asked to stop.
-    stopping: bool,
-    /// Taken from this worker (its lease expired): its events are not journalled.
-    lost: bool,
-}
-
 /// Events that need no decision wait at most this long before they are journalled (starts, and
 /// epochs when no pruner judges them).
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -244,7 +236,15 @@ struct Worker<'a> {
     /// Trials TPE asked for (by any worker), resolved again from their values.
     asked: HashMap<String, PlannedTrial>,
     exec: LocalExecutor,
-    running: HashMap<String, Attempt>,
+    running: Running,
+    /// Next attempts (retries) waiting for room on their device (an out-of-memory retry may
+    /// run with fewer neighbours).
+    waiting: std::collections::VecDeque<TrialJob>,
+    /// Trials taken (claimed) so far, for `--max-trials`.
+    taken: usize,
+    /// Running trials another worker took up (their leases expired here): nothing more of
+    /// them is journalled.
+    lost: std::collections::HashSet<String>,
     progress: SweepProgress,
     failures: Failures,
     opts: &'a WorkerOptions,
@@ -252,9 +252,7 @@ struct Worker<'a> {
     buffered: Vec<(Instant, Event)>,
     ran: usize,
     failed: usize,
-    unpublished: usize,
-    /// When this worker last wrote the live report.
-    reported: Option<Instant>,
+    publisher: Publisher,
     /// Ctrl-C or SIGTERM came: no new trial starts.
     stopping: bool,
     /// The leases and settings as last read.
@@ -283,13 +281,14 @@ impl Worker<'_> {
                     &self.name,
                 )?);
             }
-            if !self.stopping && Instant::now() >= look_at {
+            self.start_waiting()?;
+            if !self.stopping && self.waiting.is_empty() && Instant::now() >= look_at {
                 look_at = Instant::now() + self.opts.poll;
-                while self.exec.room_for(None) {
+                while self.exec.room_for(None) && self.may_take() {
                     match self.take()? {
-                        Took::Started => continue,
-                        Took::Wait => break,
-                        Took::Done(why) => {
+                        Next::Run(()) => continue,
+                        Next::Wait => break,
+                        Next::Done(why) => {
                             if self.running.is_empty() {
                                 if let Some(why) = why {
                                     self.progress.println(&why);
@@ -303,6 +302,13 @@ impl Worker<'_> {
             }
             if self.stopping && self.running.is_empty() {
                 return Ok(RunEnd::Interrupted);
+            }
+            if !self.may_take() && self.running.is_empty() && self.waiting.is_empty() {
+                self.progress.println(&format!(
+                    "--max-trials {}: this worker took its trials and leaves",
+                    self.taken
+                ));
+                return Ok(RunEnd::Drained);
             }
             self.stop_overdue();
             let wait = if self.running.is_empty() {
@@ -318,9 +324,10 @@ impl Worker<'_> {
     }
 
     /// Takes the next trial under the lock and starts it.
-    fn take(&mut self) -> anyhow::Result<Took> {
+    fn take(&mut self) -> anyhow::Result<Next<()>> {
         let mut held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
-        let mine: Vec<&str> = self.running.keys().map(String::as_str).collect();
+        let ids = self.running.ids();
+        let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
         let chooser = Chooser {
             spec: self.spec,
             plan: self.plan,
@@ -335,33 +342,42 @@ impl Worker<'_> {
     }
 
     /// Says what [`decide`] noted and starts the trial it took, if any.
-    fn launch(&mut self, decided: Decided, notes: Vec<String>) -> anyhow::Result<Took> {
+    fn launch(&mut self, decided: Decided, notes: Vec<String>) -> anyhow::Result<Next<()>> {
         for n in &notes {
             self.progress.println(n);
         }
         Ok(match decided {
-            Decided::Run { job, planned } => {
+            Next::Run((job, planned)) => {
                 self.asked.insert(job.id.clone(), *planned);
+                self.taken += 1;
                 self.start(job)?;
-                Took::Started
+                Next::Run(())
             }
-            Decided::Wait => Took::Wait,
-            Decided::Done(why) => Took::Done(why),
+            Next::Wait => Next::Wait,
+            Next::Done(why) => Next::Done(why),
         })
+    }
+
+    /// True while `--max-trials` lets this worker take another trial.
+    fn may_take(&self) -> bool {
+        self.opts.max_trials.is_none_or(|n| self.taken < n)
+    }
+
+    /// Starts the retries that wait, as room on their device allows.
+    fn start_waiting(&mut self) -> anyhow::Result<()> {
+        while let Some(cap) = self.waiting.front().map(|j| j.cap)
+            && self.exec.room_for(cap)
+        {
+            let job = self.waiting.pop_front().expect("a front");
+            self.start(job)?;
+        }
+        Ok(())
     }
 
     fn start(&mut self, job: TrialJob) -> anyhow::Result<()> {
         let planned = &self.asked[&job.id];
         prepare_trial(self.dir, self.plan, planned, &job)?;
-        self.running.insert(
-            job.id.clone(),
-            Attempt {
-                job: job.clone(),
-                since: Instant::now(),
-                stopping: false,
-                lost: false,
-            },
-        );
+        self.running.start(job.clone());
         self.ran += 1;
         self.exec.start(vec![job])?;
         self.renew()
@@ -376,9 +392,9 @@ impl Worker<'_> {
         self.journal.refresh()?;
         let lost: Vec<String> = self
             .running
-            .iter()
-            .filter(|(id, a)| !a.lost && !holds(self.journal.record(), id, &self.name))
-            .map(|(id, _)| id.clone())
+            .ids()
+            .into_iter()
+            .filter(|id| !self.lost.contains(id) && !holds(self.journal.record(), id, &self.name))
             .collect();
         for id in lost {
             self.lose(&id);
@@ -388,8 +404,7 @@ impl Worker<'_> {
 
     fn renew(&mut self) -> anyhow::Result<()> {
         self.renewed = Instant::now();
-        let trials = self.running.keys().cloned().collect();
-        self.lease.renew(self.dir, trials)
+        self.lease.renew(self.dir, self.running.ids())
     }
 
     /// Stops a trial another worker took over; nothing more of it is journalled.
@@ -397,27 +412,21 @@ impl Worker<'_> {
         self.progress.println(&format!(
             "{id} was taken from this worker (its lease expired); stopping it here"
         ));
-        if let Some(a) = self.running.get_mut(id) {
-            a.lost = true;
-        }
+        self.lost.insert(id.to_string());
         self.stop(id, StopReason::Interrupted);
     }
 
     fn stop(&mut self, id: &str, reason: StopReason) {
-        if let Some(a) = self.running.get_mut(id)
-            && !a.stopping
+        if self.running.ask_stop(id)
+            && let Err(e) = self.exec.stop(id, reason)
         {
-            a.stopping = true;
-            if let Err(e) = self.exec.stop(id, reason) {
-                self.progress
-                    .println(&format!("warning: cannot stop {id}: {e:#}"));
-            }
+            self.progress
+                .println(&format!("warning: cannot stop {id}: {e:#}"));
         }
     }
 
     fn stop_all(&mut self, reason: StopReason) {
-        let ids: Vec<String> = self.running.keys().cloned().collect();
-        for id in ids {
+        for id in self.running.ids() {
             self.stop(&id, reason);
         }
     }
@@ -426,13 +435,7 @@ impl Worker<'_> {
         let Some(limit) = self.opts.timeout else {
             return;
         };
-        let overdue: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(_, a)| !a.stopping && a.since.elapsed() > limit)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in overdue {
+        for id in self.running.overdue(limit) {
             self.stop(&id, StopReason::Timeout);
         }
     }
@@ -443,18 +446,17 @@ impl Worker<'_> {
             ExecEvent::Tick | ExecEvent::Submitted { .. } => {}
             ExecEvent::Message(m) => self.progress.println(&m),
             ExecEvent::Started { trial, device } => {
-                let Some(a) = self.running.get_mut(&trial) else {
+                let Some(a) = self.running.began(&trial) else {
                     return Ok(None);
                 };
-                a.since = Instant::now();
-                let attempt = a.job.attempt;
+                let (attempt, cap) = (a.job.attempt, a.job.cap);
                 self.buffered.push((
                     Instant::now(),
                     Event::Started {
                         trial: trial.clone(),
                         attempt,
                         device: format!("{}/{device}", self.name),
-                        cap: None,
+                        cap,
                     },
                 ));
                 let params = self.params(&trial);
@@ -466,7 +468,7 @@ impl Worker<'_> {
                     trial, row, epochs, ..
                 } = e
                     && let Some(a) = self.running.get(&trial)
-                    && !a.lost
+                    && !self.lost.contains(&trial)
                 {
                     let judge = self.pruner.is_some() && !a.stopping;
                     let epoch = Event::Epoch {
@@ -505,44 +507,29 @@ impl Worker<'_> {
         }
         held.append(&[epoch_event])?;
         let pruner = self.pruner.as_deref().expect("judged only with a pruner");
-        let Some(t) = held.record().get(trial) else {
-            return Ok(());
-        };
-        // A decision the journal holds (made before a resume) stands; a promoted trial was
-        // already judged at the rung it paused at.
-        let stop = if let Some(d) = t.decisions.iter().find(|d| d.epoch == epoch) {
-            d.stop && !t.promotions.contains(&epoch)
-        } else {
-            let epochs = epochs.or_else(|| self.asked.get(trial).and_then(|p| p.input.epochs()));
-            let Some(decision) = pruner.decide(held.record(), trial, epoch, epochs) else {
-                return Ok(());
-            };
-            if decision.stop {
-                self.progress.println(&pruner.stop_line(&decision));
-            }
-            let stop = decision.stop;
-            held.append(&[Event::Decision(decision)])?;
-            stop
-        };
+        let epochs = epochs.or_else(|| self.asked.get(trial).and_then(|p| p.input.epochs()));
+        let judgement = engine::judge(pruner, held.record(), trial, epoch, epochs);
+        if let Some(d) = judgement.decision {
+            held.append(&[Event::Decision(d)])?;
+        }
         drop(held);
-        if stop {
-            let reason = if pruner.pauses() {
-                StopReason::Paused
-            } else {
-                StopReason::Pruned
-            };
-            self.stop(trial, reason);
+        if let Some(line) = &judgement.say {
+            self.progress.println(line);
+        }
+        if let Some(how) = judgement.stop {
+            self.stop(trial, how);
         }
         Ok(())
     }
 
-    /// Journals an attempt's end, retries it here when the policy says so, and republishes.
+    /// Journals an attempt's end (see [`engine::conclude`]), retries it here when the policy
+    /// says so, and republishes.
     fn ended(&mut self, trial: String, outcome: TrialOutcome) -> anyhow::Result<()> {
-        let Some(attempt) = self.running.remove(&trial) else {
+        let Some(attempt) = self.running.end(&trial) else {
             return Ok(());
         };
         let job = attempt.job;
-        if attempt.lost {
+        if self.lost.remove(&trial) {
             self.progress
                 .println(&format!("{trial} stopped here; another worker runs it"));
             return self.renew();
@@ -557,19 +544,31 @@ impl Worker<'_> {
         }
         // How every worker's trials ended so far tells a failure that will recur.
         absorb_ends(&mut self.failures, held.take_ends(), held.record());
-        let values = param_values(held.record(), &trial);
-        let ended = Ended {
-            id: &trial,
-            values: &values,
+        let rules = EndRules {
+            retries: self.opts.retries,
+            per_device: self.exec.per_device(),
+            max_failures: self.plan.max_failures,
         };
-        let interrupted = outcome.status == TrialStatus::Interrupted;
-        let retry = if interrupted || self.failures.seen_elsewhere(ended, &outcome) {
-            None
-        } else {
-            retry::next_attempt(&job, &outcome, self.opts.retries, 1)
-        };
+        let end = engine::conclude(
+            &job,
+            &outcome,
+            &mut self.failures,
+            held.record(),
+            rules,
+            self.stopping,
+        );
+        let mut events = end.events.clone();
+        if let Some(next) = &end.retry {
+            events.push(Event::Claimed {
+                trial: trial.clone(),
+                attempt: next.attempt,
+                worker: self.name.clone(),
+            });
+        } else if end.failed {
+            self.failed += 1;
+        }
+        held.append(&events)?;
         let record = held.record();
-        let count = |s: TrialStatus| record.count(s);
         let failed_now = record
             .active()
             .filter(|t| t.status.is_failure() && t.status != TrialStatus::Interrupted)
@@ -578,52 +577,18 @@ impl Worker<'_> {
         self.progress.sync(
             finished_now + failed_now,
             failed_now,
-            count(TrialStatus::Pruned),
+            record.count(TrialStatus::Pruned),
         );
-        let mut events = vec![Event::Finished {
-            trial: trial.clone(),
-            attempt: job.attempt,
-            status: outcome.status,
-            message: outcome.message.clone(),
-            seconds: crate::train::round_ms(outcome.seconds),
-            best: outcome.best.clone(),
-        }];
-        if let Some(next) = &retry {
-            events.push(Event::Claimed {
-                trial: trial.clone(),
-                attempt: next.attempt,
-                worker: self.name.clone(),
-            });
-        } else if outcome.status.is_failure() && !interrupted {
-            self.failed += 1;
-        }
-        let mut failures = self.failures.clone();
-        failures.record(ended, &outcome);
-        let halt = match held.record().stopped {
-            None => failures.halt(self.plan.max_failures),
-            Some(_) => None, // another worker stopped it already
-        };
-        if let Some(reason) = &halt {
-            events.push(Event::Stopped {
-                reason: reason.clone(),
-            });
-        }
-        held.append(&events)?;
-        self.unpublished += 1;
-        let batch = (held.record().trials.len() / 100).max(1);
-        let board = if self.unpublished >= batch {
-            self.unpublished = 0;
-            Some(publish(
-                self.dir,
-                held.record(),
-                self.plan.keep_checkpoints,
-            )?)
-        } else {
-            None
-        };
+        let board = self.publisher.ended(self.dir, held.record(), false)?;
         // The next trial is taken under the same hold: one lock per trial, not two.
-        let next = if retry.is_none() && halt.is_none() && !self.stopping {
-            let mine: Vec<&str> = self.running.keys().map(String::as_str).collect();
+        let next = if end.retry.is_none()
+            && end.halt.is_none()
+            && !self.stopping
+            && self.opts.max_trials.is_none_or(|n| self.taken < n)
+            && self.exec.room_for(None)
+        {
+            let ids = self.running.ids();
+            let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
             let chooser = Chooser {
                 spec: self.spec,
                 plan: self.plan,
@@ -647,16 +612,18 @@ impl Worker<'_> {
             .as_ref()
             .and_then(|b| b.best().and_then(|r| r.value.map(|v| (r.trial.clone(), v))));
         self.progress
-            .finished(&trial, &outcome, retry.is_some(), best);
-        if let Some(reason) = halt {
-            self.progress.println(&reason);
+            .finished(&trial, &outcome, end.retry.is_some(), best);
+        if let Some(reason) = &end.halt {
+            self.progress.println(reason);
             self.stop_all(StopReason::Interrupted);
         }
         if board.is_some() {
             self.republish_report();
         }
-        if let Some(next) = retry {
-            return self.start(next);
+        if let Some(next) = end.retry {
+            self.waiting.push_back(next);
+            self.start_waiting()?;
+            return self.renew();
         }
         if let Some((decided, notes)) = next {
             self.launch(decided, notes)?;
@@ -664,28 +631,14 @@ impl Worker<'_> {
         self.renew()
     }
 
+    /// Rewrites the live report when it is due (see [`Publisher::live_report`]).
     fn republish_report(&mut self) {
-        let Some(write) = self.opts.live_report else {
-            return;
-        };
-        if self
-            .reported
-            .is_some_and(|t| t.elapsed() < LIVE_REPORT_EVERY)
-        {
-            return;
-        }
         let record = self.journal.record();
         let finished = record.active().filter(|t| t.status.is_final()).count();
-        let total = self
-            .adaptive
-            .as_ref()
-            .map_or(0, |t| t.budget)
-            .max(record.active().count());
-        if let Err(e) = write(self.dir, finished, total) {
-            self.progress
-                .println(&format!("warning: the live report was not written: {e:#}"));
+        let total = engine::total_trials(self.plan, record);
+        if let Some(warning) = self.publisher.live_report(self.dir, finished, total) {
+            self.progress.println(&warning);
         }
-        self.reported = Some(Instant::now());
     }
 
     /// The searched values of a trial, for the progress lines.
@@ -717,16 +670,11 @@ impl Worker<'_> {
                         | TrialStatus::Interrupted
                 )
             });
-        if finished && self.pruner.as_ref().is_some_and(|p| p.pauses()) {
-            for t in record.active() {
-                if t.status == TrialStatus::Pruned
-                    && let Ok(run) = RunDir::open(&self.dir.trial_dir(t.id()))
-                {
-                    crate::train::state::remove(&run);
-                }
-            }
+        if finished {
+            let pauses = self.pruner.as_ref().is_some_and(|p| p.pauses());
+            engine::discard_paused_states(self.dir, record, pauses);
         }
-        let board = publish(self.dir, record, self.plan.keep_checkpoints)?;
+        let board = engine::publish(self.dir, record, self.plan.keep_checkpoints)?;
         if finished {
             // The leases of workers killed on the way name trials long finished elsewhere.
             for gone in workers::leases(self.dir)
@@ -740,14 +688,4 @@ impl Worker<'_> {
         self.lease.end(self.dir);
         Ok((board, finished))
     }
-}
-
-/// What looking for work gave the loop.
-enum Took {
-    /// A trial started.
-    Started,
-    /// Nothing to take now.
-    Wait,
-    /// Nothing is left; why, when worth saying.
-    Done(Option<String>),
 }

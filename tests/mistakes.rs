@@ -296,26 +296,14 @@ fn a_corrected_metric_name_is_accepted_when_no_trial_kept_anything() {
     let results = dir.join("results");
     let o = run_sweep(&s, &results, &["--retries", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    std::fs::write(
-        &s,
-        std::fs::read_to_string(&s)
-            .unwrap()
-            .replace("metric = \"val_acc\"", "metric = \"acc\""),
-    )
-    .unwrap();
+    edit_spec(&s, "metric = \"val_acc\"", "metric = \"acc\"");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let rows = csv_rows(&results.join("metric/leaderboard.csv"));
     assert_eq!(rows[0][3], "acc");
     assert!(rows[1..].iter().all(|r| r[2] == "completed"), "{rows:?}");
     // Once trials kept results, another metric is refused and names the flag.
-    std::fs::write(
-        &s,
-        std::fs::read_to_string(&s)
-            .unwrap()
-            .replace("metric = \"acc\"", "metric = \"train_loss\""),
-    )
-    .unwrap();
+    edit_spec(&s, "metric = \"acc\"", "metric = \"train_loss\"");
     let o = run_sweep(&s, &results, &[]);
     assert!(
         !o.status.success() && text(&o).contains("--accept-changes"),

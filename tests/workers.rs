@@ -45,25 +45,9 @@ fn per_trial(root: &Path, event: &str) -> HashMap<String, usize> {
     n
 }
 
-fn asked(root: &Path) -> Vec<String> {
-    journal(root)
-        .iter()
-        .filter(|e| e["event"] == "trial")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// A TPE sweep of fake_train.py over lr and momentum.
 fn tpe_spec(dir: &Path, samples: usize) -> PathBuf {
-    command_spec(
-        dir,
-        "tpe",
-        r#""--lr", "{lr}", "--epochs", "2", "--sleep", "0.02""#,
-        "lr = 0.01\nmomentum = 0.9",
-        &format!(
-            "[search]\nmethod = \"tpe\"\nsamples = {samples}\nstartup = 5\nseed = 11\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\nmomentum = {{ uniform = [0.0, 0.99] }}"
-        ),
-    )
+    common::tpe_spec(dir, "tpe", (samples, 5, 11), 0.02)
 }
 
 #[test]

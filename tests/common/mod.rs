@@ -380,3 +380,38 @@ pub fn render_report(dir: &Path, fragment: &str) -> Option<RenderedReport> {
     }
     Some(RenderedReport { charts, ..report })
 }
+
+/// The ids of the trials a sweep's journal holds, in the order they entered the plan.
+pub fn asked(root: &Path) -> Vec<String> {
+    journal(root)
+        .iter()
+        .filter(|e| e["event"] == "trial")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A TPE sweep `name` of fake_train.py over lr and momentum: `samples` trials, the first
+/// `startup` at random, `seed`, each trial 2 epochs of `sleep` seconds.
+pub fn tpe_spec(
+    dir: &Path,
+    name: &str,
+    (samples, startup, seed): (usize, usize, u64),
+    sleep: f64,
+) -> PathBuf {
+    command_spec(
+        dir,
+        name,
+        &format!(r#""--lr", "{{lr}}", "--epochs", "2", "--sleep", "{sleep}""#),
+        "lr = 0.01\nmomentum = 0.9",
+        &format!(
+            "[search]\nmethod = \"tpe\"\nsamples = {samples}\nstartup = {startup}\nseed = {seed}\n[search.params]\nlr = {{ log_uniform = [0.0001, 1.0] }}\nmomentum = {{ uniform = [0.0, 0.99] }}"
+        ),
+    )
+}
+
+/// Rewrites the spec at `path` with `from` replaced by `to` (the test's edit of a spec).
+pub fn edit_spec(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}

@@ -5,7 +5,9 @@
 use crate::exec::{TrialJob, TrialOutcome};
 use crate::store::journal::Event;
 use crate::store::record::StudyRecord;
+use crate::store::run_dir::RunDir;
 use crate::sweep::study::retry::{self, Ended, Failures};
+use crate::sweep::study::unjournalled_epochs;
 use crate::trial::TrialStatus;
 
 /// The options an end is judged by.
@@ -22,7 +24,8 @@ pub struct EndRules {
 /// What an attempt's end means.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conclusion {
-    /// The lines to journal: how it ended, and the sweep's stop when it must halt.
+    /// The lines to journal: the epochs its directory holds that the journal lacks, how it
+    /// ended, and the sweep's stop when it must halt.
     pub events: Vec<Event>,
     /// The trial's next attempt, when it gets one.
     pub retry: Option<TrialJob>,
@@ -36,6 +39,11 @@ pub struct Conclusion {
 /// Concludes attempt `job` ending with `outcome`, given how trials ended so far (`failures`,
 /// which learns this end) and the record. `stopping`: the sweep is being interrupted, so no
 /// new attempt starts. A failure another trial already had will recur: it gets no retry.
+///
+/// Epochs in the trial's `metrics.csv` after the journal's last come first: an attempt that
+/// resumes a trial whose epochs an earlier process finished unrelayed (the orphan of a killed
+/// `sweep run`, a killed worker's buffer) reports only its end, and the sampler and the
+/// leaderboard must see what the trial reached.
 pub fn conclude(
     job: &TrialJob,
     outcome: &TrialOutcome,
@@ -63,14 +71,18 @@ pub fn conclude(
         None => failures.halt(rules.max_failures),
         Some(_) => None,
     };
-    let mut events = vec![Event::Finished {
+    let mut events: Vec<Event> = match (record.get(&job.id), RunDir::open(&job.dir)) {
+        (Some(t), Ok(run)) => unjournalled_epochs(&run, t),
+        _ => Vec::new(),
+    };
+    events.push(Event::Finished {
         trial: job.id.clone(),
         attempt: job.attempt,
         status: outcome.status,
         message: outcome.message.clone(),
         seconds: crate::train::round_ms(outcome.seconds),
         best: outcome.best.clone(),
-    }];
+    });
     if let Some(reason) = &halt {
         events.push(Event::Stopped {
             reason: reason.clone(),
@@ -143,6 +155,36 @@ mod tests {
             true,
         );
         assert_eq!(c.retry, None);
+    }
+
+    #[test]
+    fn epochs_the_trial_directory_holds_beyond_the_journal_are_journalled_before_the_end() {
+        use crate::trial::{EpochMetrics, Metrics};
+        let dir = std::env::temp_dir().join(format!("sweep-conclude-{}", std::process::id()));
+        let run = RunDir::create(&dir, true).unwrap();
+        let row = |epoch, v| EpochMetrics {
+            epoch,
+            metrics: Metrics::new().with("val_acc", v),
+        };
+        run.write_metrics(&[row(1, 85.0), row(2, 87.5)]).unwrap();
+        // The journal has epoch 1; epoch 2 was finished by a process nobody relayed, and the
+        // attempt that resumed the trial reported only its end.
+        let mut s = Study::new();
+        s.trial("a", &[]).epoch("a", 1, &[("val_acc", 85.0)]);
+        let record = s.build();
+        let done = outcome(TrialStatus::Completed, "done");
+        let job = TrialJob::new("a", dir.clone(), 2);
+        let c = conclude(&job, &done, &mut Failures::default(), &record, RULES, false);
+        assert!(
+            matches!(
+                &c.events[..],
+                [Event::Epoch { row, .. }, Event::Finished { .. }] if row.epoch == 2
+                    && row.get("val_acc") == Some(87.5)
+            ),
+            "{:?}",
+            c.events
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

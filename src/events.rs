@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::atomic;
 use crate::train::Observer;
 use crate::trial::{EpochMetrics, TrialSummary};
 
@@ -182,6 +183,52 @@ pub fn read_appended(path: &Path, seen: usize) -> (Vec<TrialEvent>, usize) {
         }
     }
     (events, lines)
+}
+
+// What a Slurm task and its executor share besides the events: the margin before the time
+// limit it is told, and the record it leaves when it ends.
+
+/// The environment variable that tells a task how many seconds before its time limit to stop
+/// and requeue itself.
+pub const REQUEUE_BEFORE: &str = "SWEEP_REQUEUE_BEFORE";
+
+/// The file each task writes into its trial directory when it ends.
+pub const TASK_FILE: &str = "slurm-task.json";
+
+/// What a task records about itself (`sweep trial` writes it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskRecord {
+    /// `SLURM_ARRAY_JOB_ID`.
+    pub job: String,
+    /// `SLURM_ARRAY_TASK_ID`.
+    pub task: String,
+    /// `SLURMD_NODENAME`.
+    pub node: String,
+    /// `CUDA_VISIBLE_DEVICES` as the task saw it.
+    pub cuda_visible_devices: Option<String>,
+    /// `SLURM_JOB_GPUS` as the task saw it.
+    pub slurm_job_gpus: Option<String>,
+    /// The device it trained on.
+    pub device: String,
+    /// Its exit code.
+    pub exit_code: i32,
+    /// The run's status.
+    pub status: String,
+}
+
+impl TaskRecord {
+    /// Reads the record a task left in `dir`.
+    pub fn read(dir: &Path) -> Option<Self> {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(TASK_FILE)).ok()?).ok()
+    }
+
+    /// Writes it into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        atomic::write(
+            &dir.join(TASK_FILE),
+            serde_json::to_string_pretty(self)? + "\n",
+        )
+    }
 }
 
 #[cfg(test)]

@@ -5,18 +5,17 @@
 //! runs in that process, not in the orchestrator.
 
 pub mod command;
+mod slurm_task;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::events::Events;
+use crate::events::TASK_FILE;
 use crate::exec::local::ORCHESTRATOR_PID;
-use crate::exec::slurm::{TASK_FILE, TaskRecord};
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{EVENTS_FILE, TRIAL_INPUT_FILE, TRIAL_TASK_FILE};
 use crate::train::config::TrialConfig;
@@ -64,50 +63,9 @@ pub fn read_task(dir: &Path) -> anyhow::Result<TrialTask> {
         .with_context(|| format!("{}: not a valid trial task", path.display()))
 }
 
-/// The GPUs Slurm assigned to this task: `CUDA_VISIBLE_DEVICES`, or else `SLURM_JOB_GPUS`
-/// (set without a device cgroup).
-struct SlurmGpus {
-    visible: Option<String>,
-    job_gpus: Option<String>,
-}
-
+/// A non-empty environment variable.
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
-impl SlurmGpus {
-    fn from_env() -> Self {
-        Self {
-            visible: env("CUDA_VISIBLE_DEVICES"),
-            job_gpus: env("SLURM_JOB_GPUS"),
-        }
-    }
-
-    /// The device to train on when none is given: the first visible GPU, or when only
-    /// SLURM_JOB_GPUS says which, that GPU by its index on the node (the process sees every
-    /// GPU then, so nothing needs to be changed in its environment).
-    fn device(&self) -> String {
-        if !candle_core::utils::cuda_is_available() {
-            if let Some(ids) = self.visible.as_ref().or(self.job_gpus.as_ref()) {
-                note!(
-                    "GPU {ids} assigned, but this binary was built without CUDA: training on the CPU"
-                );
-            }
-            return "cpu".into();
-        }
-        match (&self.visible, &self.job_gpus) {
-            (Some(v), _) if v != "NoDevFiles" => "cuda:0".into(),
-            (_, Some(ids)) => match ids
-                .split(',')
-                .next()
-                .and_then(|i| i.trim().parse::<usize>().ok())
-            {
-                Some(i) => format!("cuda:{i}"),
-                None => "cpu".into(),
-            },
-            _ => "cpu".into(),
-        }
-    }
 }
 
 /// Makes this trial process end (SIGTERM, which saves its state) when the orchestrator that
@@ -123,31 +81,6 @@ fn die_with_orchestrator() {
             std::process::exit(i32::from(crate::trial::EXIT_INTERRUPTED));
         }
     }
-}
-
-/// Stops the trial (raising `stop` and `requeue`) `SWEEP_REQUEUE_BEFORE` seconds before this
-/// Slurm job's time limit, as `squeue` tells it when the task starts; nothing without a limit.
-/// (Slurm's own warning, `--signal`, reached requeued tasks right after they restarted, before
-/// they could make progress.)
-fn watch_time_limit(stop: &Arc<AtomicBool>, requeue: &Arc<AtomicBool>) {
-    let Some(job) = env("SLURM_JOB_ID") else {
-        return;
-    };
-    let Some(left) = crate::exec::slurm::time_left(&job) else {
-        return;
-    };
-    let margin = env(crate::exec::slurm::REQUEUE_BEFORE)
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or(Duration::from_secs(120), Duration::from_secs)
-        // However short the limit, the trial keeps a quarter of it (at least 10 s) to make
-        // progress in.
-        .min(left.saturating_sub((left / 4).max(Duration::from_secs(10))));
-    let (stop, requeue) = (Arc::clone(stop), Arc::clone(requeue));
-    std::thread::spawn(move || {
-        std::thread::sleep(left - margin);
-        requeue.store(true, Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
-    });
 }
 
 /// Runs the trial in `dir` and returns how it ended (its exit code says the same).
@@ -166,9 +99,9 @@ pub fn run(
     let in_slurm = env("SLURM_ARRAY_JOB_ID").is_some();
     let requeue = Arc::new(AtomicBool::new(false));
     if in_slurm {
-        watch_time_limit(stop, &requeue);
+        slurm_task::watch_time_limit(stop, &requeue);
     }
-    let gpus = SlurmGpus::from_env();
+    let gpus = slurm_task::SlurmGpus::from_env();
     let device = device.map_or_else(|| gpus.device(), str::to_string);
     let mut observer = match events {
         EventsTo::Stdout => Box::new(Events::stdout(&task.id)) as Box<dyn Observer>,
@@ -181,37 +114,8 @@ pub fn run(
         Some(cmd) => command::run(dir, &task, cmd, &device, stop, observer.as_mut()),
         None => train_builtin(dir, &task, &device, stop, observer.as_mut()),
     };
-    if in_slurm
-        && requeue.load(Ordering::Relaxed)
-        && matches!(result, Ok(TrialStatus::Interrupted))
-        && let Some(job) = env("SLURM_JOB_ID")
-    {
-        // The task goes on later: leave no record of an end.
-        match Command::new("scontrol").args(["requeue", &job]).status() {
-            Ok(s) if s.success() => {
-                note!(
-                    "near the time limit: requeued job {job} to continue from the last finished epoch"
-                );
-                return result;
-            }
-            other => {
-                note!("near the time limit, and `scontrol requeue {job}` failed ({other:?})")
-            }
-        }
-    }
     if in_slurm {
-        let status = result.as_ref().map_or(TrialStatus::Failed, |s| *s);
-        TaskRecord {
-            job: env("SLURM_ARRAY_JOB_ID").unwrap_or_default(),
-            task: env("SLURM_ARRAY_TASK_ID").unwrap_or_default(),
-            node: env("SLURMD_NODENAME").unwrap_or_default(),
-            cuda_visible_devices: gpus.visible,
-            slurm_job_gpus: gpus.job_gpus,
-            device,
-            exit_code: i32::from(status.exit_code()),
-            status: status.to_string(),
-        }
-        .write(dir)?;
+        slurm_task::end(dir, &result, requeue.load(Ordering::Relaxed), gpus, device)?;
     }
     result
 }

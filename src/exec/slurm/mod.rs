@@ -2,21 +2,30 @@
 //! of the array's task list (`sweep trial --list FILE --task i`). The orchestrator polls
 //! `squeue` (no accounting needed), reads what each task writes in its trial directory, and
 //! reports it like the local executor. Arrays never exceed the cluster's `MaxArraySize`: a
-//! longer list is split into several arrays.
+//! longer list is split into several arrays. The Slurm commands are called in `client`, the
+//! scripts written in `script`; what a task does inside its job is `trial_process`'s.
+
+pub(crate) mod client;
+mod script;
+
+pub use client::submit;
+pub use script::{ArrayScript, worker_script};
 
 use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use super::{ExecEvent, Executor, Interrupt, TrialJob, outcome_from_dir};
+use crate::events::{TASK_FILE, TaskRecord};
 use crate::store::atomic;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::EVENTS_FILE;
 use crate::trial::{StopReason, TrialStatus};
+use client::{is_active, max_array_size, slurm, task_states};
+use script::script;
 
 /// Settings of the Slurm executor (`sweep run --backend slurm`).
 #[derive(Debug, Clone)]
@@ -43,285 +52,6 @@ pub struct SlurmOptions {
     pub requeue_before: Duration,
     /// The `sweep` binary the tasks run (on a cluster: a path every node can see).
     pub exe: PathBuf,
-}
-
-/// The environment variable that tells a task how many seconds before its time limit to stop
-/// and requeue itself.
-pub const REQUEUE_BEFORE: &str = "SWEEP_REQUEUE_BEFORE";
-
-/// A Slurm duration (`squeue`'s `%L`): `SS`, `MM:SS`, `HH:MM:SS` or `D-HH:MM:SS`; None for
-/// `UNLIMITED`, `NOT_SET` and anything else.
-pub fn parse_slurm_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (days, clock) = match s.split_once('-') {
-        Some((d, rest)) => (d.parse::<u64>().ok()?, rest),
-        None => (0, s),
-    };
-    let parts: Vec<u64> = clock
-        .split(':')
-        .map(|p| p.parse::<u64>().ok())
-        .collect::<Option<_>>()?;
-    let secs = match parts.as_slice() {
-        [s] => *s,
-        [m, s] => m * 60 + s,
-        [h, m, s] => h * 3600 + m * 60 + s,
-        _ => return None,
-    };
-    Some(Duration::from_secs(days * 86400 + secs))
-}
-
-/// The time this Slurm job has left before its time limit (None: unlimited, or unknown).
-pub fn time_left(job: &str) -> Option<Duration> {
-    parse_slurm_duration(&slurm("squeue", &["-h", "-j", job, "-o", "%L"]).ok()?)
-}
-
-/// The file each task writes into its trial directory when it ends.
-pub const TASK_FILE: &str = "slurm-task.json";
-
-/// What a task records about itself (`sweep trial` writes it).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TaskRecord {
-    /// `SLURM_ARRAY_JOB_ID`.
-    pub job: String,
-    /// `SLURM_ARRAY_TASK_ID`.
-    pub task: String,
-    /// `SLURMD_NODENAME`.
-    pub node: String,
-    /// `CUDA_VISIBLE_DEVICES` as the task saw it.
-    pub cuda_visible_devices: Option<String>,
-    /// `SLURM_JOB_GPUS` as the task saw it.
-    pub slurm_job_gpus: Option<String>,
-    /// The device it trained on.
-    pub device: String,
-    /// Its exit code.
-    pub exit_code: i32,
-    /// The run's status.
-    pub status: String,
-}
-
-impl TaskRecord {
-    /// Reads the record a task left in `dir`.
-    pub fn read(dir: &Path) -> Option<Self> {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(TASK_FILE)).ok()?).ok()
-    }
-
-    /// Writes it into `dir`.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        atomic::write(
-            &dir.join(TASK_FILE),
-            serde_json::to_string_pretty(self)? + "\n",
-        )
-    }
-}
-
-/// One array submission: what `sbatch` gets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ArrayScript {
-    /// The sbatch script.
-    pub script: String,
-    /// The task list: one trial directory per line, task `i` on line `i`.
-    pub list: String,
-}
-
-/// The sbatch script of an array of `tasks` tasks whose task list is `list_path`, to start
-/// after job `after` ends (when given).
-pub fn script(
-    name: &str,
-    sweep_dir: &Path,
-    list_path: &Path,
-    tasks: usize,
-    after: Option<&str>,
-    opts: &SlurmOptions,
-) -> String {
-    let mut array = match tasks {
-        1 => "0".to_string(),
-        n => format!("0-{}", n - 1),
-    };
-    if let Some(p) = opts.array_parallelism {
-        array.push_str(&format!("%{p}"));
-    }
-    let log = sweep_dir.join("slurm").join("%A_%a.out");
-    let mut lines = header(&format!("sweep-{name}"), &array, &log, opts);
-    if let Some(job) = after {
-        lines.push(format!("#SBATCH --dependency=afterany:{job}"));
-    }
-    lines.push(format!(
-        "# Task i trains the trial whose directory is on line i (from 0) of {}.",
-        list_path.display()
-    ));
-    lines.push(format!(
-        "export {REQUEUE_BEFORE}={}",
-        opts.requeue_before.as_secs().max(1)
-    ));
-    lines.push(format!(
-        "exec {} --threads {} trial --list {} --task \"$SLURM_ARRAY_TASK_ID\" --events file",
-        shell_quote(&opts.exe.display().to_string()),
-        opts.cpus_per_trial,
-        shell_quote(&list_path.display().to_string())
-    ));
-    lines.join("\n") + "\n"
-}
-
-/// The `#SBATCH` lines every script of a sweep shares: the job, its array, resources, log, and
-/// requeueing (preempted, or near its time limit, a task is requeued; its log keeps every run).
-fn header(job_name: &str, array: &str, log: &Path, opts: &SlurmOptions) -> Vec<String> {
-    let mut lines = vec![
-        "#!/bin/bash".to_string(),
-        format!("#SBATCH --job-name={job_name}"),
-        format!("#SBATCH --array={array}"),
-        format!("#SBATCH --cpus-per-task={}", opts.cpus_per_trial),
-        format!("#SBATCH --output={}", log.display()),
-    ];
-    if opts.gpus_per_trial > 0 {
-        lines.push(format!("#SBATCH --gres=gpu:{}", opts.gpus_per_trial));
-    }
-    if let Some(m) = &opts.mem {
-        lines.push(format!("#SBATCH --mem={m}"));
-    }
-    if let Some(t) = &opts.time {
-        lines.push(format!("#SBATCH --time={t}"));
-    }
-    if let Some(p) = &opts.partition {
-        lines.push(format!("#SBATCH --partition={p}"));
-    }
-    lines.push("#SBATCH --requeue".to_string());
-    lines.push("#SBATCH --open-mode=append".to_string());
-    for a in &opts.sbatch_args {
-        lines.push(format!("#SBATCH {a}"));
-    }
-    lines
-}
-
-/// The sbatch script of `workers` pull workers of the sweep in `sweep_dir` (`sweep submit
-/// --workers`): an array whose every task runs `sweep worker` with `worker_args`, from
-/// `workdir`.
-pub fn worker_script(
-    name: &str,
-    sweep_dir: &Path,
-    workdir: &Path,
-    workers: usize,
-    worker_args: &[String],
-    opts: &SlurmOptions,
-) -> String {
-    let mut array = match workers {
-        1 => "0".to_string(),
-        n => format!("0-{}", n - 1),
-    };
-    if let Some(p) = opts.array_parallelism {
-        array.push_str(&format!("%{p}"));
-    }
-    let log = sweep_dir.join("slurm").join("worker-%A_%a.out");
-    let mut lines = header(&format!("sweep-{name}-workers"), &array, &log, opts);
-    lines.push(
-        "# Every task is a pull worker: it takes trials from the sweep until none is left.".into(),
-    );
-    lines.push(format!(
-        "cd {}",
-        shell_quote(&workdir.display().to_string())
-    ));
-    let mut command = vec![
-        shell_quote(&opts.exe.display().to_string()),
-        "--threads".into(),
-        opts.cpus_per_trial.to_string(),
-        "worker".into(),
-        shell_quote(&sweep_dir.display().to_string()),
-        "--threads-per-trial".into(),
-        opts.cpus_per_trial.to_string(),
-    ];
-    command.extend(worker_args.iter().map(|a| shell_quote(a)));
-    lines.push(format!("exec {}", command.join(" ")));
-    lines.join("\n") + "\n"
-}
-
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+:=".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-/// Runs a Slurm client command and returns its stdout.
-fn slurm(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run `{cmd}`: is Slurm installed and on PATH?"))?;
-    if !out.status.success() {
-        bail!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Submits a script; returns the array job id.
-pub fn submit(script_path: &Path) -> anyhow::Result<String> {
-    let out = slurm(
-        "sbatch",
-        &["--parsable", &script_path.display().to_string()],
-    )?;
-    let id = out.trim().split(';').next().unwrap_or("").to_string();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        bail!("sbatch printed `{}`, not a job id", out.trim());
-    }
-    Ok(id)
-}
-
-/// The cluster's `MaxArraySize` (an array's task ids must stay below it); Slurm's default 1001
-/// when `scontrol` does not say.
-pub fn max_array_size() -> usize {
-    slurm("scontrol", &["show", "config"])
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.trim_start().starts_with("MaxArraySize"))
-                .and_then(|l| l.split('=').nth(1))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-        })
-        .filter(|&n| n > 0)
-        .unwrap_or(1001)
-}
-
-/// The state and node of every task of `job` that squeue still lists (finished ones stay
-/// listed for the cluster's MinJobAge).
-pub fn task_states(job: &str) -> anyhow::Result<HashMap<usize, (String, String)>> {
-    let out = slurm(
-        "squeue",
-        &["-h", "-r", "-t", "all", "-j", job, "-o", "%K|%T|%N"],
-    )?;
-    Ok(out
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split('|');
-            let task = f.next()?.trim().parse().ok()?;
-            let state = f.next()?.trim().to_string();
-            let node = f.next().unwrap_or("").trim().to_string();
-            Some((task, (state, node)))
-        })
-        .collect())
-}
-
-/// True for the squeue states of a task that has not ended.
-pub fn is_active(state: &str) -> bool {
-    matches!(
-        state,
-        "PENDING"
-            | "RUNNING"
-            | "CONFIGURING"
-            | "COMPLETING"
-            | "SUSPENDED"
-            | "REQUEUED"
-            | "REQUEUE_FED"
-            | "REQUEUE_HOLD"
-            | "RESIZING"
-            | "SIGNALING"
-            | "STAGE_OUT"
-    )
 }
 
 /// How long squeue may keep failing before the orchestrator gives up (a controller restart
@@ -753,98 +483,4 @@ fn should_cancel(opts: &SlurmOptions, jobs: &[String]) -> bool {
     );
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim().eq_ignore_ascii_case("y")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_script_requests_what_the_options_say() {
-        let opts = SlurmOptions {
-            array_parallelism: Some(2),
-            gpus_per_trial: 1,
-            cpus_per_trial: 4,
-            mem: Some("8G".into()),
-            time: Some("1:00:00".into()),
-            partition: Some("gpu".into()),
-            sbatch_args: vec!["--qos=high".into()],
-            cancel_on_exit: false,
-            poll: Duration::from_secs(1),
-            requeue_before: Duration::from_secs(90),
-            exe: PathBuf::from("/opt/sweep/bin/sweep"),
-        };
-        let s = script(
-            "lr",
-            Path::new("/scratch/results/lr"),
-            Path::new("/scratch/results/lr/slurm/tasks-1.txt"),
-            4,
-            Some("77"),
-            &opts,
-        );
-        for line in [
-            "#SBATCH --array=0-3%2",
-            "#SBATCH --cpus-per-task=4",
-            "#SBATCH --gres=gpu:1",
-            "#SBATCH --mem=8G",
-            "#SBATCH --time=1:00:00",
-            "#SBATCH --partition=gpu",
-            "#SBATCH --dependency=afterany:77",
-            "#SBATCH --qos=high",
-            "#SBATCH --requeue",
-            "export SWEEP_REQUEUE_BEFORE=90",
-            "#SBATCH --output=/scratch/results/lr/slurm/%A_%a.out",
-            "exec /opt/sweep/bin/sweep --threads 4 trial --list /scratch/results/lr/slurm/tasks-1.txt --task \"$SLURM_ARRAY_TASK_ID\" --events file",
-        ] {
-            assert!(s.lines().any(|l| l == line), "missing `{line}` in\n{s}");
-        }
-    }
-
-    #[test]
-    fn a_worker_script_runs_sweep_worker_in_every_task_from_the_sweeps_directory() {
-        let opts = SlurmOptions {
-            array_parallelism: None,
-            gpus_per_trial: 0,
-            cpus_per_trial: 2,
-            mem: Some("4G".into()),
-            time: None,
-            partition: None,
-            sbatch_args: vec![],
-            cancel_on_exit: false,
-            poll: Duration::from_secs(2),
-            requeue_before: Duration::from_secs(120),
-            exe: PathBuf::from("/opt/sweep"),
-        };
-        let script = worker_script(
-            "tpe",
-            Path::new("/scratch/results/tpe"),
-            Path::new("/home/me/project dir"),
-            3,
-            &["--retries".into(), "1".into()],
-            &opts,
-        );
-        let lines: Vec<&str> = script.lines().collect();
-        for want in [
-            "#SBATCH --job-name=sweep-tpe-workers",
-            "#SBATCH --array=0-2",
-            "#SBATCH --cpus-per-task=2",
-            "#SBATCH --mem=4G",
-            "#SBATCH --output=/scratch/results/tpe/slurm/worker-%A_%a.out",
-            "cd '/home/me/project dir'",
-            "exec /opt/sweep --threads 2 worker /scratch/results/tpe --threads-per-trial 2 --retries 1",
-        ] {
-            assert!(lines.contains(&want), "{want} in:\n{script}");
-        }
-    }
-
-    #[test]
-    fn slurm_durations_parse_in_its_formats() {
-        let d = |s| parse_slurm_duration(s).map(|d| d.as_secs());
-        assert_eq!(d("0:43"), Some(43));
-        assert_eq!(d("1:02:03"), Some(3723));
-        assert_eq!(d("2-01:00:00"), Some(2 * 86400 + 3600));
-        assert_eq!(d("59"), Some(59));
-        assert_eq!(d("UNLIMITED"), None);
-        assert_eq!(d("INVALID"), None);
-    }
 }

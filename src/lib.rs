@@ -17,6 +17,7 @@ pub mod cli;
 pub mod devices;
 pub mod events;
 pub mod exec;
+pub mod leaderboard;
 pub mod objectives;
 pub mod pareto;
 pub mod report;

@@ -279,7 +279,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 /// Prints the top of the leaderboard and where the results are, and writes the HTML report.
 pub fn print_results(
     dir: &crate::store::sweep_dir::SweepDir,
-    board: &crate::store::leaderboard::Leaderboard,
+    board: &crate::leaderboard::Leaderboard,
 ) {
     let mut top = board.clone();
     top.truncate(10);

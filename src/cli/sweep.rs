@@ -15,7 +15,7 @@ use super::{EXIT_TRIALS_FAILED, ProgressName, parse_duration, parse_override, pr
 use crate::exec::local::LocalOptions;
 use crate::exec::slots::{DeviceSpec, resolve_devices};
 use crate::exec::slurm::SlurmOptions;
-use crate::store::leaderboard::{Csv, Exporter, Json, Markdown};
+use crate::leaderboard::{Csv, Exporter, Json, Markdown};
 use crate::store::sweep_dir::SweepDir;
 use crate::sweep::rerun::{self, Rerun, Which};
 use crate::sweep::schedule::Schedule;

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ticks::{self, Scale};
+use crate::leaderboard::{Leaderboard, Row};
 use crate::pareto;
-use crate::store::leaderboard::{Leaderboard, Row};
 use crate::store::record::StudyRecord;
 use crate::sweep::importance;
 use crate::sweep::search::{Axis, Domain, Method};

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 
+use crate::leaderboard::Leaderboard;
 use crate::store::atomic;
-use crate::store::leaderboard::Leaderboard;
 use crate::store::run_dir::{CHECKPOINT_FILE, CONFIG_FILE, EVAL_FILE, RunDir};
 use crate::store::sweep_dir::SweepDir;
 use crate::train as trainer;

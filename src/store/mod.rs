@@ -5,7 +5,6 @@
 pub mod atomic;
 pub mod journal;
 pub mod jsonl;
-pub mod leaderboard;
 pub mod lock;
 pub mod record;
 pub mod run_dir;

@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 
 use super::spec::{CommandSpec, param_paths};
+use crate::leaderboard::Leaderboard;
 use crate::store::atomic;
-use crate::store::leaderboard::Leaderboard;
 use crate::store::run_dir::{CONFIG_FILE, RunDir};
 use crate::store::sweep_dir::{PARAMS_JSON_FILE, PARAMS_TOML_FILE, SweepDir};
 use crate::train::config::overrides::get_path;

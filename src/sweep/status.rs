@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::store::leaderboard::{Leaderboard, column_value};
+use crate::leaderboard::{Leaderboard, column_value};
 use crate::store::record::StudyRecord;
 use crate::store::sweep_dir::SweepDir;
 use crate::store::workers::{self, WorkerSettings};

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::leaderboard::{Csv, Exporter, Leaderboard};
 use crate::store::atomic;
-use crate::store::leaderboard::{Csv, Exporter, Leaderboard};
 use crate::store::record::StudyRecord;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::SweepDir;

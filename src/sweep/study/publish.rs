@@ -4,8 +4,8 @@
 
 use super::Study;
 use super::resume::collect_ended;
+use crate::leaderboard::Leaderboard;
 use crate::store::journal::Event;
-use crate::store::leaderboard::Leaderboard;
 use crate::store::record::StudyRecord;
 use crate::store::sweep_dir::SweepDir;
 use crate::sweep::engine::publish;

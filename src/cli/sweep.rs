@@ -590,13 +590,12 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let (text, default_name) = match args.format {
         ExportFormat::Optuna => {
             let entries = crate::store::journal::read(&dir.journal_file())?.entries;
-            let spec = std::fs::read_to_string(dir.spec_file()).unwrap_or_default();
+            let axes = crate::sweep::spec::SearchFacts::of_saved(&dir.spec_file()).axes;
             let trial_dir = |id: &str| {
                 let d = dir.trial_dir(id);
                 std::path::absolute(&d).unwrap_or(d).display().to_string()
             };
-            let text =
-                export::optuna_journal(&record, &entries, &export::spec_axes(&spec), trial_dir);
+            let text = export::optuna_journal(&record, &entries, &axes, trial_dir);
             (text, "optuna-journal.log")
         }
         ExportFormat::Csv => (export::tidy_csv(&record)?, "epochs.csv"),

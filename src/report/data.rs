@@ -14,6 +14,7 @@ use crate::pareto;
 use crate::store::record::StudyRecord;
 use crate::sweep::importance;
 use crate::sweep::search::{Axis, Domain, Method};
+use crate::sweep::spec::SearchFacts;
 use crate::train::engine::EvalOutcome;
 use crate::trial::{Mode, TrialStatus};
 
@@ -207,60 +208,6 @@ fn round6(v: f64) -> f64 {
         return v;
     }
     format!("{v:.5e}").parse().unwrap_or(v)
-}
-
-/// What the spec copy says that the record does not.
-#[derive(Debug, Default)]
-pub struct SpecFacts {
-    /// `description`.
-    pub description: Option<String>,
-    /// `search.method`.
-    pub method: Option<Method>,
-    /// TPE's start-up trials.
-    pub startup: usize,
-    /// `[search.params]`, as written.
-    pub space: Vec<(String, String)>,
-    /// The searched axes.
-    pub axes: Vec<Axis>,
-}
-
-impl SpecFacts {
-    /// Reads them from the spec's text (the copy the sweep last ran); empty when unreadable.
-    pub fn read(spec_text: &str) -> Self {
-        let Ok(table) = spec_text.parse::<toml::Table>() else {
-            return Self::default();
-        };
-        let search = table.get("search").and_then(|s| s.as_table());
-        let get = |k: &str| search.and_then(|s| s.get(k));
-        let method: Option<Method> = get("method").cloned().and_then(|m| m.try_into().ok());
-        let samples = get("samples").and_then(|v| v.as_integer()).unwrap_or(0) as usize;
-        let startup = match method {
-            Some(m @ (Method::Tpe | Method::Gp | Method::Auto)) => {
-                get("startup").and_then(|v| v.as_integer()).map_or_else(
-                    || match m {
-                        Method::Tpe => crate::sweep::spec::default_startup(samples),
-                        _ => crate::sweep::spec::default_gp_startup(samples),
-                    },
-                    |k| k as usize,
-                )
-            }
-            _ => 0,
-        };
-        let space = get("params")
-            .and_then(|p| p.as_table())
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
-            .unwrap_or_default();
-        Self {
-            description: table
-                .get("description")
-                .and_then(|d| d.as_str())
-                .map(String::from),
-            method,
-            startup,
-            space,
-            axes: super::export::spec_axes(spec_text),
-        }
-    }
 }
 
 /// The axis of `column`: its scale from the spec (log exactly when log-uniform, or a list of
@@ -462,7 +409,7 @@ pub struct Inputs<'a> {
     /// Its leaderboard.
     pub board: &'a Leaderboard,
     /// What the spec copy says.
-    pub spec: SpecFacts,
+    pub spec: SearchFacts,
     /// The best trial's evaluation on the test set.
     pub confusion: Option<&'a EvalOutcome>,
     /// The selection note, as HTML.
@@ -580,7 +527,7 @@ fn trial_data(
     row: &Row,
     columns: &[(String, usize)],
     axes: &[ParamAxis],
-    spec: &SpecFacts,
+    spec: &SearchFacts,
 ) -> TrialData {
     let t = record.get(&row.trial);
     let epochs = t.map(|t| t.epochs.as_slice()).unwrap_or_default();
@@ -737,8 +684,13 @@ mod tests {
     use serde_json::json;
 
     fn axis(column: &str, spec: &str, values: &[Value]) -> ParamAxis {
-        let spec = format!("[search]\nmethod = \"random\"\nsamples = 4\n[search.params]\n{spec}");
-        let axes = super::super::export::spec_axes(&spec);
+        let spec = format!(
+            "name = \"axes\"\n[search]\nmethod = \"random\"\nsamples = 4\n[search.params]\n{spec}"
+        );
+        let source =
+            crate::train::config::SourceFile::parse(std::path::Path::new("spec.toml"), spec)
+                .unwrap();
+        let axes = SearchFacts::read(&source).unwrap().axes;
         param_axis(column, &axes, &values.iter().collect::<Vec<_>>())
     }
 

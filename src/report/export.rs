@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::store::journal::{Entry, Event};
 use crate::store::record::{StudyRecord, TrialRecord};
-use crate::sweep::search::{Axis, Domain, Method};
+use crate::sweep::search::{Axis, Domain};
 use crate::trial::{Mode, TrialStatus};
 
 /// Who wrote the log's records, as Optuna's journal names its workers.
@@ -333,27 +333,4 @@ pub fn tidy_csv(record: &StudyRecord) -> anyhow::Result<String> {
         }
     }
     Ok(String::from_utf8(w.into_inner()?)?)
-}
-
-/// The searched axes of the spec a sweep last ran (its `[search]` section alone, so that a base
-/// file the copy cannot find does not matter); none when it cannot be read.
-pub fn spec_axes(spec_text: &str) -> Vec<Axis> {
-    let Ok(table) = spec_text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
-    let Some(search) = table.get("search").and_then(|s| s.as_table()) else {
-        return Vec::new();
-    };
-    let method: Option<Method> = search
-        .get("method")
-        .cloned()
-        .and_then(|m| m.try_into().ok());
-    let (Some(method), Some(params)) = (method, search.get("params").and_then(|p| p.as_table()))
-    else {
-        return Vec::new();
-    };
-    params
-        .iter()
-        .filter_map(|(name, value)| Axis::parse(name, value, method).ok())
-        .collect()
 }

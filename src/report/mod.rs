@@ -74,12 +74,11 @@ fn write_page(dir: &SweepDir, live: Option<(usize, usize)>) -> anyhow::Result<Re
     let confusion = board
         .best()
         .and_then(|best| best_confusion(dir, &best.trial).ok());
-    let spec = std::fs::read_to_string(dir.spec_file()).unwrap_or_default();
     let report = data::build(data::Inputs {
         dir: dir.root().display().to_string(),
         record: &record,
         board: &board,
-        spec: data::SpecFacts::read(&spec),
+        spec: crate::sweep::spec::SearchFacts::of_saved(&dir.spec_file()),
         confusion: confusion.as_ref(),
         selection_html: selection_note(dir, &board),
         live,

@@ -499,6 +499,59 @@ impl SweepSpec {
 }
 
 /// The spec file deserialised; a wrong key or type is an error naming its line.
+/// What a sweep's saved spec says about its search, read by the spec's own parser and checks
+/// but without resolving `base` or `[command]`: the copy in a results folder cannot find a
+/// base file that sat beside the original. What the report and the Optuna export show.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFacts {
+    /// `description`.
+    pub description: Option<String>,
+    /// `search.method`.
+    pub method: Option<Method>,
+    /// The adaptive samplers' start-up trials (0 for the others).
+    pub startup: usize,
+    /// `[search.params]`, as written.
+    pub space: Vec<(String, String)>,
+    /// The searched axes.
+    pub axes: Vec<Axis>,
+}
+
+impl SearchFacts {
+    /// Reads them from the spec in `source`, with the spec's own errors.
+    pub fn read(source: &SourceFile) -> anyhow::Result<Self> {
+        let file = parse_file(source)?;
+        let at = |key: &str, msg: String| {
+            source.error_at(&crate::train::config::overrides::split_key(key), msg)
+        };
+        let mut errors = Vec::new();
+        let s = &file.search;
+        let (_, startup) = budget(s, file.repeats, &at, &mut errors);
+        let axes = search_axes(s, source, &at, &mut errors);
+        if !errors.is_empty() {
+            return Err(KeyErrors(errors).into());
+        }
+        Ok(Self {
+            description: file.description,
+            method: Some(s.method),
+            startup: if s.method.adaptive() { startup } else { 0 },
+            space: s
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+            axes,
+        })
+    }
+
+    /// The facts of the spec a sweep last ran, saved at `path`; none when it cannot be read
+    /// (a report or an export still shows the rest).
+    pub fn of_saved(path: &Path) -> Self {
+        SourceFile::read(path)
+            .and_then(|source| Self::read(&source))
+            .unwrap_or_default()
+    }
+}
+
 fn parse_file(source: &SourceFile) -> anyhow::Result<SpecFile> {
     let table = source.table()?;
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -93,3 +93,23 @@ fn the_seed_table_spec_has_the_seven_study_rows() {
         assert_eq!(t.config(), Some(&example), "row {} ({name})", t.index + 1);
     }
 }
+
+#[test]
+fn a_saved_specs_search_reads_without_its_base_file() {
+    // The copy in a results folder names a base file it cannot find; its search still reads.
+    let text = "name = \"lr\"\nbase = \"no-such-dir/base.toml\"\n[search]\nmethod = \"tpe\"\nsamples = 20\n[search.params]\n\"optimizer.lr\" = { log_uniform = [1e-4, 1e-1] }\n";
+    let source = SourceFile::parse(Path::new("results/lr/spec.toml"), text.into()).unwrap();
+    let facts = SearchFacts::read(&source).unwrap();
+    assert_eq!(facts.method, Some(Method::Tpe));
+    assert_eq!(facts.startup, default_startup(20));
+    assert_eq!(facts.axes.len(), 1);
+    assert_eq!(facts.space[0].0, "optimizer.lr");
+    // A bad search is the spec's own error, naming the key and line.
+    let bad = text.replace("samples = 20\n", "");
+    let source = SourceFile::parse(Path::new("results/lr/spec.toml"), bad).unwrap();
+    let err = format!("{:#}", SearchFacts::read(&source).unwrap_err());
+    assert!(
+        err.contains("search.samples") || err.contains("samples"),
+        "{err}"
+    );
+}

@@ -191,8 +191,11 @@ fn epoch(record: &mut StudyRecord, trial: &str, epoch: usize, value: f64) {
 fn main() -> Result<(), String> {
     let o = options()?;
     let spec_path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lcbench/sweep.toml");
-    let spec = std::fs::read_to_string(spec_path).map_err(|e| format!("{spec_path}: {e}"))?;
-    let axes = sweep::report::export::spec_axes(&spec);
+    let source = sweep::train::config::SourceFile::read(std::path::Path::new(spec_path))
+        .map_err(|e| format!("{e:#}"))?;
+    let axes = sweep::sweep::spec::SearchFacts::read(&source)
+        .map_err(|e| format!("{e:#}"))?
+        .axes;
     if axes.len() != 7 {
         return Err(format!("{spec_path}: expected 7 searched keys"));
     }

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use crate::events::Events;
-use crate::events::TASK_FILE;
+use crate::events::{Events, TASK_FILE};
 use crate::exec::local::ORCHESTRATOR_PID;
 use crate::store::run_dir::RunDir;
 use crate::store::sweep_dir::{EVENTS_FILE, TRIAL_INPUT_FILE, TRIAL_TASK_FILE};

@@ -25,15 +25,8 @@ pub fn script(
     after: Option<&str>,
     opts: &SlurmOptions,
 ) -> String {
-    let mut array = match tasks {
-        1 => "0".to_string(),
-        n => format!("0-{}", n - 1),
-    };
-    if let Some(p) = opts.array_parallelism {
-        array.push_str(&format!("%{p}"));
-    }
     let log = sweep_dir.join("slurm").join("%A_%a.out");
-    let mut lines = header(&format!("sweep-{name}"), &array, &log, opts);
+    let mut lines = header(&format!("sweep-{name}"), tasks, &log, opts);
     if let Some(job) = after {
         lines.push(format!("#SBATCH --dependency=afterany:{job}"));
     }
@@ -54,9 +47,17 @@ pub fn script(
     lines.join("\n") + "\n"
 }
 
-/// The `#SBATCH` lines every script of a sweep shares: the job, its array, resources, log, and
-/// requeueing (preempted, or near its time limit, a task is requeued; its log keeps every run).
-fn header(job_name: &str, array: &str, log: &Path, opts: &SlurmOptions) -> Vec<String> {
+/// The `#SBATCH` lines every script of a sweep shares: the job, its array of `tasks` tasks
+/// (at most `array_parallelism` at once), resources, log, and requeueing (preempted, or near
+/// its time limit, a task is requeued; its log keeps every run).
+fn header(job_name: &str, tasks: usize, log: &Path, opts: &SlurmOptions) -> Vec<String> {
+    let mut array = match tasks {
+        1 => "0".to_string(),
+        n => format!("0-{}", n - 1),
+    };
+    if let Some(p) = opts.array_parallelism {
+        array.push_str(&format!("%{p}"));
+    }
     let mut lines = vec![
         "#!/bin/bash".to_string(),
         format!("#SBATCH --job-name={job_name}"),
@@ -95,15 +96,8 @@ pub fn worker_script(
     worker_args: &[String],
     opts: &SlurmOptions,
 ) -> String {
-    let mut array = match workers {
-        1 => "0".to_string(),
-        n => format!("0-{}", n - 1),
-    };
-    if let Some(p) = opts.array_parallelism {
-        array.push_str(&format!("%{p}"));
-    }
     let log = sweep_dir.join("slurm").join("worker-%A_%a.out");
-    let mut lines = header(&format!("sweep-{name}-workers"), &array, &log, opts);
+    let mut lines = header(&format!("sweep-{name}-workers"), workers, &log, opts);
     lines.push(
         "# Every task is a pull worker: it takes trials from the sweep until none is left.".into(),
     );

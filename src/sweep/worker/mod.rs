@@ -16,7 +16,7 @@ mod claim;
 pub mod join;
 mod locked;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -239,7 +239,7 @@ struct Worker<'a> {
     running: Running,
     /// Next attempts (retries) waiting for room on their device (an out-of-memory retry may
     /// run with fewer neighbours).
-    waiting: std::collections::VecDeque<TrialJob>,
+    waiting: VecDeque<TrialJob>,
     /// Trials taken (claimed) so far, for `--max-trials`.
     taken: usize,
     /// Running trials another worker took up (their leases expired here): nothing more of
@@ -326,7 +326,7 @@ impl Worker<'_> {
     /// Takes the next trial under the lock and starts it.
     fn take(&mut self) -> anyhow::Result<Next<()>> {
         let mut held = lock_and_flush(&mut self.journal, &mut self.buffered, &self.name)?;
-        let ids = self.running.ids();
+        let ids = held_ids(&self.running, &self.waiting);
         let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
         let chooser = Chooser {
             spec: self.spec,
@@ -404,7 +404,8 @@ impl Worker<'_> {
 
     fn renew(&mut self) -> anyhow::Result<()> {
         self.renewed = Instant::now();
-        self.lease.renew(self.dir, self.running.ids())
+        self.lease
+            .renew(self.dir, held_ids(&self.running, &self.waiting))
     }
 
     /// Stops a trial another worker took over; nothing more of it is journalled.
@@ -587,7 +588,7 @@ impl Worker<'_> {
             && self.opts.max_trials.is_none_or(|n| self.taken < n)
             && self.exec.room_for(None)
         {
-            let ids = self.running.ids();
+            let ids = held_ids(&self.running, &self.waiting);
             let mine: Vec<&str> = ids.iter().map(String::as_str).collect();
             let chooser = Chooser {
                 spec: self.spec,
@@ -688,4 +689,13 @@ impl Worker<'_> {
         self.lease.end(self.dir);
         Ok((board, finished))
     }
+}
+
+/// The trials a worker holds: those it runs, and those whose next attempt it claimed and waits
+/// to start (an out-of-memory retry waiting for room). Neither is another worker's to take up,
+/// nor left behind by an earlier worker of its name.
+fn held_ids(running: &Running, waiting: &VecDeque<TrialJob>) -> Vec<String> {
+    let mut ids = running.ids();
+    ids.extend(waiting.iter().map(|j| j.id.clone()));
+    ids
 }

@@ -78,6 +78,7 @@ fn run() -> Result<(), String> {
         axes,
         objective: objective.clone(),
         objectives: None,
+        constraints: Vec::new(),
         budget: trials,
         startup: if random {
             trials

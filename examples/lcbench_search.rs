@@ -213,6 +213,7 @@ fn main() -> Result<(), String> {
         axes,
         objective: objective.clone(),
         objectives: objectives.clone(),
+        constraints: Vec::new(),
         budget: o.trials,
         startup: if o.random {
             o.trials

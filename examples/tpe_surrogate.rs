@@ -113,6 +113,7 @@ fn run(surrogate: &Surrogate, seed: u64, startup: usize, noise_sd: f64) -> Vec<f
         axes,
         objective: Objective::new("val_acc", Some(Mode::Max)).expect("a metric"),
         objectives: None,
+        constraints: Vec::new(),
         budget: SAMPLES,
         startup,
         seed,

@@ -46,10 +46,7 @@ impl Objectives {
     /// How much `metrics` exceed the constraints, summed (0: feasible). A constraint on a
     /// metric the trial did not report is violated infinitely.
     pub fn violation(&self, metrics: &Metrics) -> f64 {
-        // A fold from +0: `sum` of no f64 starts at -0, which a leaderboard prints as "-0".
-        self.constraints
-            .iter()
-            .fold(0.0, |total, c| total + c.excess(metrics, None))
+        violation(&self.constraints, metrics)
     }
 
     /// The rule for `best/`, in words.
@@ -74,11 +71,18 @@ impl Objectives {
     }
 }
 
-/// What ranks a sweep's trials, for people: the objective, or the objectives with their
-/// constraints and the rule for `best/`.
-pub fn ranking(objective: &Objective, objectives: Option<&Objectives>) -> String {
+/// What ranks a sweep's trials, for people: the objective with the constraints of a
+/// single-objective sweep, or the objectives with their constraints and the rule for `best/`.
+pub fn ranking(
+    objective: &Objective,
+    objectives: Option<&Objectives>,
+    constraints: &[Bound],
+) -> String {
     let Some(o) = objectives else {
-        return objective.to_string();
+        if constraints.is_empty() {
+            return objective.to_string();
+        }
+        return format!("{objective} subject to {}", conjunction(constraints));
     };
     let mut out = format!(
         "the Pareto front of {}",
@@ -89,17 +93,28 @@ pub fn ranking(objective: &Objective, objectives: Option<&Objectives>) -> String
             .join(", ")
     );
     if !o.constraints.is_empty() {
-        out.push_str(&format!(
-            " subject to {}",
-            o.constraints
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" and ")
-        ));
+        out.push_str(&format!(" subject to {}", conjunction(&o.constraints)));
     }
     out.push_str(&format!("; best/ holds {}", o.describe_selection()));
     out
+}
+
+/// Constraints joined by "and".
+fn conjunction(constraints: &[Bound]) -> String {
+    constraints
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// How much `metrics` exceed `constraints`, summed (0: feasible). A constraint on a metric the
+/// trial did not report is violated infinitely.
+pub fn violation(constraints: &[Bound], metrics: &Metrics) -> f64 {
+    // A fold from +0: `sum` of no f64 starts at -0, which a leaderboard prints as "-0".
+    constraints
+        .iter()
+        .fold(0.0, |total, c| total + c.excess(metrics, None))
 }
 
 /// `<=` or `>=`.

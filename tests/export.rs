@@ -237,3 +237,38 @@ fn the_csv_export_has_a_row_per_trial_and_epoch_at_full_precision() {
         "epoch 1 of lr 0.1: 100 - 5/1, full precision"
     );
 }
+
+#[test]
+fn optuna_picks_the_same_best_feasible_trial_of_a_constrained_single_metric_sweep() {
+    let Some(python) = optuna_python() else {
+        return;
+    };
+    let dir = scratch("export-constrained");
+    let spec = dir.join("c.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"c\"\nmetric = \"val_acc\"\nconstraints = [\"cost <= 0.5\"]\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01, 0.1, 0.3, 1.0]\n",
+            root().join("tests/programs/fake_train.py").display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let o = run_sweep(&spec, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("c");
+    let o = run(sweep(&[
+        "export",
+        root.to_str().unwrap(),
+        "--format",
+        "optuna",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let study = load(&python, &root.join("optuna-journal.log"), "c");
+    let best = std::fs::read_to_string(root.join("best/trial.txt")).unwrap();
+    // lr 0.1 has the best val_acc but costs 1: Optuna, like sweep, passes over it.
+    assert_eq!(study["best"], best.trim());
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    let lr = rows[0].iter().position(|h| h == "lr").unwrap();
+    assert_eq!(rows[1][lr], "0.3", "{rows:?}");
+}

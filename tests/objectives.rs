@@ -255,3 +255,73 @@ fn a_metric_no_trial_reports_in_a_later_objective_a_constraint_or_select_fails_t
         assert!(ends.iter().all(|e| e["status"] != "completed"), "{name}");
     }
 }
+
+#[test]
+fn one_metric_with_a_constraint_ranks_feasible_trials_first_and_gp_and_tpe_search_within_it() {
+    let dir = scratch("constrained");
+    let spec = |name: &str, search: &str| {
+        let text = format!(
+            "name = \"{name}\"\nmetric = \"val_acc\"\nconstraints = [\"cost <= 0.5\"]\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n{search}\n",
+            root().join("tests/programs/fake_train.py").display()
+        );
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // cost = 0.1 / lr: only lr 0.3 and 1.0 meet it; val_acc peaks at lr 0.1.
+    let s = spec(
+        "grid",
+        "[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01, 0.1, 0.3, 1.0]",
+    );
+    let results = dir.join("results");
+    let o = run_sweep(&s, &results, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = results.join("grid");
+    let rows = csv_rows(&root.join("leaderboard.csv"));
+    assert_eq!(
+        rows[0][..7],
+        [
+            "rank",
+            "trial",
+            "status",
+            "val_acc",
+            "feasible",
+            "violation",
+            "best_epoch"
+        ]
+    );
+    let lr = rows[0].iter().position(|h| h == "lr").unwrap();
+    let column = |j: usize| rows[1..].iter().map(|r| r[j].clone()).collect::<Vec<_>>();
+    // Feasible trials by val_acc, then the others by how much they miss the constraint.
+    assert_eq!(column(lr), ["0.3", "1.0", "0.1", "0.01", "0.001"]);
+    assert_eq!(column(4), ["true", "true", "false", "false", "false"]);
+    assert_eq!(column(5), ["0", "0", "0.5", "9.5", "99.5"]);
+    let best = std::fs::read_to_string(root.join("best/trial.txt")).unwrap();
+    assert_eq!(
+        best.trim(),
+        rows[1][1],
+        "best/ holds the best feasible trial"
+    );
+    let status = text(&run(sweep(&["status", root.to_str().unwrap()])));
+    assert!(
+        status.contains("val_acc (max) subject to cost <= 0.5"),
+        "{status}"
+    );
+    // The adaptive methods learn the constraint too: each finds a feasible trial, and their
+    // best is within a point of the best feasible value on the grid (lr 0.3).
+    let grid_best: f64 = rows[1][3].parse().unwrap();
+    for method in ["gp", "tpe"] {
+        let s = spec(
+            method,
+            &format!(
+                "[search]\nmethod = \"{method}\"\nsamples = 14\nstartup = 6\nseed = 3\n[search.params]\nlr = {{ log_uniform = [0.001, 1.0] }}"
+            ),
+        );
+        let o = run_sweep(&s, &results, &[]);
+        assert!(o.status.success(), "{method}: {}", text(&o));
+        let rows = csv_rows(&results.join(method).join("leaderboard.csv"));
+        assert_eq!(rows[1][4], "true", "{method}: {rows:?}");
+        let found: f64 = rows[1][3].parse().unwrap();
+        assert!(found > grid_best - 1.0, "{method}: {found} vs {grid_best}");
+    }
+}

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::objectives::Objectives;
+use crate::objectives::{Bound, Objectives};
 use crate::pareto::{self, Point};
 use crate::store::record::{StudyRecord, TrialRecord};
 use crate::text::display_value;
@@ -71,7 +71,7 @@ pub struct Row {
     /// (1: on the front).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pareto_rank: Option<usize>,
-    /// With several objectives: by how much it exceeds the constraints (0: feasible).
+    /// With constraints: by how much it exceeds them (0: feasible).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub violation: Option<f64>,
 }
@@ -113,6 +113,9 @@ pub struct Leaderboard {
     /// Several objectives, their constraints and the rule for `best/`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objectives: Option<Objectives>,
+    /// With one objective: what a feasible trial meets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<Bound>,
     /// The trial `best/` holds: the first row when it completed, or with several objectives
     /// the trial the rule (or the knee of the front) picks.
     #[serde(rename = "best")]
@@ -121,6 +124,10 @@ pub struct Leaderboard {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_selection: Option<String>,
 }
+
+/// A row's place in a single-objective board: (tier, violation, the objective's value or its
+/// configuration's mean).
+type RankKey = (u8, f64, Option<f64>);
 
 /// Ranked statuses, in the order their groups are listed: completed trials, then pruned ones.
 fn tier(status: TrialStatus) -> Option<u8> {
@@ -139,6 +146,14 @@ impl Leaderboard {
         }
         let objective = record.objective.clone();
         let mut rows: Vec<Row> = record.active().map(|t| row(record, t)).collect();
+        if !record.constraints.is_empty() {
+            for r in &mut rows {
+                r.violation = r
+                    .metrics
+                    .as_ref()
+                    .map(|m| crate::objectives::violation(&record.constraints, m));
+            }
+        }
         let repeats = record.repeats > 1;
         if repeats {
             let mut by_group: HashMap<String, Vec<f64>> = HashMap::new();
@@ -172,18 +187,25 @@ impl Leaderboard {
                 entry.1 = mean;
             }
         }
+        // Within a tier, trials that meet the constraints first, then the others by how much
+        // they miss them (constraints do not combine with repeats).
         let key = |r: &Row| {
             if repeats {
-                groups[&r.group]
+                let (t, mean) = groups[&r.group];
+                (t, 0.0, mean)
             } else {
-                (tier(r.status).unwrap_or(u8::MAX), r.value)
+                (
+                    tier(r.status).unwrap_or(u8::MAX),
+                    r.violation.unwrap_or(0.0),
+                    r.value,
+                )
             }
         };
-        let mut keyed: Vec<((u8, Option<f64>), Row)> =
-            ranked.into_iter().map(|r| (key(&r), r)).collect();
+        let mut keyed: Vec<(RankKey, Row)> = ranked.into_iter().map(|r| (key(&r), r)).collect();
         keyed.sort_by(|(ka, ra), (kb, rb)| {
             ka.0.cmp(&kb.0)
-                .then_with(|| objective.cmp(ka.1.unwrap_or(f64::NAN), kb.1.unwrap_or(f64::NAN)))
+                .then_with(|| ka.1.total_cmp(&kb.1))
+                .then_with(|| objective.cmp(ka.2.unwrap_or(f64::NAN), kb.2.unwrap_or(f64::NAN)))
                 .then_with(|| ra.group.cmp(&rb.group))
                 .then_with(|| tier(ra.status).cmp(&tier(rb.status)))
                 .then_with(|| {
@@ -211,10 +233,11 @@ impl Leaderboard {
             shows_progress,
             best_trial: ranked
                 .first()
-                .filter(|r| r.rank == Some(1) && r.status == TrialStatus::Completed)
+                .filter(|r| r.rank == Some(1) && r.status == TrialStatus::Completed && r.feasible())
                 .map(|r| r.trial.clone()),
             rows: ranked,
             objectives: None,
+            constraints: record.constraints.clone(),
             no_selection: None,
         }
     }
@@ -327,6 +350,7 @@ impl Leaderboard {
             shows_progress,
             rows: ranked,
             objectives: Some(objectives.clone()),
+            constraints: Vec::new(),
             best_trial,
             no_selection,
         }
@@ -357,7 +381,9 @@ impl Leaderboard {
         }
         let read = match &self.objectives {
             Some(o) => o.metrics(),
-            None => vec![self.objective.metric.as_str()],
+            None => std::iter::once(self.objective.metric.as_str())
+                .chain(self.constraints.iter().map(|c| c.metric.as_str()))
+                .collect(),
         };
         let unreported: Vec<String> = read
             .iter()
@@ -407,8 +433,13 @@ impl Leaderboard {
     pub fn best_rule(&self) -> String {
         match &self.objectives {
             Some(o) => o.describe_selection(),
-            None => format!(
+            None if self.constraints.is_empty() => format!(
                 "the best {} ({})",
+                self.objective.metric,
+                self.objective.mode.name()
+            ),
+            None => format!(
+                "the best {} ({}) among the trials that meet the constraints",
                 self.objective.metric,
                 self.objective.mode.name()
             ),

@@ -13,7 +13,12 @@ impl Leaderboard {
                 h.extend(o.objectives.iter().map(|x| x.metric.clone()));
                 h.extend(["pareto_rank", "feasible", "violation"].map(String::from));
             }
-            None => h.push(m.to_string()),
+            None => {
+                h.push(m.to_string());
+                if !self.constraints.is_empty() {
+                    h.extend(["feasible", "violation"].map(String::from));
+                }
+            }
         }
         h.push("best_epoch".to_string());
         if self.shows_test_acc {
@@ -76,14 +81,16 @@ impl Leaderboard {
                                 .map(|k| value(r.objective_values.get(k).copied().flatten())),
                         );
                         c.push(opt(r.pareto_rank.map(|x| x.to_string())));
-                        c.push(if r.violation.is_some() {
-                            r.feasible().to_string()
-                        } else {
-                            String::new()
-                        });
-                        c.push(value(r.violation));
                     }
                     None => c.push(value(r.value)),
+                }
+                if self.objectives.is_some() || !self.constraints.is_empty() {
+                    c.push(if r.violation.is_some() {
+                        r.feasible().to_string()
+                    } else {
+                        String::new()
+                    });
+                    c.push(value(r.violation));
                 }
                 c.push(opt(r.best_epoch.map(|x| x.to_string())));
                 if self.shows_test_acc {
@@ -165,15 +172,22 @@ impl Exporter for Markdown {
 
 impl Exporter for Json {
     /// The board as one object: what ranks it (`ranked_by`, in words), the trial `best/` holds
-    /// (`best`), and each row marked `best`; with several objectives, each row's
-    /// `objective_values` by metric and whether it is `feasible`.
+    /// (`best`), and each row marked `best` and, with constraints, whether it is `feasible`;
+    /// with several objectives, each row's `objective_values` by metric.
     fn serialize(&self, board: &Leaderboard) -> anyhow::Result<String> {
         let mut value = serde_json::to_value(board)?;
-        value["ranked_by"] =
-            crate::objectives::ranking(&board.objective, board.objectives.as_ref()).into();
+        value["ranked_by"] = crate::objectives::ranking(
+            &board.objective,
+            board.objectives.as_ref(),
+            &board.constraints,
+        )
+        .into();
         if let Some(rows) = value["rows"].as_array_mut() {
             for (json, row) in rows.iter_mut().zip(&board.rows) {
                 json["best"] = (board.best_trial.as_deref() == Some(row.trial.as_str())).into();
+                if row.violation.is_some() {
+                    json["feasible"] = row.feasible().into();
+                }
                 let Some(o) = &board.objectives else { continue };
                 let labelled: serde_json::Map<String, serde_json::Value> = o
                     .objectives
@@ -182,7 +196,6 @@ impl Exporter for Json {
                     .map(|(x, v)| (x.metric.clone(), (*v).into()))
                     .collect();
                 json["objective_values"] = labelled.into();
-                json["feasible"] = row.feasible().into();
             }
         }
         Ok(serde_json::to_string_pretty(&value)? + "\n")

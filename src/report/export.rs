@@ -262,6 +262,17 @@ pub fn optuna_journal(
         if let Some(v) = value {
             line["values"] = json!([v]);
         }
+        // One objective's constraints, recorded as for several.
+        let single: Option<Vec<f64>> = t.best(objective).and_then(|b| {
+            record
+                .constraints
+                .iter()
+                .map(|c| c.signed_excess(&b.metrics))
+                .collect()
+        });
+        if let Some(c) = single.filter(|c| !c.is_empty()) {
+            line["system_attrs"] = json!({ "constraints": c });
+        }
         if let Some((values, constraints)) = several {
             if let Some(v) = values {
                 line["values"] = json!(v);

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::atomic;
 use super::jsonl::{self, BadLine, TornTail};
 
-use crate::objectives::Objectives;
+use crate::objectives::{Bound, Objectives};
 use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
 /// One line of the journal.
@@ -103,6 +103,9 @@ pub enum Event {
         /// the one that picks each trial's kept epoch).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         objectives: Option<Objectives>,
+        /// With one objective: what a feasible trial meets.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        constraints: Vec<Bound>,
     },
     /// A trial entered the plan.
     Trial(TrialDef),

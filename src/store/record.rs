@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::journal::{Decision, Entry, Event, TrialDef};
-use crate::objectives::Objectives;
+use crate::objectives::{Bound, Objectives};
 use crate::trial::{EpochMetrics, Metrics, Objective, TrialStatus};
 
 /// One trial as the journal knows it.
@@ -117,6 +117,8 @@ pub struct StudyRecord {
     /// Several objectives, when the sweep has them (`objective` is then the one that picks
     /// each trial's kept epoch).
     pub objectives: Option<Objectives>,
+    /// With one objective: what a feasible trial meets.
+    pub constraints: Vec<Bound>,
     /// Every trial ever planned, in plan order.
     pub trials: Vec<TrialRecord>,
     /// Why the sweep stopped, when its last start was followed by a stop.
@@ -135,6 +137,7 @@ impl Default for StudyRecord {
             pruner: None,
             sampler: None,
             objectives: None,
+            constraints: Vec::new(),
             trials: Vec::new(),
             stopped: None,
             by_id: HashMap::new(),
@@ -164,8 +167,10 @@ impl StudyRecord {
                 pruner,
                 sampler,
                 objectives,
+                constraints,
                 ..
             } => {
+                self.constraints = constraints.clone();
                 self.pruner = pruner.clone();
                 self.sampler = sampler.clone();
                 self.objectives = objectives.clone();
@@ -442,6 +447,7 @@ pub mod fixture {
                 pruner: None,
                 sampler: None,
                 objectives: None,
+                constraints: Vec::new(),
             });
             s
         }

@@ -8,7 +8,7 @@ use super::pruner::PrunerSpec;
 use super::sampler::Adaptive;
 use super::search::{self, Method, Point};
 use super::spec::{CommandSpec, Program, SweepSpec};
-use crate::objectives::Objectives;
+use crate::objectives::{Bound, Objectives};
 use crate::store::journal::TrialDef;
 use crate::text::display_value;
 use crate::train::config::overrides::{get_path, set_path, split_key};
@@ -83,6 +83,9 @@ pub struct Plan {
     pub objective: Objective,
     /// Several objectives, with constraints and a selection rule.
     pub objectives: Option<Objectives>,
+    /// With one objective: what a feasible trial meets (empty with several objectives, whose
+    /// constraints are part of them).
+    pub constraints: Vec<Bound>,
     /// Seeds per configuration.
     pub repeats: usize,
     /// Searched keys (dotted TrialConfig paths), in order of first appearance; `seed` is added
@@ -218,6 +221,7 @@ impl SweepSpec {
             axes: self.axes.clone(),
             objective: objective.clone(),
             objectives: self.objectives.clone(),
+            constraints: self.constraints.clone(),
             budget: self.samples,
             startup: self.startup,
             seed: self.search_seed,
@@ -227,6 +231,7 @@ impl SweepSpec {
             name: self.name.clone(),
             objective,
             objectives: self.objectives.clone(),
+            constraints: self.constraints.clone(),
             repeats: self.repeats,
             columns,
             space_sample: if adaptive.is_some() {
@@ -416,7 +421,7 @@ impl PlannedTrial {
 impl Plan {
     /// What ranks the trials, for people (see [`crate::objectives::ranking`]).
     pub fn ranking(&self) -> String {
-        crate::objectives::ranking(&self.objective, self.objectives.as_ref())
+        crate::objectives::ranking(&self.objective, self.objectives.as_ref(), &self.constraints)
     }
 
     /// Every trial resolved while planning: the plan's, or a TPE space's sample.

@@ -273,6 +273,9 @@ pub struct SweepSpec {
     pub objective: Option<Objective>,
     /// Several objectives, with constraints and a selection rule (`objectives = [...]`).
     pub objectives: Option<Objectives>,
+    /// With one objective: what a feasible trial meets (`constraints = [...]`). With several
+    /// objectives the constraints are part of `objectives`, and this is empty.
+    pub constraints: Vec<Bound>,
     /// Overrides of the base configuration shared by every trial (`[set]`), as dotted keys.
     pub set: Vec<(String, toml::Value)>,
     /// What stops losing trials early (`[prune]`).
@@ -318,15 +321,7 @@ impl SweepSpec {
         let mut errors = Vec::new();
         let mut objective = header(&file, &at, &mut errors);
         let objectives = several_objectives(&file, &at, &mut errors);
-        if file.search.method == Method::Gp && file.objectives.is_some() {
-            errors.push(at(
-                "search.method",
-                "gp models one objective (multi-objective GP, log EHVI, is not built yet); with \
-                 several objectives use method = \"tpe\" (multi-objective TPE), or \"auto\", \
-                 which takes TPE for them"
-                    .into(),
-            ));
-        }
+        let constraints = single_objective_constraints(&file, &at, &mut errors);
         if let Some(o) = &objectives {
             objective = Some(o.objectives[0].clone());
             if file.repeats > 1 {
@@ -354,7 +349,16 @@ impl SweepSpec {
                         .into_iter()
                         .map(|m| (m.to_string(), "objectives"))
                         .collect(),
-                    None => file.metric.iter().map(|m| (m.clone(), "metric")).collect(),
+                    None => file
+                        .metric
+                        .iter()
+                        .map(|m| (m.clone(), "metric"))
+                        .chain(
+                            constraints
+                                .iter()
+                                .map(|c| (c.metric.clone(), "constraints")),
+                        )
+                        .collect(),
                 };
                 builtin_program(base, &named, &source, &at, &mut errors)
             }
@@ -439,6 +443,7 @@ impl SweepSpec {
             description: file.description,
             objective,
             objectives,
+            constraints,
             set,
             pruner,
             keep_checkpoints: file.keep_checkpoints,
@@ -618,16 +623,11 @@ fn several_objectives(
     errors: &mut Vec<KeyError>,
 ) -> Option<Objectives> {
     let Some(list) = &file.objectives else {
-        for (key, given) in [
-            ("constraints", file.constraints.is_some()),
-            ("select", file.select.is_some()),
-        ] {
-            if given {
-                errors.push(at(
-                    key,
-                    "goes with `objectives` (several objectives); with one `metric` the best trial is the best by it".into(),
-                ));
-            }
+        if file.select.is_some() {
+            errors.push(at(
+                "select",
+                "goes with `objectives` (several objectives); with one `metric` the best trial is the best feasible one by it".into(),
+            ));
         }
         return None;
     };
@@ -663,18 +663,7 @@ fn several_objectives(
             Err(msg) => errors.push(at("objectives", format!("entry {}: {msg}", i + 1))),
         }
     }
-    let constraints = file
-        .constraints
-        .iter()
-        .flatten()
-        .filter_map(|c| match Bound::parse(c, false) {
-            Ok(b) => Some(b),
-            Err(msg) => {
-                errors.push(at("constraints", msg));
-                None
-            }
-        })
-        .collect();
+    let constraints = read_constraints(file, at, errors);
     let select = file
         .select
         .as_ref()
@@ -719,6 +708,55 @@ fn several_objectives(
         constraints,
         select,
     })
+}
+
+/// Reads the constraints of a spec with one objective (with several they are part of them),
+/// and refuses what one objective does not combine with: `gp` with several objectives,
+/// constraints with repeats.
+fn single_objective_constraints(
+    file: &SpecFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> Vec<Bound> {
+    if file.objectives.is_some() {
+        if file.search.method == Method::Gp {
+            errors.push(at(
+                "search.method",
+                "gp models one objective (multi-objective GP, log EHVI, is not built yet); with \
+                 several objectives use method = \"tpe\" (multi-objective TPE), or \"auto\", \
+                 which takes TPE for them"
+                    .into(),
+            ));
+        }
+        return Vec::new();
+    }
+    let constraints = read_constraints(file, at, errors);
+    if !constraints.is_empty() && file.repeats > 1 {
+        errors.push(at(
+            "constraints",
+            "constraints judge single trials; repeats (seeds averaged per configuration) do not combine with them yet".into(),
+        ));
+    }
+    constraints
+}
+
+/// Reads `constraints`: what a feasible trial meets, with one objective or several.
+fn read_constraints(
+    file: &SpecFile,
+    at: &dyn Fn(&str, String) -> KeyError,
+    errors: &mut Vec<KeyError>,
+) -> Vec<Bound> {
+    file.constraints
+        .iter()
+        .flatten()
+        .filter_map(|c| match Bound::parse(c, false) {
+            Ok(b) => Some(b),
+            Err(msg) => {
+                errors.push(at("constraints", msg));
+                None
+            }
+        })
+        .collect()
 }
 
 /// `base`: the built-in trainer's configuration (a file beside the spec, or inline).

@@ -175,7 +175,11 @@ pub fn gather(dir: &SweepDir) -> anyhow::Result<Status> {
         dir: dir.root().display().to_string(),
         trials: record.active().count(),
         retired: record.trials.len() - record.active().count(),
-        ranked_by: crate::objectives::ranking(&record.objective, record.objectives.as_ref()),
+        ranked_by: crate::objectives::ranking(
+            &record.objective,
+            record.objectives.as_ref(),
+            &record.constraints,
+        ),
         metric: record.objective.metric.clone(),
         orchestrator: match (&settings, orchestrator) {
             (Some(_), _) => "none (pull workers)",

@@ -42,6 +42,7 @@ pub fn sweep_event(plan: &Plan, pending: usize, backend: &str) -> Event {
         pruner: plan.pruner.as_ref().map(PrunerSpec::describe),
         sampler: plan.adaptive.as_ref().map(|a| a.describe()),
         objectives: plan.objectives.clone(),
+        constraints: plan.constraints.clone(),
     }
 }
 

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::next::Next;
 use super::search::{Axis, Domain, Method, Point, round_sig};
-use crate::objectives::Objectives;
+use crate::objectives::{Bound, Objectives};
 use crate::pareto;
 use crate::store::record::{StudyRecord, TrialRecord};
 use crate::trial::{Objective, TrialStatus};
@@ -46,6 +46,10 @@ pub struct Adaptive {
     /// Several objectives: completed trials are then ordered as Optuna's multi-objective TPE
     /// splits them, by constrained non-dominated rank and then hypervolume contribution.
     pub objectives: Option<Objectives>,
+    /// With one objective: what a feasible trial meets. TPE ranks the trials that miss them
+    /// after those that meet them, by how much; the GP models each and weighs its expected
+    /// improvement by the probability that a point meets them all.
+    pub constraints: Vec<Bound>,
     /// Trials in all.
     pub budget: usize,
     /// Random (TPE) or quasi-random (gp, auto) trials before it starts learning.
@@ -234,10 +238,14 @@ impl Adaptive {
                         _ => None,
                     })
                     .collect();
-                gp::propose(&dims, &integers, &gp_values(&scored), &liars, rng.random())
+                let observed = self.observed(&scored, &learnt_from);
+                gp::propose(&dims, &integers, &observed, &liars, rng.random())
             }
             Learner::Gp => self.random(&mut rng),
-            _ => tpe::propose(&dims, scored, liars, &mut rng),
+            _ => {
+                self.rank_infeasible_last(&mut scored, &learnt_from);
+                tpe::propose(&dims, scored, liars, &mut rng)
+            }
         };
         Next::Run(self.point(&coords))
     }
@@ -373,6 +381,53 @@ impl Adaptive {
         }
     }
 
+    /// With constraints: ranks each trial that misses them (at its kept epoch) after every
+    /// trial that meets them and before diverged ones, by how much it misses them, as
+    /// Optuna's constrained TPE does.
+    fn rank_infeasible_last(&self, scored: &mut [(Coords, Standing)], trials: &[&TrialRecord]) {
+        if self.constraints.is_empty() {
+            return;
+        }
+        for (s, t) in scored.iter_mut().zip(trials) {
+            let violation = self.violation(t);
+            if s.1.0 < 2 && violation > 0.0 {
+                s.1 = Standing(2, 0, violation);
+            }
+        }
+    }
+
+    /// By how much trial `t` misses the constraints at its kept epoch (0: met; infinite
+    /// without a result).
+    fn violation(&self, t: &TrialRecord) -> f64 {
+        t.best(&self.objective).map_or(f64::INFINITY, |r| {
+            crate::objectives::violation(&self.constraints, &r.metrics)
+        })
+    }
+
+    /// What the GP learns from the trials in `scored` (aligned with `trials`): their values,
+    /// and with constraints whether each met them and each constraint's excess.
+    fn observed(&self, scored: &[(Coords, Standing)], trials: &[&TrialRecord]) -> gp::Observed {
+        let excess = self
+            .constraints
+            .iter()
+            .map(|c| {
+                scored
+                    .iter()
+                    .zip(trials)
+                    .filter_map(|((x, _), t)| {
+                        let e = c.signed_excess(&t.best(&self.objective)?.metrics)?;
+                        e.is_finite().then(|| (x.clone(), e))
+                    })
+                    .collect()
+            })
+            .collect();
+        gp::Observed {
+            values: gp_values(scored),
+            feasible: trials.iter().map(|t| self.violation(t) <= 0.0).collect(),
+            excess,
+        }
+    }
+
     /// How a finished trial ranks among the others; None for failed trials, which teach
     /// nothing.
     fn standing(&self, t: &TrialRecord) -> Option<Standing> {
@@ -389,13 +444,14 @@ impl Adaptive {
             // A pruned trial contributes what it reached: after every completed trial, the
             // longer it ran the better.
             TrialStatus::Pruned => cost.map(|c| Standing(1, usize::MAX - reached, c)),
-            TrialStatus::Diverged => Some(Standing(2, 0, f64::INFINITY)),
+            TrialStatus::Diverged => Some(Standing(3, 0, f64::INFINITY)),
             _ => None,
         }
     }
 }
 
 /// A finished trial's rank key, smaller is better: (tier, epochs short of the longest, cost).
+/// Tiers: 0 completed, 1 pruned, 2 missing the constraints (cost: by how much), 3 diverged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Standing(pub(super) u8, pub(super) usize, pub(super) f64);
 
@@ -467,6 +523,7 @@ mod tests {
             ],
             objective: Objective::test_acc(),
             objectives: None,
+            constraints: Vec::new(),
             budget: trials,
             startup,
             seed,
@@ -528,6 +585,7 @@ mod tests {
             axes: vec![axis("optimizer.lr", "{ log_uniform = [0.001, 0.1] }")],
             objective: Objective::test_acc(),
             objectives: None,
+            constraints: Vec::new(),
             budget: 5,
             startup: 1,
             seed: 7,
@@ -563,6 +621,7 @@ mod tests {
             axes,
             objective: Objective::test_acc(),
             objectives: None,
+            constraints: Vec::new(),
             budget,
             startup,
             seed: 5,
@@ -574,8 +633,17 @@ mod tests {
     /// a time; a running trial ends when the sampler waits, the oldest first (the newest with
     /// `reverse`); returns the asked points' values.
     fn drive(sampler: &Adaptive, f: impl Fn(&[f64]) -> f64, reverse: bool) -> Vec<Vec<f64>> {
+        drive_metrics(sampler, |x| vec![("test_acc", f(x))], reverse)
+    }
+
+    /// As [`drive`], each trial reporting the metrics `f` gives.
+    fn drive_metrics(
+        sampler: &Adaptive,
+        f: impl Fn(&[f64]) -> Vec<(&'static str, f64)>,
+        reverse: bool,
+    ) -> Vec<Vec<f64>> {
         let mut study = Study::new();
-        let mut running: Vec<(String, f64)> = Vec::new();
+        let mut running: Vec<(String, Vec<(&str, f64)>)> = Vec::new();
         let mut asked = Vec::new();
         for i in 0..sampler.budget {
             let p = loop {
@@ -587,9 +655,7 @@ mod tests {
                         } else {
                             running.remove(0)
                         };
-                        study
-                            .curve(&id, "test_acc", &[v])
-                            .ended(&id, TrialStatus::Completed);
+                        study.epoch(&id, 1, &v).ended(&id, TrialStatus::Completed);
                     }
                     Next::Done(_) => panic!("done early"),
                 }
@@ -631,6 +697,53 @@ mod tests {
         // The start-up alone (quasi-random) is far from it.
         let startup = asked[..10].iter().map(|x| f(x)).fold(f64::MIN, f64::max);
         assert!(startup < 99.9, "{startup}");
+    }
+
+    #[test]
+    fn gp_and_tpe_find_the_best_point_that_meets_a_constraint() {
+        // The objective rises towards a = 2; the constraint cost = a + b <= 1 cuts that
+        // corner off. The best feasible value is at a = 1, b = 0: 100 + 1 − 0 = 101.
+        let axes = vec![
+            axis("a", "{ uniform = [-2.0, 2.0] }"),
+            axis("b", "{ uniform = [0.0, 2.0] }"),
+        ];
+        let metrics = |x: &[f64]| {
+            vec![
+                ("test_acc", 100.0 + x[0] - 0.5 * x[1] * x[1]),
+                ("cost", x[0] + x[1]),
+            ]
+        };
+        let feasible_best = |asked: &[Vec<f64>]| {
+            asked
+                .iter()
+                .filter(|x| x[0] + x[1] <= 1.0)
+                .map(|x| metrics(x)[0].1)
+                .fold(f64::MIN, f64::max)
+        };
+        for (method, trials, within) in [(Method::Gp, 25, 0.02), (Method::Tpe, 60, 0.2)] {
+            let mut s = adaptive(method, axes.clone(), trials, 10, 1);
+            s.constraints = vec![Bound::parse("cost <= 1", false).unwrap()];
+            let asked = drive_metrics(&s, metrics, false);
+            let best = feasible_best(&asked);
+            assert!(best > 101.0 - within, "{method:?}: {best}");
+            // It learns where the constraint holds: most of its later trials meet it, or miss
+            // it by a hair on the boundary where the optimum lies (unconstrained, a = 2).
+            let late = &asked[trials / 2..];
+            let near = late.iter().filter(|x| x[0] + x[1] <= 1.05).count();
+            assert!(
+                near * 2 > late.len(),
+                "{method:?}: {near} of {}: {late:?}",
+                late.len()
+            );
+            // Without the constraint the same search goes past it, towards a = 2.
+            s.constraints.clear();
+            let free = drive_metrics(&s, metrics, false);
+            let near = free[trials / 2..]
+                .iter()
+                .filter(|x| x[0] + x[1] <= 1.05)
+                .count();
+            assert!(near * 2 < late.len(), "{method:?} unconstrained: {near}");
+        }
     }
 
     #[test]
@@ -720,6 +833,7 @@ mod tests {
             ],
             objective: Objective::new("val_acc", Some(crate::trial::Mode::Max)).unwrap(),
             objectives: None,
+            constraints: Vec::new(),
             budget: 30,
             startup: 5,
             seed: 11,

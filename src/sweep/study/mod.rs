@@ -295,13 +295,17 @@ pub(crate) fn prepare_trial(
             (inputs, Some(task))
         }
     };
-    let required = plan.objectives.as_ref().map_or(Vec::new(), |o| {
-        o.metrics()
-            .into_iter()
-            .filter(|m| *m != plan.objective.metric)
-            .map(String::from)
-            .collect()
-    });
+    let read: Vec<&str> = match &plan.objectives {
+        Some(o) => o.metrics(),
+        None => plan.constraints.iter().map(|c| c.metric.as_str()).collect(),
+    };
+    let mut required: Vec<String> = read
+        .into_iter()
+        .filter(|m| *m != plan.objective.metric)
+        .map(String::from)
+        .collect();
+    required.sort_unstable();
+    required.dedup();
     let task = TrialTask {
         id: job.id.clone(),
         objective: plan.objective.clone(),

@@ -14,6 +14,15 @@ Functions, all minimised, 40 trials each (--trials):
   coordinates, optimum about -3.135) observed with Gaussian noise of sd 0.1; a search's result
   is the noiseless value of the trial it observed as best, so luck in the noise scores nothing.
 
+With constraints (`--functions gramacy branin_c`; each constraint met when <= 0): a search's
+result is its best feasible value (the function's worst, `infeasible` below, when it found no
+feasible trial), and Optuna's samplers get the same constraints through `constraints_func`.
+- gramacy: Gramacy et al. 2016's toy problem, min x1 + x2 on [0, 1]^2 subject to
+  1.5 - x1 - 2 x2 - 0.5 sin(2 pi (x1^2 - 2 x2)) <= 0 and x1^2 + x2^2 - 1.5 <= 0 (optimum about
+  0.5998, where the first constraint is active);
+- branin_c: Branin subject to x1 + x2 >= 14, which cuts off all three of Branin's minima
+  (optimum 2.8868, at (9.92, 4.08) on the boundary).
+
 sweep's searches run through examples/blackbox_search.rs (sweep's own sampler and study record,
 without processes), the same code `sweep run` asks. Prints mean +- standard error (and the
 standard deviation) of the best value over the seeds, how often sweep's GP beats Optuna's seed
@@ -58,11 +67,25 @@ def hartmann4(x):
     return (1.1 - s) / 0.839
 
 
+def gramacy_constraints(x):
+    return [1.5 - x[0] - 2 * x[1] - 0.5 * math.sin(2 * math.pi * (x[0] ** 2 - 2 * x[1])),
+            x[0] ** 2 + x[1] ** 2 - 1.5]
+
+
 FUNCTIONS = {
     # name: (function, bounds, optimum, noise sd)
     "branin": (branin, [(-5, 10), (0, 15)], 0.397887, 0.0),
     "hartmann6": (hartmann6, [(0, 1)] * 6, -3.32237, 0.0),
     "noisy4d": (hartmann4, [(0, 1)] * 4, -3.1345, 0.1),
+    "gramacy": (lambda x: x[0] + x[1], [(0, 1)] * 2, 0.5998, 0.0),
+    "branin_c": (branin, [(-5, 10), (0, 15)], 2.8868, 0.0),
+}
+
+# Constrained functions: (their constraints, each met when <= 0; the score of a search that
+# found no feasible trial).
+CONSTRAINTS = {
+    "gramacy": (gramacy_constraints, 2.0),
+    "branin_c": (lambda x: [14 - x[0] - x[1]], 308.13),
 }
 
 
@@ -75,36 +98,49 @@ def noise_draw(seed, i):
 def sweep_search(job):
     name, method, seed, trials, parallel = job
     f, bounds, _, sd = FUNCTIONS[name]
+    g, infeasible = CONSTRAINTS.get(name, (lambda x: [], None))
     space = ",".join(f"uniform:{lo}:{hi}" for lo, hi in bounds)
     p = subprocess.Popen([DRIVER, "--method", method, "--trials", str(trials), "--seed",
-                          str(seed), "--parallel", str(parallel), "--space", space],
+                          str(seed), "--parallel", str(parallel), "--space", space,
+                          "--constraints", str(len(g(bounds_mid(bounds))))],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     seen, i = [], 0
     while True:
         d = json.loads(p.stdout.readline())
         if d.get("done"):
             p.wait()
-            return result(seen), d["seconds_per_ask"]
+            return result(seen, infeasible), d["seconds_per_ask"]
         true = f(d["params"])
         observed = true + sd * noise_draw(seed, i)
-        seen.append((observed, true))
+        c = g(d["params"])
+        seen.append((observed, true, all(v <= 0 for v in c)))
         i += 1
-        p.stdin.write(f"{observed!r}\n")
+        p.stdin.write(" ".join(repr(v) for v in [observed] + c) + "\n")
         p.stdin.flush()
 
 
-def result(seen):
-    """The noiseless value of the trial observed as best."""
-    return min(seen)[1]
+def bounds_mid(bounds):
+    return [(lo + hi) / 2 for lo, hi in bounds]
+
+
+def result(seen, infeasible=None):
+    """The noiseless value of the feasible trial observed as best (`infeasible` if none)."""
+    feasible = [s for s in seen if s[2]]
+    return min(feasible)[1] if feasible else infeasible
 
 
 def optuna_search(job):
     name, sampler_name, seed, trials = job
+    import warnings
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna 5 deprecates constraints_func (for Trial.set_constraint) but still honours it.
+    warnings.simplefilter("ignore", FutureWarning)
     f, bounds, _, sd = FUNCTIONS[name]
-    sampler = (optuna.samplers.GPSampler(seed=seed) if sampler_name == "gp"
-               else optuna.samplers.TPESampler(seed=seed))
+    g, infeasible = CONSTRAINTS.get(name, (None, None))
+    kw = {"constraints_func": lambda t: t.user_attrs["c"]} if g else {}
+    sampler = (optuna.samplers.GPSampler(seed=seed, **kw) if sampler_name == "gp"
+               else optuna.samplers.TPESampler(seed=seed, **kw))
     study = optuna.create_study(sampler=sampler, direction="minimize")
     seen = []
 
@@ -112,11 +148,13 @@ def optuna_search(job):
         x = [trial.suggest_float(f"x{k}", lo, hi) for k, (lo, hi) in enumerate(bounds)]
         true = f(x)
         observed = true + sd * noise_draw(seed, trial.number)
-        seen.append((observed, true))
+        c = g(x) if g else []
+        trial.set_user_attr("c", c)
+        seen.append((observed, true, all(v <= 0 for v in c)))
         return observed
 
     study.optimize(objective, n_trials=trials)
-    return result(seen)
+    return result(seen, infeasible)
 
 
 def summary(values):
@@ -153,9 +191,12 @@ def main():
                     rows[f"Optuna {method}"] = pool.map(optuna_search, jobs)
             print(f"\n{name} (optimum {optimum}), {a.trials} trials, {a.seeds} seeds: best value, "
                   "mean +- standard error (sd)")
+            infeasible = CONSTRAINTS.get(name, (None, None))[1]
             for label, values in rows.items():
                 m, se, sd = summary(values)
-                print(f"  {label:<24} {m:10.4f} +- {se:.4f} ({sd:.4f})")
+                none = sum(1 for v in values if infeasible is not None and v == infeasible)
+                print(f"  {label:<24} {m:10.4f} +- {se:.4f} ({sd:.4f})"
+                      + (f", no feasible trial on {none} seeds" if none else ""))
             ours = rows["sweep gp"]
             if "Optuna gp" in rows:
                 theirs = rows["Optuna gp"]

@@ -7,12 +7,13 @@
 //! asks P trials before the first of them ends (they end in the order they were asked).
 //!
 //! The protocol, one JSON document per line: it writes `{"params": [x1, x2, ...]}` and reads
-//! the value; after the last trial it writes `{"done": true, "seconds_per_ask": [...]}` (the
-//! wall time of each ask, for the cost goals).
+//! the value (with `--constraints K`, the value and K constraint values, space-separated,
+//! each met when <= 0); after the last trial it writes `{"done": true, "seconds_per_ask":
+//! [...]}` (the wall time of each ask, for the cost goals).
 //!
 //! ```text
 //! blackbox_search --method tpe|gp|auto|random --trials N --space "uniform:-5:10,uniform:0:15"
-//!                 [--seed S] [--parallel P] [--startup K]
+//!                 [--seed S] [--parallel P] [--startup K] [--constraints K]
 //! ```
 
 use std::collections::VecDeque;
@@ -37,6 +38,7 @@ fn run() -> Result<(), String> {
     let mut method = Method::Tpe;
     let (mut random, mut trials, mut seed, mut parallel) = (false, 40usize, 0u64, 1usize);
     let mut startup: Option<usize> = None;
+    let mut constraints = 0usize;
     let mut axes: Vec<Axis> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -56,6 +58,7 @@ fn run() -> Result<(), String> {
             "--seed" => seed = number(&value)? as u64,
             "--parallel" => parallel = number(&value)?.max(1),
             "--startup" => startup = Some(number(&value)?),
+            "--constraints" => constraints = number(&value)?,
             "--space" => {
                 for (i, dim) in value.split(',').enumerate() {
                     let parts: Vec<&str> = dim.split(':').collect();
@@ -78,7 +81,9 @@ fn run() -> Result<(), String> {
         axes,
         objective: objective.clone(),
         objectives: None,
-        constraints: Vec::new(),
+        constraints: (0..constraints)
+            .map(|k| sweep::objectives::Bound::parse(&format!("c{k} <= 0"), false))
+            .collect::<Result<_, _>>()?,
         budget: trials,
         startup: if random {
             trials
@@ -95,7 +100,7 @@ fn run() -> Result<(), String> {
     record.objective = objective;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
-    let mut running: VecDeque<(String, f64)> = VecDeque::new();
+    let mut running: VecDeque<(String, Vec<f64>)> = VecDeque::new();
     let mut seconds = Vec::new();
     for index in 0..trials {
         let started = Instant::now();
@@ -104,7 +109,7 @@ fn run() -> Result<(), String> {
                 Next::Run(p) => break p,
                 Next::Wait => {
                     let (id, v) = running.pop_front().ok_or("waits with nothing running")?;
-                    end(&mut record, &id, v);
+                    end(&mut record, &id, &v);
                 }
                 Next::Done(_) => return Err("done early".into()),
             }
@@ -140,11 +145,19 @@ fn run() -> Result<(), String> {
             .next()
             .ok_or("the parent closed stdin")?
             .map_err(|e| e.to_string())?;
-        let v: f64 = line.trim().parse().map_err(|e| format!("{line}: {e}"))?;
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .map(|x| x.parse::<f64>().map_err(|e| format!("{line}: {e}")))
+            .collect::<Result<_, _>>()?;
+        if v.len() != 1 + constraints {
+            return Err(format!(
+                "{line}: expected the value and {constraints} constraints"
+            ));
+        }
         running.push_back((id, v));
         while running.len() >= parallel {
             let (id, v) = running.pop_front().expect("not empty");
-            end(&mut record, &id, v);
+            end(&mut record, &id, &v);
         }
     }
     println!(
@@ -154,14 +167,18 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Trial `id` completes with `value` at its one epoch.
-fn end(record: &mut StudyRecord, id: &str, value: f64) {
+/// Trial `id` completes with `values` (its value, then its constraints c0, c1, ...) at its
+/// one epoch.
+fn end(record: &mut StudyRecord, id: &str, values: &[f64]) {
+    let metrics = values[1..]
+        .iter()
+        .enumerate()
+        .fold(Metrics::new().with("value", values[0]), |m, (k, c)| {
+            m.with(&format!("c{k}"), *c)
+        });
     record.apply(&Event::Epoch {
         trial: id.to_string(),
-        row: EpochMetrics {
-            epoch: 1,
-            metrics: Metrics::new().with("value", value),
-        },
+        row: EpochMetrics { epoch: 1, metrics },
     });
     record.apply(&Event::Finished {
         trial: id.to_string(),

@@ -532,9 +532,10 @@ impl BenchReport {
     /// The report as text, one measurement per line.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "sweep bench: BN model 784-1024x3-10, batch {BATCH}, {} thread{}\n",
+            "sweep bench: BN model 784-1024x3-10, batch {BATCH}, {} thread{}, sweep's kernels: {}\n",
             self.threads,
-            if self.threads == 1 { "" } else { "s" }
+            if self.threads == 1 { "" } else { "s" },
+            crate::train::cpu::family::current().name()
         );
         s += &format!(
             "  GEMM only (the step's {:.2} GFLOP)   {:>8.2} ms/step  ({:.0} GFLOP/s)\n",

@@ -50,7 +50,11 @@ fn stopping_one_trial_of_a_pack_leaves_the_others_training() {
     for (id, status) in [("a", "timeout"), ("b", "pruned"), ("c", "completed")] {
         let s = summary(&dir.join(id));
         assert_eq!(s["status"], status, "{id}: {s}");
-        assert_eq!(s["engine"], "packed");
+        assert!(
+            s["engine"].as_str().unwrap().starts_with("packed"),
+            "{}",
+            s["engine"]
+        );
         assert!(dir.join(id).join("best.safetensors").is_file(), "{id}");
     }
     // Its trials ended as they said so; the slot frees when the process exits.
@@ -126,7 +130,11 @@ fn a_packed_sweep_trains_each_trial_as_it_trains_alone() {
             continue;
         }
         assert_eq!(s["status"], "completed", "{id}: {s}");
-        assert_eq!(s["engine"], "packed");
+        assert!(
+            s["engine"].as_str().unwrap().starts_with("packed"),
+            "{}",
+            s["engine"]
+        );
         assert!(p.join("best.safetensors").is_file());
         // The packed step (candle ops) and the fused CPU step differ only by float rounding.
         for (x, y) in metric(&p, "train_loss")

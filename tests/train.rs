@@ -305,12 +305,25 @@ fn a_run_killed_mid_epoch_resumes_from_its_last_epoch_to_the_same_metrics() {
 /// `small_config` trained with `blas` at 1 and at 2 threads (two epochs), or None when this
 /// machine lacks the library and `require` (the test script's SWEEP_REQUIRE_*) is not set.
 fn trained_at_1_and_2_threads(name: &str, blas: &str, require: &str) -> Option<[PathBuf; 2]> {
+    trained_with_kernels(name, blas, require, None)
+}
+
+/// As [`trained_at_1_and_2_threads`], with SWEEP_KERNELS set to `kernels` when given.
+fn trained_with_kernels(
+    name: &str,
+    blas: &str,
+    require: &str,
+    kernels: Option<&str>,
+) -> Option<[PathBuf; 2]> {
     let dir = scratch(name);
     let config = small_config(&dir, "");
     let runs = [1, 2].map(|threads| {
         let out = dir.join(format!("threads-{threads}"));
         let mut c = train_command(&config, &out, &[&format!("blas={blas}"), "epochs=2"], &[]);
         c.env("SWEEP_THREADS", threads.to_string());
+        if let Some(k) = kernels {
+            c.env("SWEEP_KERNELS", k);
+        }
         (run(c), out)
     });
     let missing = runs
@@ -336,29 +349,50 @@ fn trained_at_1_and_2_threads(name: &str, blas: &str, require: &str) -> Option<[
     Some(runs.map(|(_, out)| out))
 }
 
+/// Whether this CPU has AVX-512F (sweep's AVX-512 kernels run on it).
+fn has_avx512() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" avx512f"))
+}
+
 #[test]
 fn sweeps_kernels_and_mkl_train_to_the_same_bits_at_1_and_2_threads() {
-    for (blas, require) in [("sweep", "-"), ("mkl", "SWEEP_REQUIRE_MKL")] {
-        let Some([one, two]) = trained_at_1_and_2_threads(&format!("blas-{blas}"), blas, require)
-        else {
+    // sweep's kernels as this machine chooses them, then each family forced where the CPU has
+    // it (the AVX-512 family splits products over threads itself).
+    let mut cases = vec![("sweep", "-", None), ("mkl", "SWEEP_REQUIRE_MKL", None)];
+    if has_avx512() {
+        cases.extend([("sweep", "-", Some("avx512")), ("sweep", "-", Some("avx2"))]);
+    } else {
+        eprintln!("SKIPPED the AVX-512 kernels: this CPU lacks AVX-512F");
+    }
+    for (blas, require, kernels) in cases {
+        let name = format!("blas-{blas}-{}", kernels.unwrap_or("chosen"));
+        let Some([one, two]) = trained_with_kernels(&name, blas, require, kernels) else {
             continue;
         };
+        let engine = summary(&one)["engine"].as_str().unwrap().to_string();
+        eprintln!("{name}: trained by {engine}");
         assert_eq!(
             metrics_without_time(&one),
             metrics_without_time(&two),
-            "{blas}"
+            "{name}"
         );
         assert_eq!(
             std::fs::read(one.join("best.safetensors")).unwrap(),
             std::fs::read(two.join("best.safetensors")).unwrap(),
-            "{blas}: the weights do not depend on the thread count"
+            "{name}: the weights do not depend on the thread count"
         );
-        let engine = if blas == "sweep" {
-            "fused".to_string()
-        } else {
-            format!("fused (blas {blas})")
+        let expected = match (blas, kernels) {
+            ("sweep", Some(family)) => format!("fused ({family} kernels)"),
+            ("sweep", None) => {
+                assert!(
+                    ["fused (avx512 kernels)", "fused (avx2 kernels)"].contains(&engine.as_str()),
+                    "{engine}"
+                );
+                engine.clone()
+            }
+            _ => format!("fused (blas {blas})"),
         };
-        assert_eq!(summary(&one)["engine"], engine.as_str());
+        assert_eq!(engine, expected);
         let config = std::fs::read_to_string(one.join("config.toml")).unwrap();
         assert_eq!(
             config.contains(&format!("blas = \"{blas}\"")),
@@ -366,6 +400,50 @@ fn sweeps_kernels_and_mkl_train_to_the_same_bits_at_1_and_2_threads() {
             "the backend is recorded for a rerun (and left out when it is the default): {config}"
         );
     }
+}
+
+#[test]
+fn the_avx2_kernels_forced_still_train_and_land_within_0_3_points_of_the_avx512_ones() {
+    let dir = scratch("kernels-forced");
+    let config = small_config(&dir, "");
+    let trained = |kernels: &str| {
+        let out = dir.join(kernels);
+        let mut c = train_command(&config, &out, &["epochs=3"], &[]);
+        c.env("SWEEP_KERNELS", kernels);
+        let o = run(c);
+        assert!(o.status.success(), "{kernels}: {}", text(&o));
+        assert_eq!(
+            summary(&out)["engine"],
+            format!("fused ({kernels} kernels)").as_str()
+        );
+        let rows = csv_rows(&out.join("metrics.csv"));
+        let acc = rows[0].iter().position(|h| h == "test_acc").unwrap();
+        rows.last().unwrap()[acc].parse::<f64>().unwrap()
+    };
+    let avx2 = trained("avx2");
+    assert!(avx2 > 80.0, "AVX2 kernels converge: test_acc {avx2}");
+    if !has_avx512() {
+        eprintln!("SKIPPED the comparison with the AVX-512 kernels: this CPU lacks AVX-512F");
+        return;
+    }
+    let avx512 = trained("avx512");
+    eprintln!("3 epochs on 2000 images: test_acc {avx2} (avx2 kernels), {avx512} (avx512 kernels)");
+    assert!((avx2 - avx512).abs() <= 0.3, "{avx2} against {avx512}");
+}
+
+#[test]
+fn a_kernel_family_this_cpu_lacks_or_a_misspelt_one_is_refused() {
+    let o = run({
+        let mut c = sweep(&["devices"]);
+        c.env("SWEEP_KERNELS", "avx9");
+        c
+    });
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("SWEEP_KERNELS=avx9: expected avx2 or avx512"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

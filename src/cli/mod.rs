@@ -178,6 +178,10 @@ const EXIT_ERROR: u8 = 1;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::train::threads::init(cli.command.threads().or(cli.threads));
+    if let Err(e) = crate::train::cpu::family::check_env() {
+        note!("error: {e:#}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let result = match cli.command {
         Command::Train(args) => train::train(args),
         Command::Eval(args) => train::eval(args),

@@ -71,7 +71,7 @@ pub fn train_pack(
             trial.run,
             trial.objective,
             &device_name(device),
-            "packed",
+            &crate::train::trainer::engine_label("packed", trial.config.blas, device),
             threads::get(),
         ) {
             Ok(ledger) => members.push(Member {

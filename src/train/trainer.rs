@@ -159,10 +159,11 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> anyhow::Result<TrialSummary> {
     let engine_kind = engine::resolve(config.engine, ctx.device)?;
-    let mut engine_name = format!("{engine_kind:?}").to_lowercase();
-    if config.blas != Blas::Sweep {
-        engine_name += &format!(" (blas {})", config.blas.name());
-    }
+    let engine_name = engine_label(
+        &format!("{engine_kind:?}").to_lowercase(),
+        config.blas,
+        ctx.device,
+    );
     let mut ledger = RunLedger::open(
         config,
         ctx.run,
@@ -175,6 +176,20 @@ pub fn train(
     let summary = ledger.finish(&result)?;
     observer.finished(&summary);
     result.map(|()| summary)
+}
+
+/// The engine as a run's summary records it, with what computed its products on the CPU: the
+/// vendor BLAS (`fused (blas mkl)`), or the family of sweep's own kernels (`fused (avx512
+/// kernels)`), since two kernel families compute different bits. On a GPU, the engine alone.
+pub(crate) fn engine_label(engine: &str, blas: Blas, device: &Device) -> String {
+    match (blas, device.is_cpu()) {
+        (_, false) => engine.to_string(),
+        (Blas::Sweep, true) => format!(
+            "{engine} ({} kernels)",
+            crate::train::cpu::family::current().name()
+        ),
+        (blas, true) => format!("{engine} (blas {})", blas.name()),
+    }
 }
 
 /// How often a running trial looks for the orchestrator's requests in its directory.

@@ -9,20 +9,13 @@ use rayon::prelude::*;
 
 use crate::train::config::Blas;
 use crate::train::cpu::cblas::Cblas;
+use crate::train::cpu::family::{self, KernelFamily};
 use crate::train::threads;
 
 /// A BatchNorm's numerical constants (PyTorch's defaults).
 pub const BN_EPS: f32 = 1e-5;
 /// Weight of the new batch statistic in the running average.
 pub const BN_MOMENTUM: f32 = 0.1;
-
-/// The gemm crate's parallelism for the configured thread count.
-fn parallelism() -> gemm::Parallelism {
-    match threads::get() {
-        1 => gemm::Parallelism::None,
-        n => gemm::Parallelism::Rayon(n),
-    }
-}
 
 /// A read-only matrix operand: its data and the strides between rows and between columns.
 #[derive(Clone, Copy)]
@@ -68,8 +61,8 @@ impl<'a> Operand<'a> {
 /// Who computes the training step's matrix products.
 #[derive(Clone, Copy, Default)]
 pub enum Products {
-    /// sweep's own kernels (the gemm crate): the same bits at any thread count and, so far
-    /// measured, on any x86-64 machine.
+    /// sweep's own kernels (the gemm crate, AVX-512 or AVX2: [`family`]): the same bits at
+    /// any thread count.
     #[default]
     Sweep,
     /// A vendor BLAS loaded at run time (a trial config's `blas` key), at sweep's thread count.
@@ -146,29 +139,124 @@ fn product(
         blas.sgemm(dst, decay, lhs.data, a_t, rhs.data, b_t, m, n, k);
         return;
     }
-    // SAFETY: the assert keeps every element gemm addresses through these strides in bounds.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            decay != 0.0,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            decay,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
+    sweep_product(dst, decay, lhs, rhs, m, n, k);
+}
+
+/// [`product`] by sweep's own kernels, of the family [`family::current`] chose, on the
+/// configured threads.
+fn sweep_product(
+    dst: &mut [f32],
+    decay: f32,
+    lhs: Operand,
+    rhs: Operand,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    let threads = threads::get();
+    let blocks = column_blocks(m, n, threads);
+    if blocks.len() == 1 || !split_by_sweep() {
+        // SAFETY: `product`'s assert keeps every element addressed in bounds.
+        unsafe { gemm_call(dst.as_mut_ptr(), n, decay, lhs, rhs, (m, n, k), threads) };
+        return;
+    }
+    // One single-threaded call per block of output columns: each output element is still one
+    // kernel's chain over k, so the bits are those of one thread.
+    let out = SendPtr(dst.as_mut_ptr());
+    blocks.par_iter().for_each(|&(j0, width)| {
+        let out = &out;
+        let rhs = Operand {
+            data: &rhs.data[j0 * rhs.col_stride..],
+            ..rhs
+        };
+        // SAFETY: blocks are disjoint column ranges of `dst`, each inside it (j0 + width <= n),
+        // and `product`'s assert bounds every operand element the block reads.
+        unsafe { gemm_call(out.0.add(j0), n, decay, lhs, rhs, (m, width, k), 1) };
+    });
+}
+
+/// A raw output pointer shared by the threads that write disjoint blocks through it.
+struct SendPtr(*mut f32);
+// SAFETY: each thread writes its own disjoint columns.
+unsafe impl Sync for SendPtr {}
+
+/// Whether sweep splits a product over threads itself, or leaves it to the gemm crate:
+/// `SWEEP_GEMM_SPLIT=sweep` or `gemm` when set, else sweep for the AVX-512 kernels and the
+/// crate for the others. Measured on the AMD EPYC (docs/benchmarks.md): with the AVX-512
+/// kernels sweep's split took the fused step from 15.7-18.1 to 13.2-14.5 ms at 2 threads; with
+/// the AVX2 kernels the crate's split was as fast or faster (11.4 against 11.8-13.0 ms).
+fn split_by_sweep() -> bool {
+    static SPLIT: OnceLock<bool> = OnceLock::new();
+    *SPLIT.get_or_init(|| match std::env::var("SWEEP_GEMM_SPLIT").as_deref() {
+        Ok("sweep") => true,
+        Ok("gemm") => false,
+        _ => family::current() == KernelFamily::Avx512,
+    })
+}
+
+/// The output columns of an `[m x n]` product split into one block per thread, each a multiple
+/// of 64 columns wide but the last; a single block when the product is too small to split
+/// (the gemm crate takes other paths for small outputs, which would change the bits).
+fn column_blocks(m: usize, n: usize, threads: usize) -> Vec<(usize, usize)> {
+    const ALIGN: usize = 64;
+    if threads < 2 || m < 16 || n < 2 * ALIGN {
+        return vec![(0, n)];
+    }
+    let per = n.div_ceil(threads).div_ceil(ALIGN) * ALIGN;
+    (0..n)
+        .step_by(per)
+        .map(|j0| (j0, per.min(n - j0)))
+        .collect()
+}
+
+/// One gemm call of the current family: `dst [m x n] (row stride dst_rs) = decay · dst + lhs ·
+/// rhs`, on `threads` threads of the crate's own split.
+///
+/// # Safety
+/// Every element addressed through `dst`, `dst_rs` and the operands' strides must be in bounds.
+unsafe fn gemm_call(
+    dst: *mut f32,
+    dst_rs: usize,
+    decay: f32,
+    lhs: Operand,
+    rhs: Operand,
+    (m, n, k): (usize, usize, usize),
+    threads: usize,
+) {
+    macro_rules! call {
+        ($krate:ident) => {
+            // SAFETY: the caller's contract.
+            unsafe {
+                $krate::gemm(
+                    m,
+                    n,
+                    k,
+                    dst,
+                    1,
+                    dst_rs as isize,
+                    decay != 0.0,
+                    lhs.data.as_ptr(),
+                    lhs.col_stride as isize,
+                    lhs.row_stride as isize,
+                    rhs.data.as_ptr(),
+                    rhs.col_stride as isize,
+                    rhs.row_stride as isize,
+                    decay,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    match threads {
+                        1 => $krate::Parallelism::None,
+                        t => $krate::Parallelism::Rayon(t),
+                    },
+                )
+            }
+        };
+    }
+    match family::current() {
+        KernelFamily::Avx512 => call!(gemm),
+        KernelFamily::Avx2 | KernelFamily::Portable => call!(gemm_avx2),
     }
 }
 

@@ -2,5 +2,6 @@
 //! plain f32 slices, and borrowing the buffers behind candle's CPU tensors.
 
 pub mod cblas;
+pub mod family;
 pub mod kernels;
 pub mod storage;

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 
-use anyhow::Context;
 
 use super::data::ReportData;
 
@@ -29,13 +28,17 @@ window.addEventListener("load", function () { setTimeout(function () {
   box.textContent = "This page could not be drawn:\n" + window.reportErrors.join("\n");
 }, 0); });"#;
 
-/// Plotly.js, unpacked.
-fn plotly_js() -> anyhow::Result<String> {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(PLOTLY_GZ)
-        .read_to_string(&mut text)
-        .context("unpacking the embedded Plotly.js")?;
-    Ok(text)
+/// Plotly.js, unpacked once per process (a live report is rendered again and again).
+fn plotly_js() -> anyhow::Result<&'static str> {
+    static PLOTLY: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let unpacked = PLOTLY.get_or_init(|| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(PLOTLY_GZ)
+            .read_to_string(&mut text)
+            .map(|_| text)
+            .map_err(|e| format!("unpacking the embedded Plotly.js: {e}"))
+    });
+    unpacked.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// JSON that is safe inside a `<script>` element: `<` only occurs inside strings, where

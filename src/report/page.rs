@@ -4,7 +4,6 @@
 
 use std::io::Read;
 
-
 use super::data::ReportData;
 
 /// Plotly.js 3.0.1 (MIT licence, Plotly, Inc.), gzipped: see `assets/README.md`.

@@ -63,7 +63,8 @@ pub enum Engine {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Blas {
-    /// sweep's own kernels: bit-identical results at any thread count and across machines.
+    /// sweep's own kernels (AVX-512 or AVX2 as the CPU suits): bit-identical results at any
+    /// thread count.
     #[default]
     Sweep,
     /// OpenBLAS, loaded at run time (Debian's `libopenblas0-pthread`).

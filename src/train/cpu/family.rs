@@ -78,10 +78,11 @@ impl Cpu {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::__cpuid;
-            let vendor = __cpuid(0);
+            // SAFETY: CPUID exists on every x86-64 CPU (the intrinsic is safe in newer Rust).
+            #[allow(unused_unsafe)]
+            let (vendor, eax) = unsafe { (__cpuid(0), __cpuid(1).eax) };
             let amd =
                 (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
-            let eax = __cpuid(1).eax;
             let family = ((eax >> 8) & 0xf) + ((eax >> 20) & 0xff);
             Self {
                 avx512f: std::arch::is_x86_feature_detected!("avx512f"),

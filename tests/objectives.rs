@@ -307,6 +307,17 @@ fn one_metric_with_a_constraint_ranks_feasible_trials_first_and_gp_and_tpe_searc
         status.contains("val_acc (max) subject to cost <= 0.5"),
         "{status}"
     );
+    // The report, in a real browser: the ranking with its constraint, and the leaderboard's
+    // feasibility columns.
+    if let Some(page) = render_report(&root, "") {
+        assert!(
+            page.dom
+                .contains("ranked by val_acc (max) subject to cost &lt;= 0.5"),
+            "{}",
+            page.dom
+        );
+        assert!(page.dom.contains(">feasible<") && page.dom.contains(">violation<"));
+    }
     // The adaptive methods learn the constraint too: each finds a feasible trial, and their
     // best is within a point of the best feasible value on the grid (lr 0.3).
     let grid_best: f64 = rows[1][3].parse().unwrap();

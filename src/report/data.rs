@@ -77,6 +77,8 @@ pub struct ReportData {
     pub selection_html: String,
     /// Several objectives: the front, each trial's values and the hypervolume history.
     pub pareto: Option<ParetoData>,
+    /// With one objective: the constraints a feasible trial meets, as written.
+    pub constraints: Vec<String>,
 }
 
 /// A running sweep's progress.
@@ -502,6 +504,7 @@ pub fn build(inputs: Inputs<'_>) -> ReportData {
         }),
         selection_html,
         pareto: pareto_data(board),
+        constraints: board.constraints.iter().map(ToString::to_string).collect(),
     }
 }
 

@@ -160,7 +160,8 @@
     var counts = Object.keys(D.counts).map(function (k) { return D.counts[k] + " " + k; }).join(", ");
     var ranking = D.pareto ? "ranked by the Pareto front of " + D.pareto.objectives.map(function (o) { return o[0] + " (" + o[1] + ")"; }).join(", ") +
       (D.pareto.constraints.length ? " subject to " + D.pareto.constraints.join(" and ") : "") + "; best/ by " + D.pareto.rule
-      : "ranked by " + D.metric + " (" + D.mode + ")";
+      : "ranked by " + D.metric + " (" + D.mode + ")" +
+        (D.constraints.length ? " subject to " + D.constraints.join(" and ") : "");
     var bits = [D.trials.length + " trials (" + counts + ")", ranking];
     if (D.sampler) bits.push("sampler " + D.sampler);
     else if (D.method) bits.push(D.method + " search" + (D.method === "tpe" ? ", " + D.startup + " random start-up trials" : ""));

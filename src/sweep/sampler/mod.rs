@@ -423,7 +423,10 @@ impl Adaptive {
             .collect();
         gp::Observed {
             values: gp_values(scored),
-            feasible: trials.iter().map(|t| self.violation(t) <= 0.0).collect(),
+            feasible: trials
+                .iter()
+                .map(|t| self.constraints.is_empty() || self.violation(t) <= 0.0)
+                .collect(),
             excess,
         }
     }

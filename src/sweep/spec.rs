@@ -119,7 +119,8 @@ enum Base {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchFile {
-    method: Method,
+    #[serde(default)]
+    method: Option<Method>,
     #[serde(default)]
     samples: Option<usize>,
     #[serde(default)]
@@ -130,6 +131,24 @@ struct SearchFile {
     params: toml::Table,
     #[serde(default)]
     trials: Vec<toml::Table>,
+}
+
+impl SearchFile {
+    /// The method the spec names, or when it names none, the one its search implies:
+    /// `[[search.trials]]` are a list, distributions or `samples` an adaptive search (`auto`,
+    /// which picks GP or TPE), plain lists of values a grid.
+    fn method(&self) -> Method {
+        if let Some(m) = self.method {
+            return m;
+        }
+        if !self.trials.is_empty() {
+            Method::List
+        } else if self.samples.is_some() || self.params.values().any(toml::Value::is_table) {
+            Method::Auto
+        } else {
+            Method::Grid
+        }
+    }
 }
 
 /// Where the base TrialConfig comes from.
@@ -451,7 +470,7 @@ impl SweepSpec {
             repeats: file.repeats,
             source,
             program,
-            method: s.method,
+            method: s.method(),
             samples,
             startup,
             search_seed: s.seed,
@@ -537,8 +556,8 @@ impl SearchFacts {
         }
         Ok(Self {
             description: file.description,
-            method: Some(s.method),
-            startup: if s.method.adaptive() { startup } else { 0 },
+            method: Some(s.method()),
+            startup: if s.method().adaptive() { startup } else { 0 },
             space: s
                 .params
                 .iter()
@@ -719,7 +738,7 @@ fn single_objective_constraints(
     errors: &mut Vec<KeyError>,
 ) -> Vec<Bound> {
     if file.objectives.is_some() {
-        if file.search.method == Method::Gp {
+        if file.search.method() == Method::Gp {
             errors.push(at(
                 "search.method",
                 "gp models one objective (multi-objective GP, log EHVI, is not built yet); with \
@@ -891,7 +910,7 @@ fn budget(
     at: &dyn Fn(&str, String) -> KeyError,
     errors: &mut Vec<KeyError>,
 ) -> (usize, usize) {
-    let samples = match (s.method, s.samples) {
+    let samples = match (s.method(), s.samples) {
         (m, Some(n)) if m.draws() && n > 0 => n,
         (m, _) if m.draws() => {
             errors.push(at(
@@ -909,7 +928,7 @@ fn budget(
         }
         (_, None) => 0,
     };
-    let startup = match (s.method, s.startup) {
+    let startup = match (s.method(), s.startup) {
         (m, Some(k)) if m.adaptive() && k > samples && samples > 0 => {
             errors.push(at(
                 "search.startup",
@@ -929,12 +948,12 @@ fn budget(
         }
         (_, None) => 0,
     };
-    if s.method.adaptive() && repeats > 1 {
+    if s.method().adaptive() && repeats > 1 {
         errors.push(at(
             "repeats",
             format!(
                 "{} asks for one trial at a time and does not repeat seeds; use repeats with grid, random or list",
-                s.method.name()
+                s.method().name()
             ),
         ));
     }
@@ -950,12 +969,12 @@ fn search_axes(
 ) -> Vec<Axis> {
     let mut axes = Vec::new();
     for (name, value) in &s.params {
-        match Axis::parse(name, value, s.method) {
+        match Axis::parse(name, value, s.method()) {
             Ok(a) => axes.push(a),
             Err((path, msg)) => errors.push(source.error_at(&path, msg)),
         }
     }
-    match s.method {
+    match s.method() {
         Method::List if !s.params.is_empty() => {
             errors.push(at(
                 "search.params",

@@ -113,3 +113,42 @@ fn a_saved_specs_search_reads_without_its_base_file() {
         "{err}"
     );
 }
+
+#[test]
+fn without_a_method_the_search_implies_one_and_auto_is_the_adaptive_default() {
+    let method = |search: &str| spec(&format!("name = \"x\"\n{BASE}{search}")).method;
+    assert_eq!(
+        method(
+            "[search]\nsamples = 20\n[search.params]\n\"optimizer.lr\" = { log_uniform = [0.001, 0.3] }\n"
+        ),
+        Method::Auto
+    );
+    assert_eq!(
+        method("[search]\nsamples = 8\n[search.params]\n\"optimizer.lr\" = [0.01, 0.1]\n"),
+        Method::Auto,
+        "samples ask for draws: the lists are choices"
+    );
+    assert_eq!(
+        method("[search]\n[search.params]\n\"optimizer.lr\" = [0.01, 0.1]\n"),
+        Method::Grid
+    );
+    assert_eq!(
+        method("[search]\n[[search.trials]]\n\"optimizer.lr\" = 0.5\n"),
+        Method::List
+    );
+    // A distribution without a budget says what is missing.
+    let err = SweepSpec::from_source(
+        SourceFile::parse(
+            Path::new("s.toml"),
+            format!(
+                "name = \"x\"\n{BASE}[search]\n[search.params]\n\"optimizer.lr\" = {{ log_uniform = [0.001, 0.3] }}\n"
+            ),
+        )
+        .unwrap(),
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("auto search needs samples = N"),
+        "{err:#}"
+    );
+}

@@ -154,14 +154,25 @@ fn sweep_product(
     k: usize,
 ) {
     let threads = threads::get();
-    let blocks = column_blocks(m, n, threads);
+    let blocks = column_blocks(m, n, k, threads);
     if blocks.len() == 1 || !split_by_sweep() {
         // SAFETY: `product`'s assert keeps every element addressed in bounds.
         unsafe { gemm_call(dst.as_mut_ptr(), n, decay, lhs, rhs, (m, n, k), threads) };
         return;
     }
-    // One single-threaded call per block of output columns: each output element is still one
-    // kernel's chain over k, so the bits are those of one thread.
+    product_in_blocks(dst, decay, lhs, rhs, (m, n, k), &blocks);
+}
+
+/// [`product`] as one single-threaded call per block of output columns, in parallel: each
+/// output element is still one kernel's chain over k, so the bits are those of one thread.
+fn product_in_blocks(
+    dst: &mut [f32],
+    decay: f32,
+    lhs: Operand,
+    rhs: Operand,
+    (m, n, k): (usize, usize, usize),
+    blocks: &[(usize, usize)],
+) {
     let out = SendPtr(dst.as_mut_ptr());
     blocks.par_iter().for_each(|&(j0, width)| {
         let out = &out;
@@ -194,18 +205,24 @@ fn split_by_sweep() -> bool {
     })
 }
 
-/// The output columns of an `[m x n]` product split into one block per thread, each a multiple
-/// of 64 columns wide but the last; a single block when the product is too small to split
-/// (the gemm crate takes other paths for small outputs, which would change the bits).
-fn column_blocks(m: usize, n: usize, threads: usize) -> Vec<(usize, usize)> {
+/// The output columns of an `[m x n]` product (inner dimension `k`) split into one block per
+/// thread, each a multiple of 64 columns and at least 128 wide (the last takes the rest); a
+/// single block when the product is too small to split. Blocks stay off the crate's paths for
+/// small or thin outputs (at most 64 x 64, at most 256 elements, one row or column, k <= 2),
+/// which block the inner dimension differently and would change the bits.
+fn column_blocks(m: usize, n: usize, k: usize, threads: usize) -> Vec<(usize, usize)> {
     const ALIGN: usize = 64;
-    if threads < 2 || m < 16 || n < 2 * ALIGN {
+    const MIN_WIDTH: usize = 2 * ALIGN;
+    let count = threads.min(n / MIN_WIDTH);
+    if count < 2 || m < 16 || k <= 2 {
         return vec![(0, n)];
     }
-    let per = n.div_ceil(threads).div_ceil(ALIGN) * ALIGN;
-    (0..n)
-        .step_by(per)
-        .map(|j0| (j0, per.min(n - j0)))
+    let per = n / count / ALIGN * ALIGN;
+    (0..count)
+        .map(|b| {
+            let j0 = b * per;
+            (j0, if b + 1 == count { n - j0 } else { per })
+        })
         .collect()
 }
 
@@ -504,6 +521,46 @@ pub fn sgd_finish(p: &mut [f32], m: &mut [f32], lr: f32, weight_decay: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn products_split_into_column_blocks_give_the_bits_of_one_call() {
+        // Shapes of the study's products and small batches, whose blocks must not fall into
+        // the crate's small-output path (which blocks k differently: two 64-wide blocks of the
+        // 32 x 128 x 784 product gave other bits when this was written).
+        for &(m, n, k) in &[
+            (100, 1024, 784),
+            (32, 256, 784),
+            (64, 300, 1024),
+            (16, 256, 100),
+            (100, 784, 1024),
+            (32, 128, 784),
+        ] {
+            let fill = |len: usize, seed: usize| -> Vec<f32> {
+                (0..len)
+                    .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0) - 1.0)
+                    .collect()
+            };
+            let (a, b) = (fill(m * k, 1), fill(n * k, 2));
+            let (lhs, rhs) = (Operand::rows(&a, k), Operand::transposed(&b, k));
+            let mut one = fill(m * n, 3);
+            let before = one.clone();
+            // SAFETY: the buffers hold [m x k], [n x k] and [m x n].
+            unsafe { gemm_call(one.as_mut_ptr(), n, 0.5, lhs, rhs, (m, n, k), 1) };
+            for threads in [2, 3] {
+                let blocks = column_blocks(m, n, k, threads);
+                assert!(blocks.iter().all(|&(_, w)| w >= 128), "{blocks:?}");
+                assert_eq!(blocks.iter().map(|b| b.1).sum::<usize>(), n);
+                let mut out = before.clone();
+                product_in_blocks(&mut out, 0.5, lhs, rhs, (m, n, k), &blocks);
+                assert!(
+                    out.iter()
+                        .zip(&one)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}x{n}x{k} in {blocks:?}"
+                );
+            }
+        }
+    }
 
     fn naive_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         let mut out = vec![0.0; m * n];

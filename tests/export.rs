@@ -144,17 +144,14 @@ print(json.dumps({"directions": [d.name for d in study.directions],
                   "front": sorted(t.user_attrs["sweep_trial"] for t in study.best_trials)}))
 "#;
 
-#[test]
-fn optuna_reads_several_objectives_and_finds_the_same_front() {
-    let Some(python) = optuna_python() else {
-        return;
-    };
-    let dir = scratch("export-mo");
-    let spec = dir.join("mo.toml");
+/// A grid sweep of fake_train.py over `lrs`, reporting cost = 0.1 / lr, ranked as `header`
+/// (the spec's lines before [command]) says, run and exported for Optuna; its directory.
+fn exported_fake_train_sweep(dir: &Path, name: &str, header: &str, lrs: &str) -> PathBuf {
+    let spec = dir.join(format!("{name}.toml"));
     std::fs::write(
         &spec,
         format!(
-            "name = \"mo\"\nobjectives = [{{ metric = \"val_acc\", mode = \"max\" }}, {{ metric = \"cost\", mode = \"min\" }}]\nconstraints = [\"cost <= 5\"]\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.001, 0.01, 0.1, 0.3, 1.0]\n",
+            "name = \"{name}\"\n{header}\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [{lrs}]\n",
             root().join("tests/programs/fake_train.py").display()
         ),
     )
@@ -162,7 +159,7 @@ fn optuna_reads_several_objectives_and_finds_the_same_front() {
     let results = dir.join("results");
     let o = run_sweep(&spec, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    let root = results.join("mo");
+    let root = results.join(name);
     let o = run(sweep(&[
         "export",
         root.to_str().unwrap(),
@@ -170,6 +167,20 @@ fn optuna_reads_several_objectives_and_finds_the_same_front() {
         "optuna",
     ]));
     assert!(o.status.success(), "{}", text(&o));
+    root
+}
+
+#[test]
+fn optuna_reads_several_objectives_and_finds_the_same_front() {
+    let Some(python) = optuna_python() else {
+        return;
+    };
+    let root = exported_fake_train_sweep(
+        &scratch("export-mo"),
+        "mo",
+        "objectives = [{ metric = \"val_acc\", mode = \"max\" }, { metric = \"cost\", mode = \"min\" }]\nconstraints = [\"cost <= 5\"]",
+        "0.001, 0.01, 0.1, 0.3, 1.0",
+    );
     let o = std::process::Command::new(&python)
         .args([
             "-c",
@@ -243,27 +254,12 @@ fn optuna_picks_the_same_best_feasible_trial_of_a_constrained_single_metric_swee
     let Some(python) = optuna_python() else {
         return;
     };
-    let dir = scratch("export-constrained");
-    let spec = dir.join("c.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            "name = \"c\"\nmetric = \"val_acc\"\nconstraints = [\"cost <= 0.5\"]\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n[search]\nmethod = \"grid\"\n[search.params]\nlr = [0.01, 0.1, 0.3, 1.0]\n",
-            root().join("tests/programs/fake_train.py").display()
-        ),
-    )
-    .unwrap();
-    let results = dir.join("results");
-    let o = run_sweep(&spec, &results, &[]);
-    assert!(o.status.success(), "{}", text(&o));
-    let root = results.join("c");
-    let o = run(sweep(&[
-        "export",
-        root.to_str().unwrap(),
-        "--format",
-        "optuna",
-    ]));
-    assert!(o.status.success(), "{}", text(&o));
+    let root = exported_fake_train_sweep(
+        &scratch("export-constrained"),
+        "c",
+        "metric = \"val_acc\"\nconstraints = [\"cost <= 0.5\"]",
+        "0.01, 0.1, 0.3, 1.0",
+    );
     let study = load(&python, &root.join("optuna-journal.log"), "c");
     let best = std::fs::read_to_string(root.join("best/trial.txt")).unwrap();
     // lr 0.1 has the best val_acc but costs 1: Optuna, like sweep, passes over it.

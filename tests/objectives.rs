@@ -9,8 +9,17 @@ use common::*;
 
 /// A command sweep of fake_train.py trading val_acc (peaks at lr 0.1) against cost (0.1 / lr).
 fn two_objective_spec(dir: &Path, name: &str, extra: &str, search: &str) -> PathBuf {
+    let ranking = format!(
+        "objectives = [{{ metric = \"val_acc\", mode = \"max\" }}, {{ metric = \"cost\", mode = \"min\" }}]\n{extra}"
+    );
+    cost_spec(dir, name, &ranking, search)
+}
+
+/// A command sweep of fake_train.py reporting val_acc and cost = 0.1 / lr, ranked as `ranking`
+/// (the spec's lines before [command]) says.
+fn cost_spec(dir: &Path, name: &str, ranking: &str, search: &str) -> PathBuf {
     let text = format!(
-        "name = \"{name}\"\nobjectives = [{{ metric = \"val_acc\", mode = \"max\" }}, {{ metric = \"cost\", mode = \"min\" }}]\n{extra}\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\", \"--sleep\", \"0.05\"]\n{search}\n",
+        "name = \"{name}\"\n{ranking}\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\", \"--sleep\", \"0.05\"]\n{search}\n",
         root().join("tests/programs/fake_train.py").display()
     );
     let path = dir.join(format!("{name}.toml"));
@@ -260,13 +269,12 @@ fn a_metric_no_trial_reports_in_a_later_objective_a_constraint_or_select_fails_t
 fn one_metric_with_a_constraint_ranks_feasible_trials_first_and_gp_and_tpe_search_within_it() {
     let dir = scratch("constrained");
     let spec = |name: &str, search: &str| {
-        let text = format!(
-            "name = \"{name}\"\nmetric = \"val_acc\"\nconstraints = [\"cost <= 0.5\"]\n[command]\nrun = [\"python3\", \"{}\", \"--lr\", \"{{lr}}\", \"--epochs\", \"2\", \"--cost\", \"1\"]\n{search}\n",
-            root().join("tests/programs/fake_train.py").display()
-        );
-        let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        path
+        cost_spec(
+            &dir,
+            name,
+            "metric = \"val_acc\"\nconstraints = [\"cost <= 0.5\"]",
+            search,
+        )
     };
     // cost = 0.1 / lr: only lr 0.3 and 1.0 meet it; val_acc peaks at lr 0.1.
     let s = spec(
